@@ -1,0 +1,152 @@
+"""Row types written to and read from DuckDB.
+
+Plain dataclasses, so tasks can build rows without importing duckdb. Field names are
+the column names in storage/schema.sql.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class Row:
+    table: ClassVar[str] = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclass
+class RunRow(Row):
+    table: ClassVar[str] = "runs"
+    run_id: str
+    name: str
+    strategy: str
+    problem_set: str | None
+    model: str | None
+    config: str  # JSON
+    config_hash: str
+    code_version: str
+    status: str
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+@dataclass
+class ProblemRow(Row):
+    table: ClassVar[str] = "problems"
+    problem_id: str
+    source: str | None
+    source_id: str | None
+    split: str | None
+    kind: str
+    statement: str | None
+    formal_statement: str | None
+    header: str | None
+    reference_answer: str | None
+    metadata: str | None  # JSON
+
+
+@dataclass
+class RunProblemRow(Row):
+    table: ClassVar[str] = "run_problems"
+    run_id: str
+    problem_id: str
+    position: int
+
+
+@dataclass
+class CallRow(Row):
+    table: ClassVar[str] = "calls"
+    call_id: str
+    run_id: str | None
+    problem_id: str | None
+    stage: str | None
+    endpoint: str
+    model: str
+    n: int
+    seed: int | None
+    attempt: int
+    status: str
+    error: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float
+    cost: float | None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class SampleRow(Row):
+    table: ClassVar[str] = "samples"
+    sample_id: str
+    run_id: str
+    problem_id: str
+    stage: str
+    parent_id: str | None
+    idx: int
+    round: int
+    call_id: str | None
+    model: str | None
+    endpoint: str | None
+    params: str | None  # JSON
+    seed: int | None
+    prompt: str | None
+    completion: str | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tokens_exact: bool
+    latency_s: float | None
+    cost: float | None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class VerdictRow(Row):
+    table: ClassVar[str] = "verdicts"
+    sample_id: str
+    verifier: str
+    verifier_version: str
+    run_id: str
+    problem_id: str
+    outcome: str
+    reason: str | None
+    answer: str | None
+    feedback: str | None
+    details: str | None  # JSON
+    duration_s: float
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class ResultRow(Row):
+    table: ClassVar[str] = "results"
+    run_id: str
+    problem_id: str
+    selection: str
+    selected_answer: str | None
+    selected_sample_id: str | None
+    correct: bool | None
+    solved: bool
+    n_samples: int
+    n_passed: int
+    created_at: datetime = field(default_factory=utcnow)
+
+
+# Write order inside one flush: a verdict or result never lands without its sample.
+WRITE_ORDER: tuple[type[Row], ...] = (
+    RunRow, ProblemRow, RunProblemRow, CallRow, SampleRow, VerdictRow, ResultRow,
+)

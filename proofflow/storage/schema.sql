@@ -1,0 +1,117 @@
+-- proofflow's DuckDB schema. Every statement is idempotent; storage/db.py runs this file
+-- on open and records SCHEMA_VERSION. Columns are documented in docs/storage.md.
+
+CREATE TABLE IF NOT EXISTS schema_info (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL UNIQUE,
+    strategy VARCHAR NOT NULL,
+    problem_set VARCHAR,
+    model VARCHAR,
+    config JSON,
+    config_hash VARCHAR,
+    code_version VARCHAR,
+    status VARCHAR,             -- running | completed | failed
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS problems (
+    problem_id VARCHAR PRIMARY KEY,  -- content hash (keys.problem_id)
+    source VARCHAR,                  -- the file it was loaded from
+    source_id VARCHAR,               -- the id it has in that file (or its line number)
+    split VARCHAR,
+    kind VARCHAR NOT NULL,           -- answer | formal
+    statement VARCHAR,
+    formal_statement VARCHAR,
+    header VARCHAR,
+    reference_answer VARCHAR,
+    metadata JSON
+);
+
+-- Which problems a run covers, in order.
+CREATE TABLE IF NOT EXISTS run_problems (
+    run_id VARCHAR NOT NULL,
+    problem_id VARCHAR NOT NULL,
+    position INTEGER,
+    PRIMARY KEY (run_id, problem_id)
+);
+
+-- Every request sent to a model server, including ones that failed or were retried.
+CREATE TABLE IF NOT EXISTS calls (
+    call_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR,
+    problem_id VARCHAR,
+    stage VARCHAR,
+    endpoint VARCHAR,
+    model VARCHAR,
+    n INTEGER,
+    seed BIGINT,
+    attempt INTEGER,
+    status VARCHAR,              -- ok | error
+    error VARCHAR,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    latency_s DOUBLE,
+    cost DOUBLE,
+    created_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS samples (
+    sample_id VARCHAR PRIMARY KEY,   -- keys.sample_id(run, problem, stage, parent, idx)
+    run_id VARCHAR NOT NULL,
+    problem_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,          -- generate | repair | draft | sketch | prove | ...
+    parent_id VARCHAR,
+    idx INTEGER NOT NULL,
+    round INTEGER NOT NULL,          -- 0 for generate, r for the r-th repair round
+    call_id VARCHAR,
+    model VARCHAR,
+    endpoint VARCHAR,
+    params JSON,                     -- sampling parameters as sent
+    seed BIGINT,
+    prompt VARCHAR,
+    completion VARCHAR,
+    finish_reason VARCHAR,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    tokens_exact BOOLEAN,            -- false when per-sample tokens were apportioned from a batched call
+    latency_s DOUBLE,
+    cost DOUBLE,                     -- NULL when no price is configured
+    created_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS verdicts (
+    sample_id VARCHAR NOT NULL,
+    verifier VARCHAR NOT NULL,
+    verifier_version VARCHAR,
+    run_id VARCHAR,
+    problem_id VARCHAR,
+    outcome VARCHAR NOT NULL,        -- pass | fail | error | timeout
+    reason VARCHAR,
+    answer VARCHAR,
+    feedback VARCHAR,
+    details JSON,
+    duration_s DOUBLE,
+    created_at TIMESTAMP,
+    PRIMARY KEY (sample_id, verifier)
+);
+
+-- The selected answer per (run, problem): written last, so its presence means "done".
+CREATE TABLE IF NOT EXISTS results (
+    run_id VARCHAR NOT NULL,
+    problem_id VARCHAR NOT NULL,
+    selection VARCHAR,               -- majority | first_verified | ...
+    selected_answer VARCHAR,
+    selected_sample_id VARCHAR,
+    correct BOOLEAN,                 -- the selected answer checked against the reference
+    solved BOOLEAN,                  -- any sample of the problem passed
+    n_samples INTEGER,
+    n_passed INTEGER,
+    created_at TIMESTAMP,
+    PRIMARY KEY (run_id, problem_id)
+);
