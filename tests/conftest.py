@@ -4,6 +4,10 @@ from __future__ import annotations
 
 # --- local vLLM server (session) ---
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proofflow.llm.instant_server import InstantServer
 
 import pytest
 
@@ -26,3 +30,41 @@ def vllm_server() -> Iterator[_local_server.ServerStatus]:
     yield st
     if not was_running:
         _local_server.stop(config=cfg)
+
+
+# --- Prefect test harness and the stand-in server (session) ---
+import os
+from pathlib import Path
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A real temporary Prefect server (about 13 s to start), once per session.
+
+    Yields its API URL so subprocesses (the CLI under test) can report to it too.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture()
+def instant_server() -> Iterator["InstantServer"]:
+    """STAND-IN OpenAI-compatible server (answers at once; fault injection)."""
+    from proofflow.llm.instant_server import InstantServer
+
+    with InstantServer() as srv:
+        yield srv
+
+
+@pytest.fixture()
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"../shared/data not found at {SHARED_DATA}: tests read the benchmark files from there")
+    return SHARED_DATA

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -201,10 +201,13 @@ class Store:
                 [run_id],
             )
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
-        """Run the caller's own SQL read-only; returns (column names, rows)."""
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> tuple[list[str], list[tuple]]:
+        """Run SQL read-only (positional `?` or named `$name` parameters);
+        returns (column names, rows)."""
         with self.connect(read_only=True) as con:
-            cur = con.execute(sql, list(params))
+            cur = con.execute(sql, dict(params) if isinstance(params, Mapping) else list(params))
             cols = [d[0] for d in cur.description] if cur.description else []
             return cols, cur.fetchall()
 
@@ -333,6 +336,8 @@ class BatchWriter:
                 self.store.write(rows)
                 self.rows_written += len(rows)
                 self.flushes += 1
+                # Failed rows are requeued in front, so a success wrote them too.
+                self._error = None
             except BaseException as exc:  # keep the rows: a later flush retries them
                 log.error("flush of %d rows failed: %s", len(rows), exc)
                 with self._cond:

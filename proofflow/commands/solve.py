@@ -1,0 +1,202 @@
+"""`proofflow solve | runs | show | demo`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _default_db() -> Path:
+    return Path(os.environ.get("PROOFFLOW_DB_PATH", "proofflow.duckdb"))
+
+
+def _quiet_prefect() -> None:
+    # The CLI draws its own progress bar; Prefect's per-task INFO lines would bury it.
+    # They still reach the Prefect UI.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def solve(
+    problems: Path = typer.Argument(..., help="JSONL problem file (plain, GSM8K or MATH-500 format)"),
+    model: Optional[str] = typer.Option(None, help="served model name [default: smollm2-135m-instruct]"),
+    base_url: Optional[list[str]] = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="candidates per problem [default: 4]"),
+    repair_rounds: Optional[int] = typer.Option(None, "--repair-rounds", "-r", help="repair rounds [default: 1]"),
+    max_tokens: Optional[int] = typer.Option(None, help="max completion tokens per sample [default: 512]"),
+    temperature: Optional[float] = typer.Option(None),
+    top_p: Optional[float] = typer.Option(None),
+    limit: Optional[int] = typer.Option(None, help="only the first N problems"),
+    problems_in_flight: Optional[int] = typer.Option(None, help="problems worked on at once [default: 4]"),
+    price_in: Optional[float] = typer.Option(None, help="$ per 1M prompt tokens"),
+    price_out: Optional[float] = typer.Option(None, help="$ per 1M completion tokens"),
+    gpu_hour: Optional[float] = typer.Option(None, help="$ per GPU-hour (instead of token prices)"),
+    db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
+    run: Optional[str] = typer.Option(None, "--run", help="run name; an existing run resumes [default: derived from file, model, n, r]"),
+    config: Optional[Path] = typer.Option(None, help="TOML config file (see docs/configuration.md)"),
+) -> None:
+    """Sample, verify, repair and select answers for a problem file; resumable."""
+    _quiet_prefect()
+    overrides = {
+        "endpoint.model": model, "endpoint.base_urls": base_url, "solve.samples": samples,
+        "solve.repair_rounds": repair_rounds, "sampling.max_tokens": max_tokens,
+        "sampling.temperature": temperature, "sampling.top_p": top_p, "solve.limit": limit,
+        "solve.problems_in_flight": problems_in_flight, "endpoint.price.input_per_mtok": price_in,
+        "endpoint.price.output_per_mtok": price_out, "endpoint.price.gpu_hour": gpu_hour,
+        "storage.db_path": str(db) if db else None,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    summary = _run_with_progress(problems, run, config, overrides)
+    _print_summary(summary)
+
+
+def _run_with_progress(problems: Path, run: str | None, config: Path | None, overrides: dict) -> dict:
+    from proofflow.config import load_settings
+    from proofflow.flows import progress as flow_progress
+    from proofflow.flows.solve import RunConfigMismatch, default_run_name, run_solve
+    from proofflow.llm.client import EndpointError
+    from proofflow.problems import ProblemFileError
+    from proofflow.storage.db import StorageError
+
+    try:
+        settings = load_settings(config, overrides)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    name = run or default_run_name(str(problems), settings)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("solved {task.fields[solved]}"), TimeElapsedColumn(), console=console,
+    ) as bar:
+        task_id = bar.add_task(f"run {name}", total=None, solved=0)
+
+        def on_progress(p: flow_progress.Progress) -> None:
+            bar.update(task_id, total=p.total, completed=p.done, solved=p.solved)
+
+        unsubscribe = flow_progress.subscribe(on_progress)
+        try:
+            summary = run_solve(str(problems), run_name=name,
+                                config_file=str(config) if config else None, overrides=overrides)
+        except (ProblemFileError, RunConfigMismatch, EndpointError, StorageError) as exc:
+            bar.stop()
+            console.print(f"[red]error:[/red] {exc}")
+            console.print("Everything stored before the error is kept; rerun the same command to resume.")
+            raise typer.Exit(1) from None
+        finally:
+            unsubscribe()
+    summary["run"] = name
+    summary["db"] = str(settings.storage.db_path)
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title=f"run {summary.get('run')}  ({summary.get('db')})")
+    for col in ("problems", "solved", "maj correct", "pass@1", f"pass@{summary.get('n')}",
+                "samples", "prompt tok", "completion tok", "cost $", "failed calls"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        _fmt(summary["problems"]), _fmt(summary["solved"]), _fmt(summary["majority_correct"]),
+        _fmt(summary["pass_at_1"]), _fmt(summary["pass_at_n"]), _fmt(summary["samples"]),
+        _fmt(summary["prompt_tokens"]), _fmt(summary["completion_tokens"]),
+        _fmt(summary["cost"], 6), _fmt(summary["failed_calls"]),
+    )
+    console.print(table)
+
+
+def runs(db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]")) -> None:
+    """List the runs stored in the database."""
+    from proofflow.storage.db import Store, StorageError
+
+    try:
+        rows = Store(db or _default_db()).list_runs()
+    except StorageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"runs in {db or _default_db()}")
+    for col in ("name", "strategy", "problem set", "model", "status", "started", "finished"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.name, r.strategy, r.problem_set or "", r.model or "", r.status,
+                      str(r.started_at)[:19], str(r.finished_at or "")[:19])
+    console.print(table)
+
+
+def show(
+    run: str = typer.Argument(..., help="run name or id"),
+    db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
+    problems: bool = typer.Option(True, help="also list every problem"),
+) -> None:
+    """Solved / total, pass@1, pass@N, tokens and cost of a run, per problem and in total."""
+    from proofflow.storage.db import Store, StorageError
+    from proofflow.storage.summary import per_problem, run_summary
+
+    store = Store(db or _default_db())
+    try:
+        record = store.get_run(run)
+    except StorageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if record is None:
+        console.print(f"[red]error:[/red] no run named {run!r} in {store.path}")
+        raise typer.Exit(1)
+    if problems:
+        table = Table(title=f"problems of run {record.name}")
+        for col in ("problem", "samples", "passed", "selected answer", "reference", "correct",
+                    "tokens", "cost $"):
+            table.add_column(col, overflow="fold")
+        for row in per_problem(store, record.run_id):
+            table.add_row(
+                row["source_id"], _fmt(row["samples"]), _fmt(row["passed"]),
+                _fmt(row["selected_answer"]), row["reference_answer"] or "",
+                {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(row["correct"], "pending"),
+                _fmt(row["tokens"]), _fmt(row["cost"], 6),
+            )
+        console.print(table)
+    summary = run_summary(store, record.run_id)
+    summary["run"] = record.name
+    summary["db"] = str(store.path)
+    _print_summary(summary)
+
+
+def demo(
+    port: int = typer.Option(8000, help="port of the local vLLM server"),
+    samples: int = typer.Option(4, "--samples", "-n"),
+    repair_rounds: int = typer.Option(1, "--repair-rounds", "-r"),
+    db: Path = typer.Option(Path("proofflow.duckdb")),
+) -> None:
+    """Set up and start the local vLLM server, solve the bundled examples, show results."""
+    from proofflow.llm import server
+    from proofflow.problems import example_path
+
+    _quiet_prefect()
+    status = server.ensure_running(port=port, console=console)
+    overrides = {
+        "endpoint.model": status.model, "endpoint.base_urls": [status.base_url],
+        "solve.samples": samples, "solve.repair_rounds": repair_rounds, "storage.db_path": str(db),
+    }
+    summary = _run_with_progress(example_path(), None, None, overrides)
+    show(summary["run"], db=db, problems=True)
+    console.print(f"\nStored in {db}. Try: proofflow sql \"SELECT stage, count(*), sum(completion_tokens) "
+                  "FROM samples GROUP BY stage\"")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(solve)
+    app.command()(runs)
+    app.command()(show)
+    app.command()(demo)

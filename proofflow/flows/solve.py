@@ -1,0 +1,199 @@
+"""The solve flow: generate → verify → repair (R rounds) → select, per problem.
+
+This module only orchestrates: which stage runs after which, for which problems, how
+many at once, and what is skipped because the database already has it. The stages
+themselves are in proofflow/tasks/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from proofflow import __version__
+from proofflow.config import Settings, load_settings
+from proofflow.flows.progress import Progress, publish
+from proofflow.keys import config_hash, run_id_for
+from proofflow.problems import Problem, load_problems
+from proofflow.storage.db import Store
+from proofflow.storage.records import ProblemRow, RunProblemRow, RunRow
+from proofflow.tasks.context import RunContext, WorkItem, close_runtime, open_runtime, to_json
+from proofflow.tasks.generate import generate
+from proofflow.tasks.repair import repair
+from proofflow.tasks.select import select
+from proofflow.tasks.verify import verify
+
+STRATEGY = "generate-verify-repair"
+
+
+class RunConfigMismatch(ValueError):
+    pass
+
+
+def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
+    """The settings that change what a run's samples mean. Resuming a run with other
+    values would mix incomparable samples, so it is refused."""
+    return {
+        "strategy": settings.solve.strategy,
+        "problem_file": Path(problem_file).name,
+        "model": settings.endpoint.model,
+        "api": settings.endpoint.api,
+        "sampling": settings.sampling.model_dump(),
+        "samples": settings.solve.samples,
+        "repair_rounds": settings.solve.repair_rounds,
+        "repair_after_pass": settings.solve.repair_after_pass,
+        "selection": settings.solve.selection,
+        "allow_last_number": settings.solve.allow_last_number,
+        "limit": settings.solve.limit,
+    }
+
+
+def default_run_name(problem_file: str, settings: Settings) -> str:
+    """Deterministic, so running the same command again resumes the same run."""
+    s = settings.solve
+    return f"{Path(problem_file).stem}-{settings.endpoint.model}-n{s.samples}-r{s.repair_rounds}"
+
+
+def problem_rows(problems: list[Problem], run_id: str) -> list:
+    rows: list = []
+    for position, p in enumerate(problems):
+        rows.append(ProblemRow(
+            problem_id=p.id, source=p.source, source_id=p.source_id, split=p.split, kind=p.kind,
+            statement=p.statement, formal_statement=None, header=None,
+            reference_answer=p.reference_answer, metadata=to_json(p.metadata),
+        ))
+        rows.append(RunProblemRow(run_id=run_id, problem_id=p.id, position=position))
+    return rows
+
+
+def start_run(store: Store, name: str, problem_file: str, settings: Settings) -> RunRow:
+    identity = run_identity(settings, problem_file)
+    wanted = RunRow(
+        run_id=run_id_for(name), name=name, strategy=STRATEGY, problem_set=Path(problem_file).stem,
+        model=settings.endpoint.model,
+        config=json.dumps({"identity": identity, "settings": json.loads(settings.model_dump_json())}),
+        config_hash=config_hash(identity), code_version=__version__, status="running",
+    )
+    run = store.start_run(wanted)
+    if run.config_hash != wanted.config_hash:
+        stored = json.loads(run.config).get("identity", {})
+        changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+        raise RunConfigMismatch(
+            f"run {name!r} already exists with different settings ({', '.join(changed)}); "
+            "resume it with the same settings or choose another --run name"
+        )
+    return run
+
+
+def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+@flow(
+    name="solve",
+    flow_run_name="solve · {problem_file_name}",
+    log_prints=True,
+    persist_result=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=4),
+)
+def solve_flow(
+    problem_file: str,
+    run_name: str | None = None,
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    problem_file_name: str = "",
+) -> dict[str, Any]:
+    """Run (or resume) one solve run. `problem_file_name` only names the flow run."""
+    logger = get_run_logger()
+    settings = load_settings(Path(config_file) if config_file else None, overrides)
+    problems = load_problems(problem_file, limit=settings.solve.limit)
+    name = run_name or default_run_name(problem_file, settings)
+    store = Store(settings.storage.db_path, lock_timeout_s=settings.storage.lock_timeout_s)
+    run = start_run(store, name, problem_file, settings)
+    ctx = RunContext(run_id=run.run_id, run_name=name, problem_set=Path(problem_file).stem, settings=settings)
+
+    state = store.load_run_state(run.run_id)
+    todo = [WorkItem(p, state.problem(p.id)) for p in problems if not state.done(p.id)]
+    already = len(problems) - len(todo)
+    solved = sum(1 for p in problems if state.done(p.id) and state.problems[p.id].result.solved)
+    logger.info("run %s: %d problems, %d already done, %d to do", name, len(problems), already, len(todo))
+
+    rt = open_runtime(ctx)
+    status = "failed"
+    try:
+        rt.writer.put(*problem_rows(problems, run.run_id))
+        progress_id = create_progress_artifact(
+            progress=100.0 * already / len(problems), key=_artifact_key("progress", name),
+            description=f"{name}: problems done out of {len(problems)}",
+        )
+        publish(Progress(name, already, len(problems), solved))
+        finals = []
+        # The flow's task runner (problems_in_flight workers) bounds the concurrency.
+        for chunk in chunked(todo, settings.solve.problems_per_task):
+            label = _label(ctx, chunk)
+            items = verify.submit(ctx, generate.submit(ctx, chunk, label), label)
+            for round_ in range(1, settings.solve.repair_rounds + 1):
+                items = verify.submit(ctx, repair.submit(ctx, items, round_, label), label)
+            finals.append(select.submit(ctx, items, label))
+        done = already
+        for future in as_completed(finals):
+            for result in future.result():
+                done += 1
+                solved += int(result.solved)
+                publish(Progress(name, done, len(problems), solved, result.problem_id))
+            update_progress_artifact(progress_id, 100.0 * done / len(problems))
+        status = "completed"
+    finally:
+        close_runtime(ctx)  # flushes everything queued, also when a stage failed
+        store.finish_run(run.run_id, status)
+
+    summary = _publish_summary(store, run.run_id, name)
+    return summary
+
+
+def run_solve(
+    problem_file: str, run_name: str | None = None, config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Entry point for the CLI and scripts: sizes the task runner from the settings."""
+    settings = load_settings(Path(config_file) if config_file else None, overrides)
+    load_problems(problem_file, limit=settings.solve.limit)  # fail on a bad file before Prefect starts
+    name = run_name or default_run_name(problem_file, settings)
+    configured = solve_flow.with_options(
+        task_runner=ThreadPoolTaskRunner(max_workers=settings.solve.problems_in_flight),
+        flow_run_name=f"solve · {name}",
+    )
+    return configured(problem_file=str(problem_file), run_name=name, config_file=config_file,
+                      overrides=overrides, problem_file_name=Path(problem_file).stem)
+
+
+def _label(ctx: RunContext, chunk: list[WorkItem]) -> str:
+    first = chunk[0].problem.label
+    what = first if len(chunk) == 1 else f"{first} +{len(chunk) - 1}"
+    return f"{ctx.problem_set} · {ctx.model} · {what}"
+
+
+def _artifact_key(kind: str, run_name: str) -> str:
+    # Artifact keys allow lowercase letters, digits and dashes only.
+    safe = "".join(c if c.isalnum() else "-" for c in run_name.lower()).strip("-")
+    return f"proofflow-{kind}-{safe}"[:120]
+
+
+def _publish_summary(store: Store, run_id: str, name: str) -> dict[str, Any]:
+    from proofflow.storage.summary import run_summary  # late: keeps flow import light
+
+    summary = run_summary(store, run_id)
+    create_table_artifact(
+        table=[summary], key=_artifact_key("summary", name), description=f"Summary of run {name}"
+    )
+    lines = [f"# Run `{name}`", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary.items()]
+    create_markdown_artifact(markdown="\n".join(lines), key=_artifact_key("report", name),
+                             description=f"Report of run {name}")
+    return summary

@@ -1,0 +1,271 @@
+"""The one place proofflow calls a model: OpenAI-compatible servers (vLLM's).
+
+Every HTTP attempt, successful or not, becomes a `CallRow` handed to `on_call`, so the
+database records tokens and latency of failed and retried calls too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from proofflow.config import EndpointConfig, SamplingConfig
+from proofflow.storage.records import CallRow
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class EndpointError(RuntimeError):
+    """A model call failed for good (after retries, or with a non-retryable status)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One model call: a prompt and how many samples of it to draw."""
+
+    prompt: str
+    n: int
+    seed: int
+    # Attached to the CallRow so SQL can tell which run/problem/stage paid for the call.
+    context: dict[str, Any] = field(default_factory=dict)
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str
+    finish_reason: str | None
+    completion_tokens: int
+    tokens_exact: bool  # False when apportioned from the request's total
+
+
+@dataclass(frozen=True)
+class Response:
+    call_id: str
+    endpoint: str
+    model: str
+    seed: int
+    choices: list[Choice]
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    cost: float | None
+
+
+class ModelClient:
+    """Calls one model across its replicas, bounded, with retries and accounting."""
+
+    def __init__(
+        self,
+        endpoint: EndpointConfig,
+        sampling: SamplingConfig,
+        on_call: Callable[[CallRow], None] | None = None,
+    ):
+        self.endpoint = endpoint
+        self.sampling = sampling
+        self.on_call = on_call or (lambda row: None)
+        self._clients = {
+            url: openai.OpenAI(
+                base_url=url, api_key=endpoint.api_key, timeout=endpoint.timeout_s, max_retries=0
+            )
+            for url in endpoint.base_urls
+        }
+        self._slots = {url: threading.BoundedSemaphore(endpoint.max_concurrency) for url in endpoint.base_urls}
+        self._in_flight = {url: 0 for url in endpoint.base_urls}
+        self._pick_lock = threading.Lock()
+        self._round_robin = itertools.count()
+        self._pool = ThreadPoolExecutor(
+            max_workers=endpoint.max_concurrency * len(endpoint.base_urls),
+            thread_name_prefix="proofflow-llm",
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for client in self._clients.values():
+            client.close()
+
+    # -- public ------------------------------------------------------------------
+
+    def sampling_params(self) -> dict[str, Any]:
+        s = self.sampling
+        return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "stop": s.stop or None}
+
+    def complete(self, request: Request) -> Response:
+        """One request (retried on transient failures). Raises EndpointError."""
+        if request.n > 1 and not self.endpoint.supports_n:
+            return self._merge_singles(request)
+        return self._call_with_retries(request)
+
+    def complete_many(self, requests: Sequence[Request]) -> list[Response | EndpointError]:
+        """Run requests concurrently (bounded per replica); errors are returned in place."""
+
+        def run(req: Request) -> Response | EndpointError:
+            try:
+                return self.complete(req)
+            except EndpointError as exc:
+                return exc
+
+        return list(self._pool.map(run, requests))
+
+    # -- internals ---------------------------------------------------------------
+
+    def _merge_singles(self, request: Request) -> Response:
+        """For servers without `n`: n requests with consecutive seeds, merged."""
+        parts = [
+            self._call_with_retries(
+                Request(request.prompt, 1, request.seed + i, request.context, request.system)
+            )
+            for i in range(request.n)
+        ]
+        return Response(
+            call_id=parts[0].call_id,
+            endpoint=parts[0].endpoint,
+            model=parts[0].model,
+            seed=request.seed,
+            choices=[c for p in parts for c in p.choices],
+            prompt_tokens=sum(p.prompt_tokens for p in parts),
+            completion_tokens=sum(p.completion_tokens for p in parts),
+            latency_s=sum(p.latency_s for p in parts),
+            cost=None if any(p.cost is None for p in parts) else sum(p.cost for p in parts),  # type: ignore[misc]
+        )
+
+    def _pick_replica(self) -> str:
+        with self._pick_lock:
+            urls = self.endpoint.base_urls
+            start = next(self._round_robin) % len(urls)
+            order = urls[start:] + urls[:start]
+            url = min(order, key=lambda u: self._in_flight[u])
+            self._in_flight[url] += 1
+            return url
+
+    def _release(self, url: str) -> None:
+        with self._pick_lock:
+            self._in_flight[url] -= 1
+
+    def _call_with_retries(self, request: Request) -> Response:
+        attempts = self.endpoint.max_retries + 1
+        last_error = ""
+        tried: list[str] = []
+        for attempt in range(attempts):
+            url = self._pick_replica()
+            tried.append(url)
+            try:
+                with self._slots[url]:
+                    return self._call_once(url, request, attempt)
+            except _Retryable as exc:
+                last_error = str(exc)
+                if attempt + 1 < attempts:
+                    delay = self.endpoint.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
+                    log.warning("model call to %s failed (%s); retry %d/%d in %.1fs",
+                                url, exc, attempt + 1, attempts - 1, delay)
+                    time.sleep(delay)
+            finally:
+                self._release(url)
+        raise EndpointError(
+            f"model {self.endpoint.model!r} unreachable after {attempts} attempt(s) "
+            f"at {', '.join(sorted(set(tried)))}: {last_error}"
+        )
+
+    def _call_once(self, url: str, request: Request, attempt: int) -> Response:
+        call_id = "c_" + uuid.uuid4().hex[:20]
+        client = self._clients[url]
+        params = self.sampling_params()
+        started = time.perf_counter()
+
+        def record(status: str, error: str | None, prompt_tokens=None, completion_tokens=None, cost=None):
+            self.on_call(CallRow(
+                call_id=call_id, run_id=request.context.get("run_id"),
+                problem_id=request.context.get("problem_id"), stage=request.context.get("stage"),
+                endpoint=url, model=self.endpoint.model, n=request.n, seed=request.seed,
+                attempt=attempt, status=status, error=error, prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens, latency_s=time.perf_counter() - started, cost=cost,
+            ))
+
+        try:
+            if self.endpoint.api == "chat":
+                messages = ([{"role": "system", "content": request.system}] if request.system else [])
+                messages.append({"role": "user", "content": request.prompt})
+                raw = client.chat.completions.create(
+                    model=self.endpoint.model, messages=messages, n=request.n, seed=request.seed,
+                    extra_body={"return_token_ids": True}, **params,
+                )
+                texts = [(c.message.content or "", c.finish_reason, _token_count(c)) for c in raw.choices]
+            else:
+                prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+                raw = client.completions.create(
+                    model=self.endpoint.model, prompt=prompt, n=request.n, seed=request.seed,
+                    extra_body={"return_token_ids": True}, **params,
+                )
+                texts = [(c.text or "", c.finish_reason, _token_count(c)) for c in raw.choices]
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            record("error", f"{type(exc).__name__}: {exc}")
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            record("error", f"HTTP {exc.status_code}: {_short(exc)}")
+            if exc.status_code in RETRYABLE_STATUS:
+                raise _Retryable(f"HTTP {exc.status_code}") from exc
+            raise EndpointError(
+                f"{url} rejected the request for model {self.endpoint.model!r}: "
+                f"HTTP {exc.status_code}: {_short(exc)}"
+            ) from exc
+
+        latency = time.perf_counter() - started
+        usage = raw.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        choices = _apportion(texts, completion_tokens)
+        cost = self._cost(prompt_tokens, completion_tokens, latency)
+        record("ok", None, prompt_tokens, completion_tokens, cost)
+        return Response(call_id, url, self.endpoint.model, request.seed, choices,
+                        prompt_tokens, completion_tokens, latency, cost)
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int, latency_s: float) -> float | None:
+        price = self.endpoint.price
+        if price.input_per_mtok is not None and price.output_per_mtok is not None:
+            return (prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok) / 1e6
+        if price.gpu_hour is not None:
+            # A saturated server shares the GPU among max_concurrency requests.
+            return price.gpu_hour * latency_s / 3600.0 / self.endpoint.max_concurrency
+        return None  # never guessed
+
+
+class _Retryable(Exception):
+    pass
+
+
+def _short(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else None
+    message = (body or {}).get("message") if body else None
+    return str(message or exc.message)[:300]
+
+
+def _token_count(choice: Any) -> int | None:
+    """vLLM returns the choice's token ids when asked (return_token_ids)."""
+    extra = getattr(choice, "model_extra", None) or {}
+    ids = extra.get("token_ids")
+    return len(ids) if isinstance(ids, list) else None
+
+
+def _apportion(texts: list[tuple[str, str | None, int | None]], total: int) -> list[Choice]:
+    """Per-choice completion tokens: exact when the server said, else split by length."""
+    if all(count is not None for _, _, count in texts):
+        return [Choice(t, f, int(c), True) for t, f, c in texts]  # type: ignore[arg-type]
+    if len(texts) == 1:
+        return [Choice(texts[0][0], texts[0][1], total, True)]
+    lengths = [max(len(t), 1) for t, _, _ in texts]
+    whole = sum(lengths)
+    shares = [total * n // whole for n in lengths]
+    shares[0] += total - sum(shares)
+    return [Choice(t, f, s, False) for (t, f, _), s in zip(texts, shares)]

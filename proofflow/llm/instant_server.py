@@ -1,0 +1,133 @@
+"""STAND-IN model server: a minimal OpenAI-compatible HTTP server that answers at once.
+
+It exists for two jobs a real model cannot do: measuring proofflow's own overhead
+(bench/bench_pipeline.py: a real model's latency would hide it) and injecting faults
+(HTTP 500s, slow answers) in tests. It is never a substitute for the integration tests
+against the real vLLM server. Completions are deterministic in (prompt, seed, index):
+"... The answer is \\boxed{K}" with K drawn from the seed, so a verifier has real work.
+Run it: python -m proofflow.llm.instant_server --port 8011
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Behaviour:
+    model: str = "instant"
+    fail_first: int = 0          # answer HTTP 500 to the first k generation requests
+    delay_s: float = 0.0         # sleep before answering
+    answers: tuple[str, ...] = ("1", "2", "3", "4", "5")
+    requests: int = 0            # generation requests answered with 200
+    received: int = 0            # generation requests received (any status)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _completion_text(prompt: str, seed: int, index: int, answers: tuple[str, ...]) -> str:
+    rng = random.Random(f"{seed}:{index}:{len(prompt)}")
+    return f"Let me think step by step. The answer is \\boxed{{{rng.choice(answers)}}}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    behaviour: Behaviour
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: dict | str, content_type: str = "application/json") -> None:
+        data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        b = self.behaviour
+        if self.path.rstrip("/") == "/v1/models":
+            self._send(200, {"object": "list", "data": [{"id": b.model, "object": "model"}]})
+        elif self.path == "/metrics":
+            self._send(200, f"instant_requests_total {b.requests}\ninstant_received_total {b.received}\n", "text/plain")
+        else:
+            self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        b = self.behaviour
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        chat = self.path.rstrip("/") == "/v1/chat/completions"
+        if not chat and self.path.rstrip("/") != "/v1/completions":
+            return self._send(404, {"error": {"message": "not found"}})
+        with b.lock:
+            b.received += 1
+            failing = b.received <= b.fail_first
+        if failing:
+            return self._send(500, {"error": {"message": "injected failure"}})
+        if body.get("model") != b.model:
+            return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+        if b.delay_s:
+            time.sleep(b.delay_s)
+        prompt = json.dumps(body.get("messages") or body.get("prompt"))
+        n, seed = int(body.get("n") or 1), int(body.get("seed") or 0)
+        texts = [_completion_text(prompt, seed, i, b.answers) for i in range(n)]
+        token_counts = [len(t.split()) for t in texts]
+        choices = []
+        for i, (text, count) in enumerate(zip(texts, token_counts)):
+            choice: dict[str, Any] = {"index": i, "finish_reason": "stop", "token_ids": list(range(count))}
+            choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+            choices.append(choice)
+        with b.lock:
+            b.requests += 1
+        self._send(200, {
+            "id": f"cmpl-{b.requests}", "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()), "model": b.model, "choices": choices,
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": sum(token_counts),
+                      "total_tokens": len(prompt.split()) + sum(token_counts)},
+        })
+
+
+class InstantServer:
+    """Runs the stand-in on a background thread: `with InstantServer() as s: s.base_url`."""
+
+    def __init__(self, port: int = 0, behaviour: Behaviour | None = None):
+        self.behaviour = behaviour or Behaviour()
+        handler = type("Handler", (_Handler,), {"behaviour": self.behaviour})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "InstantServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8011)
+    parser.add_argument("--model", default="instant")
+    args = parser.parse_args()
+    server = InstantServer(args.port, Behaviour(model=args.model))
+    print(f"stand-in OpenAI server on {server.base_url} (model {args.model})", flush=True)
+    with server:
+        server._thread.join()
+
+
+if __name__ == "__main__":
+    main()

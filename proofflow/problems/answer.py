@@ -1,0 +1,125 @@
+"""Problems with a final answer, loaded from JSONL.
+
+Accepted line formats (detected per line, so a file may mix them):
+- plain:    {"id": ..., "problem": ..., "answer": ...}   (extra keys kept as metadata)
+- GSM8K:    {"question": ..., "answer": "...worked solution...\\n#### 18"}
+- MATH-500: {"problem": ..., "solution": ..., "answer": ..., "unique_id": ..., ...}
+
+The whole file is validated before anything else happens, and the first bad line stops
+the load with the file, the line number and the field named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from proofflow.keys import problem_id
+
+_GSM8K_FINAL = re.compile(r"####\s*(?P<answer>.+?)\s*$", re.S)
+
+
+class ProblemFileError(ValueError):
+    def __init__(self, path: Path | str, line: int | None, field_name: str | None, message: str):
+        where = f"{path}" + (f", line {line}" if line else "") + (f", field '{field_name}'" if field_name else "")
+        super().__init__(f"{where}: {message}")
+        self.path, self.line, self.field, self.reason = str(path), line, field_name, message
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str                       # content hash: stable across files and runs
+    source: str                   # file it came from
+    source_id: str                # its id in that file (or "line N")
+    statement: str
+    reference_answer: str
+    split: str | None = None
+    kind: str = "answer"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Short human name for logs and the Prefect UI."""
+        return self.source_id if len(self.source_id) <= 40 else self.source_id[:37] + "..."
+
+
+def example_path(name: str = "examples") -> Path:
+    """Path of a bundled problem set (proofflow/problems/examples/NAME.jsonl)."""
+    return Path(str(resources.files("proofflow.problems").joinpath("examples", f"{name}.jsonl")))
+
+
+def _require_text(obj: dict[str, Any], key: str, path: Path, line: int) -> str:
+    value = obj.get(key)
+    if value is None:
+        raise ProblemFileError(path, line, key, "missing")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ProblemFileError(path, line, key, f"expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ProblemFileError(path, line, key, "is empty")
+    return value
+
+
+def parse_problem(obj: Any, path: Path, line: int) -> Problem:
+    if not isinstance(obj, dict):
+        raise ProblemFileError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
+    if "question" in obj and "problem" not in obj:  # GSM8K
+        statement = _require_text(obj, "question", path, line)
+        worked = _require_text(obj, "answer", path, line)
+        match = _GSM8K_FINAL.search(worked)
+        if not match:
+            raise ProblemFileError(path, line, "answer", "GSM8K answer has no final '#### N' line")
+        answer = match["answer"].replace(",", "").strip()
+        source_id = str(obj.get("id", f"line {line}"))
+        metadata = {"solution": worked, "format": "gsm8k"}
+    elif "problem" in obj:  # plain or MATH-500
+        statement = _require_text(obj, "problem", path, line)
+        answer = _require_text(obj, "answer", path, line)
+        source_id = str(obj.get("id") or obj.get("unique_id") or f"line {line}")
+        fmt = "math500" if "unique_id" in obj else "plain"
+        metadata = {k: v for k, v in obj.items() if k not in {"id", "problem", "answer"}}
+        metadata["format"] = fmt
+    else:
+        raise ProblemFileError(
+            path, line, "problem",
+            "missing: expected {id, problem, answer}, MATH-500 {problem, answer, ...} "
+            "or GSM8K {question, answer}",
+        )
+    content = {"kind": "answer", "statement": statement, "answer": answer}
+    return Problem(
+        id=problem_id(content), source=str(path), source_id=source_id, statement=statement,
+        reference_answer=answer, split=obj.get("split"), metadata=metadata,
+    )
+
+
+def load_problems(path: str | Path, limit: int | None = None) -> list[Problem]:
+    """Load and validate a whole file; raises ProblemFileError on the first bad line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProblemFileError(path, None, None, "file does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ProblemFileError(path, None, None, f"not UTF-8 text ({exc.reason})") from None
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ProblemFileError(path, number, None, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        problem = parse_problem(obj, path, number)
+        if problem.id in seen:  # same content twice: one problem, not two
+            continue
+        seen[problem.id] = number
+        problems.append(problem)
+    if not problems:
+        raise ProblemFileError(path, None, None, "no problems in file")
+    return problems[:limit] if limit else problems

@@ -1,0 +1,68 @@
+"""Stage: send each failed candidate of the previous round back with the checker's
+feedback. Each repair is a new sample whose parent is the sample it repairs."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from proofflow.keys import sample_id, seed_for
+from proofflow.llm.client import EndpointError, Request
+from proofflow.tasks.context import RunContext, WorkItem, render_prompt, runtime
+from proofflow.tasks.generate import sample_rows
+from proofflow.tasks.verify import VERIFIER
+
+STAGE = "repair"
+MAX_ATTEMPT_CHARS = 4000  # keep the repair prompt inside small context windows
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_ATTEMPT_CHARS:
+        return text
+    return "[... earlier part cut ...]\n" + text[-MAX_ATTEMPT_CHARS:]
+
+
+def repair_failures(ctx: RunContext, items: list[WorkItem], round_: int) -> list[WorkItem]:
+    rt = runtime(ctx)
+    solve = ctx.settings.solve
+    plans = []
+    for item in items:
+        if item.solved(VERIFIER) and not solve.repair_after_pass:
+            continue
+        for parent in item.samples(round_=round_ - 1):
+            verdict = item.verdict(parent.sample_id, VERIFIER)
+            if verdict is None or verdict.outcome == "pass":
+                continue
+            sid = sample_id(ctx.run_id, item.problem.id, STAGE, parent.sample_id, 0)
+            if sid in item.state.samples:
+                continue
+            prompt = render_prompt(
+                "repair", problem=item.problem.statement,
+                attempt=_clip(parent.completion or "(empty answer)"),
+                feedback=verdict.feedback or f"the answer was judged {verdict.outcome}",
+            )
+            request = Request(
+                prompt=prompt, n=1, seed=seed_for(sid),
+                context={"run_id": ctx.run_id, "problem_id": item.problem.id, "stage": STAGE},
+            )
+            plans.append((item, request, sid, parent.sample_id))
+    responses = rt.client.complete_many([p[1] for p in plans])
+    params = rt.client.sampling_params()
+    failures = []
+    for (item, request, sid, parent_id), response in zip(plans, responses):
+        if isinstance(response, EndpointError):
+            failures.append(f"{item.problem.label}: {response}")
+            continue
+        rows = sample_rows(ctx, item, response, request.prompt, STAGE, [sid], [0], parent_id, round_, params)
+        rt.writer.put(*rows)
+        for row in rows:
+            item.state.samples[row.sample_id] = row
+    if failures:
+        rt.writer.flush()
+        raise EndpointError("repair failed for " + "; ".join(failures))
+    return items
+
+
+@task(name="repair", task_run_name="repair {round_} · {label}", cache_policy=NO_CACHE)
+def repair(ctx: RunContext, items: list[WorkItem], round_: int, label: str) -> list[WorkItem]:
+    return repair_failures(ctx, items, round_)

@@ -1,0 +1,140 @@
+"""The DuckDB store: idempotent writes, batching, resume state, and a locked file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from proofflow.storage.db import BatchWriter, DatabaseLockedError, Store, StorageError
+from proofflow.storage.records import ResultRow, RunRow, SampleRow, VerdictRow
+
+
+def sample(i: int, run: str = "r1", problem: str = "p1", stage: str = "generate") -> SampleRow:
+    return SampleRow(
+        sample_id=f"s{i}", run_id=run, problem_id=problem, stage=stage, parent_id=None, idx=i,
+        round=0, call_id="c1", model="m", endpoint="http://x/v1", params="{}", seed=i,
+        prompt="p", completion=f"answer {i}", finish_reason="stop", prompt_tokens=3,
+        completion_tokens=5, tokens_exact=True, latency_s=0.1, cost=None,
+    )
+
+
+def verdict(i: int, outcome: str = "pass") -> VerdictRow:
+    return VerdictRow(
+        sample_id=f"s{i}", verifier="answer", verifier_version="1", run_id="r1", problem_id="p1",
+        outcome=outcome, reason=None, answer=str(i), feedback="", details="{}", duration_s=0.0,
+    )
+
+
+def test_write_is_idempotent_and_round_trips(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.duckdb")
+    rows = [sample(i) for i in range(3)] + [verdict(0), verdict(1, "fail")]
+    assert store.write(rows) == 5
+    store.write(rows + [sample(0)])  # rerun: same keys, no duplicates
+    _, counts = store.query("SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts)")
+    assert counts == [(3, 2)]
+    state = store.load_run_state("r1")
+    p = state.problems["p1"]
+    assert set(p.samples) == {"s0", "s1", "s2"}
+    assert p.samples["s1"].completion == "answer 1" and p.samples["s1"].tokens_exact is True
+    assert p.verdicts[("s1", "answer")].outcome == "fail"
+    assert not state.done("p1")
+    store.write([ResultRow("r1", "p1", "majority", "0", "s0", True, True, 3, 1)])
+    assert store.load_run_state("r1").done("p1")
+
+
+def test_nulls_and_types_survive(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.duckdb")
+    row = sample(0)
+    row.cost = None
+    row.prompt_tokens = None
+    store.write([row])
+    got = store.load_run_state("r1").problems["p1"].samples["s0"]
+    assert got.cost is None and got.prompt_tokens is None and got.seed == 0
+
+
+def test_start_run_resumes_by_name(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.duckdb")
+    run = RunRow("r1", "demo", "gvr", "examples", "m", "{}", "h1", "0.1", "running")
+    assert store.start_run(run).run_id == "r1"
+    store.finish_run("r1", "failed")
+    again = store.start_run(RunRow("r1", "demo", "gvr", "examples", "m", "{}", "h2", "0.1", "running"))
+    assert again.config_hash == "h1" and again.status == "running"  # the stored run, not a new one
+    assert [r.name for r in store.list_runs()] == ["demo"]
+
+
+def test_batch_writer_flushes_on_interval_and_close(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.duckdb")
+    writer = BatchWriter(store, flush_interval_s=0.05)
+    writer.put(*[sample(i) for i in range(10)])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if store.path.exists() and store.query("SELECT count(*) FROM samples")[1][0][0] == 10:
+            break
+        time.sleep(0.05)
+    assert store.query("SELECT count(*) FROM samples")[1][0][0] == 10
+    writer.put(sample(10))
+    writer.close()
+    assert store.query("SELECT count(*) FROM samples")[1][0][0] == 11
+    assert writer.rows_written == 11
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("CREATE TABLE IF NOT EXISTS hold(x INT)")
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    """
+)
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_locked_database_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "locked.duckdb"
+    proc = _hold_lock(path, 30)
+    try:
+        store = Store(path, lock_timeout_s=0.5)
+        with pytest.raises(DatabaseLockedError) as err:
+            store.write([sample(0)])
+        message = str(err.value)
+        assert str(path) in message and f"process {proc.pid}" in message
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_writer_keeps_rows_while_locked_and_writes_them_later(tmp_path: Path) -> None:
+    path = tmp_path / "later.duckdb"
+    Store(path).init()
+    proc = _hold_lock(path, 30)
+    store = Store(path, lock_timeout_s=0.2)
+    writer = BatchWriter(store, flush_interval_s=0.05)
+    writer.put(*[sample(i) for i in range(5)])
+    with pytest.raises(StorageError, match="locked"):
+        writer.flush()
+    proc.kill()
+    proc.wait()
+    writer.close()  # the lock is gone: nothing queued was lost
+    assert Store(path).query("SELECT count(*) FROM samples")[1][0][0] == 5
+
+
+def test_lock_wait_succeeds_when_holder_leaves(tmp_path: Path) -> None:
+    path = tmp_path / "brief.duckdb"
+    proc = _hold_lock(path, 1.0)
+    try:
+        Store(path, lock_timeout_s=20).write([sample(0)])
+    finally:
+        proc.wait()
+    assert Store(path).query("SELECT count(*) FROM samples")[1][0][0] == 1
