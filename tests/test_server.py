@@ -73,6 +73,40 @@ def test_same_seed_same_text(vllm_server: ServerStatus) -> None:
     assert first["choices"][0]["message"]["content"] == second["choices"][0]["message"]["content"]
 
 
+def test_return_token_ids_gives_exact_per_choice_counts(vllm_server: ServerStatus) -> None:
+    # vLLM extra parameter: each choice carries its completion token ids, so per-sample
+    # token counts are exact (usage only has the sum over the n choices).
+    out = _chat(vllm_server, n=3, seed=11, temperature=1.0, max_tokens=40, return_token_ids=True)
+    lengths = [len(c["token_ids"]) for c in out["choices"]]
+    assert all(0 < n <= 40 for n in lengths)
+    assert sum(lengths) == out["usage"]["completion_tokens"]
+    assert len(out["prompt_token_ids"]) == out["usage"]["prompt_tokens"]
+
+
+def _finished_requests(st: ServerStatus) -> float:
+    metrics_url = st.base_url.removesuffix("/v1") + "/metrics"
+    total = 0.0
+    for line in httpx.get(metrics_url, timeout=10).text.splitlines():
+        if line.startswith("vllm:request_success_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_count_each_finished_sample(vllm_server: ServerStatus) -> None:
+    # vllm:request_success_total{engine,finished_reason,model_name} counts finished
+    # sequences: a request with n=2 adds 2, not 1.
+    before = _finished_requests(vllm_server)
+    _chat(vllm_server, n=2, seed=5, temperature=1.0, max_tokens=8)
+    assert _finished_requests(vllm_server) - before == 2
+
+
+def test_greedy_with_n_above_1_is_rejected(vllm_server: ServerStatus) -> None:
+    payload = {"model": vllm_server.model, "messages": PROMPT, "max_tokens": 4, "n": 2, "temperature": 0}
+    resp = httpx.post(f"{vllm_server.base_url}/chat/completions", json=payload, timeout=60)
+    assert resp.status_code == 400
+    assert "greedy" in resp.text
+
+
 def test_start_reuses_a_running_server(vllm_server: ServerStatus) -> None:
     port = int(vllm_server.base_url.rsplit(":", 1)[1].split("/")[0])
     began = time.monotonic()
