@@ -159,3 +159,21 @@ def test_a_server_that_dies_reports_its_log(vllm_server: ServerStatus, tmp_path:
     assert "exited" in message and str(cfg.log_path) in message
     assert "broken-model" in message  # the log tail names the model it could not load
     assert server.status(config=cfg).pid is None
+
+
+@pytest.mark.slow
+def test_a_half_converted_model_is_rebuilt(vllm_server: ServerStatus, tmp_path: Path) -> None:
+    real = LocalServerConfig()
+    cfg = replace(real, home=tmp_path, venv_dir=real.venv)  # reuse the venv, convert anew
+    leftover = cfg.model_path / "model.safetensors"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"truncated by a crash")  # no marker: an interrupted conversion
+    assert not server.is_set_up(cfg)
+    result = server.setup(cfg)
+    assert not result.installed and result.converted
+    assert (cfg.model_path / server.MODEL_MARKER).is_file()
+    assert leftover.stat().st_size > 100_000_000  # the real bf16 weights (~270 MB)
+    assert (cfg.model_path / "chat_template.jinja").is_file() or "chat_template" in (
+        cfg.model_path / "tokenizer_config.json"
+    ).read_text()
+    assert server.setup(cfg).seconds < 2.0

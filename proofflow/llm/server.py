@@ -16,6 +16,7 @@ project never imports torch or vllm, it only talks HTTP and runs subprocesses.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -23,7 +24,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -133,8 +135,12 @@ def setup(config: LocalServerConfig | None = None, progress: Progress | None = N
     say = progress or (lambda _msg: None)
     started = time.monotonic()
     cfg.home.mkdir(parents=True, exist_ok=True)
-    installed = _ensure_venv(cfg, say)
-    converted = _ensure_model(cfg, say)
+    if is_set_up(cfg):  # the common case: no lock, no subprocess
+        return SetupResult(cfg.venv_python, cfg.model_path, False, False, time.monotonic() - started)
+    # Two processes (say, parallel test sessions) must not pip into one venv at once.
+    with _locked(cfg.home / "setup.lock"):
+        installed = _ensure_venv(cfg, say)
+        converted = _ensure_model(cfg, say)
     return SetupResult(cfg.venv_python, cfg.model_path, installed, converted, time.monotonic() - started)
 
 
@@ -279,6 +285,13 @@ def start(
     Raises ServerError with the log tail if the process dies or is not ready in time.
     """
     cfg = _config_with(config, host, port, served_model_name, max_model_len, timeout_s)
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    # Serialise starts on one port: a second caller waits, then finds the server answering.
+    with _locked(cfg.home / f"vllm-{cfg.port}.lock"):
+        return _start_locked(cfg, wait)
+
+
+def _start_locked(cfg: LocalServerConfig, wait: bool) -> ServerStatus:
     models = _served_models(cfg.base_url)
     if models is not None:
         if cfg.served_model_name in models:
@@ -293,7 +306,6 @@ def start(
             _wait_ready(cfg, stale)
         return status(config=cfg)
 
-    cfg.home.mkdir(parents=True, exist_ok=True)
     with open(cfg.log_path, "ab") as log:
         log.write(f"\n==== proofflow: starting vLLM at {time.ctime()} ====\n".encode())
         log.flush()
@@ -405,6 +417,17 @@ def _served_models(base_url: str) -> list[str] | None:
         return [m["id"] for m in resp.json().get("data", [])]
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, released by the OS even if we crash."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read_pid(cfg: LocalServerConfig) -> int | None:
