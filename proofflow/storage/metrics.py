@@ -1,0 +1,128 @@
+"""Read-only queries over the metric views (views.sql), returning plain rows.
+
+Every function here returns `list[dict]` (column name -> Python value) so that the report
+package renders them without touching DuckDB. Runs are named by id or by name; the
+functions taking several runs keep the caller's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from proofflow.storage.db import Store, StorageError
+
+Rows = list[dict[str, Any]]
+
+
+def _rows(store: Store, sql: str, params: dict[str, Any]) -> Rows:
+    cols, rows = store.query(sql, params)
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def _order(rows: Rows, run_ids: Sequence[str], *more: str) -> Rows:
+    """Sort by the caller's run order, then by the given columns."""
+    pos = {r: i for i, r in enumerate(run_ids)}
+    return sorted(rows, key=lambda r: (pos.get(r["run_id"], len(pos)), *(_sortable(r[c]) for c in more)))
+
+
+def _sortable(v: Any) -> tuple[bool, Any]:
+    return (v is None, v if v is not None else 0)
+
+
+def resolve_runs(store: Store, names_or_ids: Sequence[str]) -> list[str]:
+    """Run ids for names or ids, in the given order; raises StorageError naming the
+    unknown ones (and the known names, to help a typo)."""
+    cols, rows = store.query("SELECT run_id, name FROM runs ORDER BY started_at")
+    by_key: dict[str, str] = {}
+    for run_id, name in rows:
+        by_key[run_id] = run_id
+        by_key[name] = run_id
+    missing = [n for n in names_or_ids if n not in by_key]
+    if missing:
+        known = ", ".join(name for _, name in rows) or "none"
+        raise StorageError(f"unknown run(s): {', '.join(missing)} (runs in {store.path}: {known})")
+    return [by_key[n] for n in names_or_ids]
+
+
+def views_version(store: Store) -> str | None:
+    _, rows = store.query("SELECT value FROM schema_info WHERE key = 'views_version'")
+    return rows[0][0] if rows else None
+
+
+def run_summary(store: Store, run_ids: Sequence[str]) -> Rows:
+    """v_run_summary: solved/total, pass@1, pass@N, maj@N, tokens, cost, cost-of-pass."""
+    rows = _rows(store, "SELECT * FROM v_run_summary WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids)
+
+
+def problem_outcomes(store: Store, run_id: str) -> Rows:
+    return _rows(
+        store,
+        "SELECT * FROM v_problem_outcomes WHERE run_id = $run "
+        "ORDER BY position NULLS LAST, source_id, problem_id",
+        {"run": run_id},
+    )
+
+
+def pass_at_k(store: Store, run_ids: Sequence[str], stages: Sequence[str] = ("generate",)) -> Rows:
+    """pass@k averaged per run, for every k; `stages` picks which samples count."""
+    rows = _rows(store, "SELECT * FROM pf_pass_at_k_run($stages) WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids), "stages": list(stages)})
+    return _order(rows, run_ids, "k")
+
+
+def pass_at_k_problem(store: Store, run_id: str, stages: Sequence[str] = ("generate",)) -> Rows:
+    rows = _rows(store, "SELECT * FROM pf_pass_at_k_problem($stages) WHERE run_id = $run "
+                        "ORDER BY problem_id, k",
+                 {"run": run_id, "stages": list(stages)})
+    return rows
+
+
+def coverage(store: Store, run_ids: Sequence[str]) -> Rows:
+    rows = _rows(store, "SELECT * FROM v_coverage WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, "k")
+
+
+def maj_at_k(store: Store, run_ids: Sequence[str]) -> Rows:
+    rows = _rows(store, "SELECT * FROM v_maj_at_k WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, "k")
+
+
+def maj_at_k_problem(store: Store, run_id: str) -> Rows:
+    return _rows(store, "SELECT * FROM v_maj_at_k_problem WHERE run_id = $run ORDER BY problem_id, k",
+                 {"run": run_id})
+
+
+def cost_of_pass(store: Store, run_ids: Sequence[str]) -> Rows:
+    rows = _rows(store, "SELECT * FROM v_cost_of_pass WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids)
+
+
+def cost_of_pass_by_model(store: Store, run_ids: Sequence[str]) -> Rows:
+    rows = _rows(store, "SELECT * FROM v_cost_of_pass_by_model WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, "model")
+
+
+def usage(store: Store, run_ids: Sequence[str]) -> Rows:
+    """Tokens and cost by (run, stage, model)."""
+    rows = _rows(store, "SELECT * FROM v_usage WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, "stage", "model")
+
+
+def verifier_agreement(store: Store, run_ids: Sequence[str]) -> Rows:
+    rows = _rows(store, "SELECT * FROM v_verifier_agreement WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, "verifier_a", "verifier_b")
+
+
+def verifier_audit(store: Store, run_ids: Sequence[str]) -> Rows:
+    rows = _rows(store, "SELECT * FROM v_verifier_audit WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, "verifier")
