@@ -6,6 +6,7 @@ SmolLM2-135M is weak, so these tests assert on the HTTP contract and on bookkeep
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,13 @@ def _chat(st: ServerStatus, **body: object) -> dict:
     resp = httpx.post(f"{st.base_url}/chat/completions", json=payload, timeout=120)
     resp.raise_for_status()
     return resp.json()
+
+
+def _free_port() -> int:
+    # A fresh port rather than a fixed one: others (e.g. the instant test server) use 80xx.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_config_reads_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -125,14 +133,14 @@ def test_second_setup_is_instant(vllm_server: ServerStatus) -> None:
 
 @pytest.mark.slow
 def test_status_and_stop_on_a_second_port(vllm_server: ServerStatus) -> None:
-    cfg = replace(LocalServerConfig(), port=8011, max_model_len=512)
-    assert not server.status(config=cfg).running, "port 8011 is taken; free it to run this test"
+    port = _free_port()
+    cfg = replace(LocalServerConfig(), port=port, max_model_len=512)
     began = time.monotonic()
     st = server.start(config=cfg, timeout_s=240)
     try:
         assert st.running and st.pid is not None
         assert st.model == "smollm2-135m-instruct"
-        assert st.base_url == "http://127.0.0.1:8011/v1"
+        assert st.base_url == f"http://127.0.0.1:{port}/v1"
         assert st.log_path.is_file() and "vllm" in st.log_path.read_text().lower()
         print(f"second server ready in {time.monotonic() - began:.1f} s")
     finally:
@@ -152,7 +160,7 @@ def test_a_server_that_dies_reports_its_log(vllm_server: ServerStatus, tmp_path:
     broken.mkdir()
     (broken / server.MODEL_MARKER).write_text("{}")
     real = LocalServerConfig()
-    cfg = replace(real, home=tmp_path, venv_dir=real.venv, model_dir=broken, port=8012)
+    cfg = replace(real, home=tmp_path, venv_dir=real.venv, model_dir=broken, port=_free_port())
     with pytest.raises(ServerError) as err:
         server.start(config=cfg, timeout_s=240)
     message = str(err.value)

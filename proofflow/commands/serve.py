@@ -36,15 +36,16 @@ def serve(
         elif show_status:
             _print_status(server.status(config=cfg))
         else:
-            _do_setup(cfg)
+            ensure_setup(cfg)
             if not setup_only:
-                _do_start(cfg, timeout)
+                ensure_started(cfg, timeout)
     except server.ServerError as exc:
         _console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
 
-def _do_setup(cfg: server.LocalServerConfig) -> None:
+def ensure_setup(cfg: server.LocalServerConfig) -> None:
+    """Set the local server up (venv + model) with a progress spinner; instant when done."""
     if server.is_set_up(cfg):
         _console.print(f"[green]ready[/green]: venv {cfg.venv}, model {cfg.model_path}")
         return
@@ -64,7 +65,8 @@ def _do_setup(cfg: server.LocalServerConfig) -> None:
     )
 
 
-def _do_start(cfg: server.LocalServerConfig, timeout: float | None) -> None:
+def ensure_started(cfg: server.LocalServerConfig, timeout: float | None) -> None:
+    """Start (or reuse) the local server, printing its base URL and model."""
     before = server.status(config=cfg)
     with _console.status(f"waiting for the vLLM server on {cfg.base_url} (about 40 s)"):
         st = server.start(config=cfg, timeout_s=timeout)
