@@ -139,7 +139,7 @@ def _comb_pass_at_k(n: int, c: int, k: int) -> float:
 
 def test_views_are_versioned(store: Store) -> None:
     _, rows = store.query("SELECT value FROM schema_info WHERE key = 'views_version'")
-    assert rows == [("1",)]
+    assert rows == [(metrics.VIEWS_VERSION,)]
 
 
 def test_pass_at_k_by_hand_n5_c2(store: Store) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
+
 from proofflow.storage.db import Store, StorageError
 
 Rows = list[dict[str, Any]]
@@ -126,3 +128,29 @@ def verifier_audit(store: Store, run_ids: Sequence[str]) -> Rows:
     rows = _rows(store, "SELECT * FROM v_verifier_audit WHERE list_contains($runs, run_id)",
                  {"runs": list(run_ids)})
     return _order(rows, run_ids, "verifier")
+
+
+# The version views.sql records in schema_info; bump both together.
+VIEWS_VERSION = "1"
+
+
+def ensure_views(store: Store) -> None:
+    """Create or update the views in a database written by an older proofflow.
+
+    Views are (re)created whenever a run opens the file for writing; a file last written
+    before they existed gets them here, with one short write open.
+    """
+    try:
+        current = views_version(store)
+    except duckdb.Error:
+        current = None
+    if current != VIEWS_VERSION:
+        Store(store.path, lock_timeout_s=store.lock_timeout_s).init()
+
+
+def sql_query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
+    """A user's own SQL, read-only; DuckDB's errors come back as StorageError."""
+    try:
+        return store.query(sql)
+    except duckdb.Error as exc:
+        raise StorageError(str(exc)) from exc
