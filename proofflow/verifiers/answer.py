@@ -141,7 +141,7 @@ def extract_answer(text: str) -> Extraction:
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mbox|mathrm|textnormal|mathbf)\s*\{([^{}]*)\}")
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _BASE_RE = re.compile(r"^([0-9a-zA-Z]+)_\{?(\d{1,2})\}?$")
-_PLAIN_NUM_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_PLAIN_NUM_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _FRAC_RE = re.compile(r"^([+-]?)\\frac\{([+-]?[\d.]+)\}\{([+-]?[\d.]+)\}$")
 _FRAC_SHORT_RE = re.compile(r"^([+-]?)\\frac(\d)(\d)$")
 _SLASH_RE = re.compile(r"^([+-]?[\d.]+)/([+-]?[\d.]+)$")
@@ -160,7 +160,8 @@ def _strip_wrappers(s: str) -> str:
         if s.startswith(pre) and s.endswith(post) and len(s) >= len(pre) + len(post):
             s = s[len(pre) : len(s) - len(post)].strip()
     s = s.replace("\\left", "").replace("\\right", "")
-    s = re.sub(r"\\[!,;: ]", "", s)
+    # Thin spaces (\! \, \;), but not the row break "\\ " of a matrix.
+    s = re.sub(r"(?<!\\)\\[!,;: ]", "", s)
     s = s.replace("~", "")
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     s = re.sub(r"\^\s*\{?\\circ\}?", "", s).replace("°", "")
@@ -196,9 +197,30 @@ def _from_base(s: str) -> str:
         return s
 
 
+_OVERLINE_RE = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\{(\d+)\}$")
+
+
+def _repeating_decimal(s: str) -> str:
+    """'0.\\overline{3}' -> '1/3', '0.1\\overline{6}' -> '1/6' (exact)."""
+    m = _OVERLINE_RE.match(s.replace(" ", ""))
+    if not m:
+        return s
+    sign, whole, fixed, rep = m.groups()
+    # x = whole.fixed(rep)(rep)... = whole + (fixed.rep - fixed) / (10^len(fixed) * (10^len(rep) - 1))
+    base = Fraction(int(whole or "0"))
+    head = Fraction(int(fixed or "0"), 10 ** len(fixed))
+    tail = Fraction(int(rep), 10 ** len(fixed) * (10 ** len(rep) - 1))
+    val = base + head + tail
+    val = -val if sign == "-" else val
+    return f"{val.numerator}/{val.denominator}"
+
+
 def _light_clean(s: str) -> tuple[str, bool]:
     """Shared by the fast path and the sympy path. Returns (clean text, had a percent)."""
     s = _strip_wrappers(s)
+    # "6 \\text{ and } 7" lists two answers; make it the comma list math-verify reads as a set.
+    s = re.sub(r"\\(?:text|mbox)\{\s*(?:and|or)\s*\}", ",", s)
+    s = _repeating_decimal(s)
     s = _strip_text(s)
     pct = False
     if re.search(r"\\?%\s*$", s):
@@ -408,6 +430,15 @@ def _fast(a: str, b: str) -> _Decision | None:
     return None
 
 
+def _shape(s: str) -> str:
+    t = s.strip()
+    if t.startswith("\\{") and t.endswith("\\}"):
+        return "set"
+    if t[:1] in "([" and t[-1:] in ")]":
+        return "bracketed"
+    return "other"
+
+
 def _decide_uncached(pred: str, gold: str, timeout_s: float) -> _Decision:
     fast = _fast(pred, gold)
     if fast is not None:
@@ -416,6 +447,9 @@ def _decide_uncached(pred: str, gold: str, timeout_s: float) -> _Decision:
     cg, pg = _light_clean(gold)
     if not cp:
         return _Decision(None, "candidate_unparseable")
+    if _shape(cp) != _shape(cg) and {_shape(cp), _shape(cg)} == {"set", "bracketed"}:
+        # math-verify accepts \\{1,2\\} for the pair/interval (1,2); a set is neither.
+        return _Decision(False, "fast")
     # Percent signs are passed through to math-verify (it knows 50\\% = 1/2).
     sp = cp + ("\\%" if pp else "")
     sg = cg + ("\\%" if pg else "")
