@@ -121,6 +121,20 @@ def _first_goal(display: str) -> str:
     return re.split(r"\n\s*goal 2 ", display, maxsplit=1)[0].strip()
 
 
+_ASSERT_BY = re.compile(r"^\s*(?:assert|enough|have)\s*\(\s*([\w']+)\s*:\s*(.*)\)\s*by\s+admit\s*\.\s*$", re.S)
+
+
+def _hole_goal(sentence_code: str, goals_display: str) -> str:
+    """The goal a hole has to prove: for `assert (h : T) by admit.` that is T under the
+    current hypotheses, not the goal shown before the sentence."""
+    goal = _first_goal(goals_display)
+    m = _ASSERT_BY.match(sentence_code)
+    if m and "============================" in goal:
+        hyps = goal.split("============================")[0]
+        return hyps + "============================\n  " + " ".join(m.group(2).split())
+    return goal
+
+
 class CoqSession:
     """One warm coqtop. Not thread-safe on its own: the pool hands it to one thread."""
 
@@ -257,11 +271,11 @@ class CoqSession:
                 for h in text_holes:
                     if s.start <= h.start < s.end:
                         line, col = h.line, h.column
-                        holes.append(Hole(line, col, _first_goal(last_goals), h.kind, h.start, h.end))
+                        holes.append(Hole(line, col, _hole_goal(s.code, last_goals), h.kind, h.start, h.end))
                 err = _ERROR.search(clean)
                 if err:
                     msg = self._message(source, s, clean, err.start())
-                    if any(x in msg.text for x in _HOLE_ERRORS):
+                    if any(x in " ".join(msg.text.split()) for x in _HOLE_ERRORS):
                         hole_stop = True
                     else:
                         messages.append(msg)
@@ -416,7 +430,7 @@ class CoqChecker:
             for m in _COQC_POS.finditer(out):
                 line = int(m.group(1)) - offset_lines
                 text = m.group(4).strip()
-                if any(x in text for x in _HOLE_ERRORS):
+                if any(x in " ".join(text.split()) for x in _HOLE_ERRORS):
                     hole_stop = True
                     continue
                 if line > src_lines:  # the Print Assumptions trailer: theorem not defined

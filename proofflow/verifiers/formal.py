@@ -224,7 +224,7 @@ def _redefinitions(problem: FormalProblem, code: str) -> list[str]:
     the proof source changes what the statement means: reject it."""
     backend = problem.backend
     names = {n for n in _IDENT.findall(statement_core(problem.statement, backend))
-             if n not in _STATEMENT_KEYWORDS and n != problem.name and len(n) > 1}
+             if n not in _STATEMENT_KEYWORDS and n != problem.name}
     if backend == "lean":
         kw = r"(?:def|abbrev|instance|notation|structure|inductive|class|theorem|lemma|axiom|opaque)"
     else:

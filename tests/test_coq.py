@@ -1,0 +1,185 @@
+"""The Coq backend against the real checker (coqc / coqtop 8.16); no mocks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+if not shutil.which("coqc") or not shutil.which("coqtop"):
+    pytest.skip("coqc/coqtop not found: install Coq (Debian: apt-get install -y coq)", allow_module_level=True)
+
+from proofflow.problems.formal import coq_examples
+from proofflow.verifiers.coq import CoqChecker, CoqConfig
+from proofflow.verifiers.formal import (
+    FormalProblem, VerdictCache, audit, check_cached, fill_hole, mask_failing_lines, split_holes,
+)
+from proofflow.verifiers.verdict import Outcome
+
+DATA = Path(__file__).parent / "data"
+P = FormalProblem(name="t1", header="Require Import ZArith Lia.\nOpen Scope Z_scope.\n",
+                  statement="Theorem t1 : forall x y : Z, x < y -> x + 1 <= y.", backend="coq")
+OK = P.statement + "\nProof.\n  intros x y h.\n  lia.\nQed.\n"
+
+
+@pytest.fixture(scope="module", params=["session", "coqc"])
+def checker(request):
+    with CoqChecker(CoqConfig(mode=request.param, workers=2, timeout_s=3)) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def session():
+    with CoqChecker(CoqConfig(mode="session", workers=2, timeout_s=3, recycle_after=5)) as ch:
+        yield ch
+
+
+def verdict(ch, src, problem=P):
+    return audit(problem, src, ch.check(problem, src))
+
+
+def test_complete_proof_passes(checker):
+    r = checker.check(P, OK)
+    assert r.status == "complete" and r.axioms == []
+    assert audit(P, OK, r).outcome is Outcome.PASS
+
+
+def test_error_has_position(checker):
+    src = P.statement + "\nProof.\n  intros x y h.\n  exact I.\nQed.\n"
+    r = checker.check(P, src)
+    assert r.status == "error"
+    assert (r.errors[0].line, r.errors[0].column) == (4, 8)
+    assert audit(P, src, r).reason == "compile_error"
+
+
+@pytest.mark.parametrize("src", [
+    P.statement + "\nProof.\n  intros x y h.\n  admit.\nAdmitted.\n",
+    P.statement + "\nProof.\n  intros x y h.\n  admit.\nQed.\n",
+    P.statement + "\nProof.\n  intros x y h.\n",
+])
+def test_holes_are_incomplete(checker, src):
+    r = checker.check(P, src)
+    assert r.status == "incomplete" and r.holes
+    v = audit(P, src, r)
+    assert v.outcome is Outcome.FAIL and v.reason == "hole"
+
+
+def test_hole_goal_reported(session):
+    src = P.statement + "\nProof.\n  intros x y h.\n  assert (h2 : x + 1 <= y) by admit.\n  exact h2.\nQed.\n"
+    r = session.check(P, src)
+    assert r.status == "incomplete"
+    assert "h : x < y" in r.holes[0].goal
+
+
+def test_extra_axiom_rejected(checker):
+    src = "Axiom cheat : False.\n" + P.statement + "\nProof. destruct cheat. Qed.\n"
+    r = checker.check(P, src)
+    assert r.axioms == ["cheat"]
+    v = audit(P, src, r)
+    assert v.outcome is Outcome.FAIL and "axiom_declared" in v.details["reasons"]
+    assert "nonstandard_axiom" in v.details["reasons"] or v.reason == "axiom_declared"
+
+
+def test_library_axiom_caught_by_print_assumptions(checker):
+    # No Axiom in the text: the axiom comes from a Required library, only Print Assumptions sees it.
+    q = FormalProblem(name="em", header="", statement="Theorem em : forall P : Prop, P \\/ ~ P.", backend="coq")
+    src = "Require Import Classical.\n" + q.statement + "\nProof. exact classic. Qed.\n"
+    r = checker.check(q, src)
+    assert r.status == "complete" and r.axioms == ["classic"]
+    v = audit(q, src, r)
+    assert v.outcome is Outcome.FAIL and v.reason == "nonstandard_axiom"
+
+
+def test_changed_statement_rejected(checker):
+    src = "Theorem t1 : forall x y : Z, x < y -> x <= y.\nProof. lia. Qed.\n"
+    v = verdict(checker, src)
+    assert v.outcome is Outcome.FAIL and v.reason == "statement_mismatch"
+
+
+def test_redefined_name_rejected(checker):
+    src = "Definition Z := nat.\n" + OK
+    v = verdict(checker, src)
+    assert v.outcome is Outcome.FAIL and "name_redefined" in v.details["reasons"]
+
+
+def test_timeout_then_pool_keeps_working(checker):
+    src = P.statement + "\nProof.\n  intros x y h.\n  repeat (assert True by exact I).\n  lia.\nQed.\n"
+    r = checker.check(P, src)
+    assert r.status == "timeout"
+    assert audit(P, src, r).outcome is Outcome.TIMEOUT
+    assert audit(P, OK, checker.check(P, OK)).outcome is Outcome.PASS
+
+
+def test_session_command_refused(session):
+    src = "Reset Initial.\n" + OK
+    r = session.check(P, src)
+    assert r.status == "rejected" and r.rejections == ["session_command"]
+
+
+def test_isolation_between_checks(session):
+    leak = FormalProblem(name="leak", header="", statement="Theorem leak : True.", backend="coq")
+    src = "Require Import Lia.\nDefinition secret := 3.\n" + leak.statement + "\nProof. exact I. Qed.\n"
+    assert session.check(leak, src).status == "complete"
+    # Neither the definition nor the Require may survive into the next check.
+    probe = leak.statement + "\nProof. pose (z := secret). exact I. Qed.\n"
+    assert session.check(leak, probe).status == "error"
+    probe2 = "Theorem leak : forall n : nat, n + 0 = n.\nProof. intros; lia. Qed.\n"
+    assert session.check(FormalProblem("leak", "", "Theorem leak : forall n : nat, n + 0 = n.", "coq"), probe2).status == "error"
+
+
+def test_recycle_and_threads(session):
+    results = []
+    def work():
+        for _ in range(4):
+            results.append(session.check(P, OK).status)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["complete"] * 12
+    assert session.stats["spawns"] >= 3  # recycle_after=5 forced fresh processes
+
+
+def test_mask_then_automation_completes(session):
+    problem = next(p for p in coq_examples() if p.name == "even_square_even")
+    sketch = (problem.statement + "\nProof.\n  intros n [k hk].\n"
+              "  assert (h : n * n = 2 * (2 * k * k)) by exact I.\n"
+              "  exists (2 * k * k).\n  exact h.\nQed.\n")
+    r = session.check(problem, sketch)
+    assert r.status == "error" and r.errors[0].line == 4
+    masked = mask_failing_lines(sketch, r.messages, "coq")
+    assert "by admit." in masked
+    r2 = session.check(problem, masked)
+    assert r2.status == "incomplete" and len(split_holes(masked, "coq")) == 1
+    assert "hk : n = 2 * k" in r2.holes[0].goal
+    # Cheapest first, as the prove stage does: the first tactic that closes the hole wins.
+    for tactic in ["lia", "nia", "ring", "subst; ring"]:
+        filled = fill_hole(masked, 0, tactic, "coq")
+        if audit(problem, filled, session.check(problem, filled)).outcome is Outcome.PASS:
+            break
+    else:
+        pytest.fail("no automation closed the masked hole")
+
+
+def test_cache_hit_on_second_check(session):
+    cache = VerdictCache()
+    _, v1, c1 = check_cached(session, P, OK, cache)
+    _, v2, c2 = check_cached(session, P, OK, cache)
+    assert (c1, c2) == (False, True) and v1.outcome is v2.outcome is Outcome.PASS
+    assert cache.hit_rate == 0.5
+
+
+def test_every_example_elaborates_and_references_pass(session):
+    problems = {p.metadata["id"]: p for p in coq_examples()}
+    assert len(problems) >= 20
+    for p in problems.values():
+        r = session.check(p, p.statement + "\nProof.\n  admit.\nAdmitted.\n")
+        assert r.status == "incomplete", (p.name, r.messages)
+    for line in (DATA / "coq_reference_proofs.jsonl").read_text().splitlines():
+        ref = json.loads(line)
+        p = problems[ref["id"]]
+        assert audit(p, ref["proof"], session.check(p, ref["proof"])).outcome is Outcome.PASS, ref["id"]
