@@ -136,11 +136,15 @@ def sql(
         return
     from rich.table import Table
 
-    table = Table(caption=(f"{len(rows)} rows" if len(rows) <= limit
+    noun = "row" if len(rows) == 1 else "rows"
+    table = Table(caption=(f"{len(rows)} {noun}" if len(rows) <= limit
                            else f"first {limit} of {len(rows)} rows (--limit, --csv or --json for more)"),
                   caption_justify="left")
-    for c in cols:
-        table.add_column(c, overflow="fold")
+    for i, c in enumerate(cols):
+        values = [r[i] for r in rows[:limit] if r[i] is not None]
+        numeric = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                       for v in values)
+        table.add_column(c, overflow="fold", justify="right" if numeric else "left")
     for r in rows[:limit]:
         table.add_row(*[display.plain(v) for v in r])
     console.print(table)
