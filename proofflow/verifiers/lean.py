@@ -1,0 +1,365 @@
+"""The Lean 4 backend (production): a pool of Lean REPL processes, or a Kimina Lean Server.
+
+Written against leanprover-community/repl's JSON protocol: a command is one JSON object
+followed by a blank line on stdin, `{"cmd": text}` or `{"cmd": text, "env": N}`; the
+answer is one JSON object followed by a blank line: `{"env": N, "messages": [{severity,
+pos: {line, column}, endPos, data}], "sorries": [{pos, endPos, goal, proofState}]}`, or
+`{"message": "..."}` when the REPL itself refuses a command (unknown env, bad JSON).
+
+Why a pool of warm REPLs: `import Mathlib` costs seconds to minutes. Each REPL runs the
+problem header once and keeps its env number; every proof is then a command against that
+env (header-keyed reuse, as Kimina does). The REPL has no timeout of its own, so a check
+that overruns kills the process group and the next check on that worker respawns it
+(paying the import again — the price of a timeout). RLIMIT_AS caps each process; a REPL
+is recycled after N checks because every command keeps a new env alive in it.
+
+No Lean toolchain can be installed on the machines this was written on: this module's
+process handling is tested with a protocol stand-in (tests/fake_lean_repl.py); real-Lean
+tests run where `lake` and a REPL binary are found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message
+
+
+@dataclass(frozen=True)
+class LeanConfig:
+    project_dir: str = "."                 # a Lean project with Mathlib (lakefile, lake-manifest)
+    # `lake env <repl>` puts the project's .olean search path in place for the REPL.
+    repl_command: tuple[str, ...] = ("lake", "env", ".lake/packages/REPL/.lake/build/bin/repl")
+    timeout_s: float = 60.0                # per proof
+    header_timeout_s: float = 600.0        # `import Mathlib` on a cold cache is slow
+    memory_mb: int = 16384                 # RLIMIT_AS per REPL (Mathlib needs several GB)
+    workers: int = os.cpu_count() or 1
+    recycle_after: int = 100               # checks per REPL before a fresh process
+    version: str | None = None             # None: ask `lake env lean --version` once
+    env: dict[str, str] = field(default_factory=dict)  # extra environment variables
+
+
+def find_lean_toolchain(config: LeanConfig) -> str | None:
+    """None when a real REPL can be started with this config, else the reason it cannot."""
+    exe = config.repl_command[0]
+    if shutil.which(exe) is None and not Path(exe).exists():
+        return f"{exe!r} not found on PATH (install elan, then a Lean project with Mathlib)"
+    if not (Path(config.project_dir) / "lakefile.lean").exists() and not (Path(config.project_dir) / "lakefile.toml").exists():
+        return f"{config.project_dir!r} is not a Lean project (no lakefile)"
+    repl = config.repl_command[-1]
+    if shutil.which(repl) is None and not (Path(config.project_dir) / repl).exists():
+        return f"REPL binary {repl!r} not built (run `lake build repl` in the project)"
+    return None
+
+
+def lean_version(config: LeanConfig) -> str:
+    if config.version:
+        return config.version
+    try:
+        out = subprocess.run(["lake", "env", "lean", "--version"], cwd=config.project_dir,
+                             capture_output=True, text=True, timeout=120).stdout
+        m = re.search(r"version (\S+)", out)
+        return m.group(1).rstrip(",") if m else out.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+class ReplCrash(Exception):
+    pass
+
+
+class ReplTimeout(Exception):
+    pass
+
+
+def _preexec(memory_mb: int):
+    def apply() -> None:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+_AXIOMS = re.compile(r"depends on axioms:\s*\[(?P<list>[^\]]*)\]", re.S)
+
+
+def parse_axioms(messages: Sequence[dict[str, Any]]) -> list[str] | None:
+    """`#print axioms foo` answers "'foo' depends on axioms: [a, b]" or
+    "'foo' does not depend on any axioms"; anything else: unknown (None)."""
+    for m in messages:
+        data = m.get("data", "")
+        if "does not depend on any axioms" in data:
+            return []
+        hit = _AXIOMS.search(data)
+        if hit:
+            return [a.strip() for a in hit.group("list").replace("\n", " ").split(",") if a.strip()]
+    return None
+
+
+def to_messages(raw: Sequence[dict[str, Any]], line_offset: int = 0) -> list[Message]:
+    out = []
+    for m in raw:
+        pos, end = m.get("pos") or {}, m.get("endPos") or {}
+        line = pos.get("line")
+        out.append(Message(
+            severity=m.get("severity", "error"), text=m.get("data", ""),
+            line=line - line_offset if line is not None else None, column=pos.get("column"),
+            end_line=end.get("line") - line_offset if end.get("line") is not None else None,
+            end_column=end.get("column")))
+    return out
+
+
+def to_holes(raw: Sequence[dict[str, Any]], line_offset: int = 0) -> list[Hole]:
+    return [Hole(line=s["pos"]["line"] - line_offset, column=s["pos"]["column"], goal=s.get("goal", ""), kind="sorry")
+            for s in raw if s.get("pos")]
+
+
+def classify(problem: FormalProblem, messages: list[Message], holes: list[Hole]) -> str:
+    if any(m.severity == "error" for m in messages):
+        return "error"
+    if holes or any("declaration uses 'sorry'" in m.text for m in messages):
+        return "incomplete"
+    return "complete"
+
+
+class LeanRepl:
+    """One REPL process. Not thread-safe on its own: the pool lends it to one thread."""
+
+    def __init__(self, config: LeanConfig):
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+        self._buf = b""
+        self.header: str | None = None
+        self.header_env: int | None = None
+        self.checks_done = 0
+        self.spawns = 0
+        self.header_loads = 0
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        self.close()
+        cmd = list(self.config.repl_command)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.config.project_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env={**os.environ, **self.config.env},
+            preexec_fn=_preexec(self.config.memory_mb), start_new_session=True)
+        self.spawns += 1
+        self._buf = b""
+        self.header, self.header_env, self.checks_done = None, None, 0
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+
+    def command(self, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one command, wait for its answer (a JSON object ended by a blank line)."""
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write((json.dumps(payload, ensure_ascii=False) + "\n\n").encode("utf-8"))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise ReplCrash(f"REPL stdin closed: {exc}") from None
+        deadline = time.monotonic() + timeout_s
+        fd = self.proc.stdout.fileno()
+        while True:
+            # The answer ends at the first blank line after some non-blank text.
+            text = self._buf.lstrip(b"\r\n")
+            cut = text.find(b"\n\n")
+            if cut >= 0:
+                raw, self._buf = text[:cut], text[cut + 2:]
+                try:
+                    return json.loads(raw)
+                except json.JSONDecodeError:
+                    raise ReplCrash(f"unparseable REPL answer: {raw[:300]!r}") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ReplTimeout()
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    raise ReplCrash(f"REPL exited (code {self.proc.poll()})")
+                self._buf += chunk
+
+    def ensure_header(self, header: str) -> list[Message]:
+        if not self.alive() or self.checks_done >= self.config.recycle_after:
+            self.start()
+        if self.header == header and self.header_env is not None:
+            return []
+        answer = self.command({"cmd": header}, self.config.header_timeout_s)
+        self.header_loads += 1
+        if "env" not in answer:
+            raise ReplCrash(f"header refused: {answer}")
+        errors = [m for m in to_messages(answer.get("messages", [])) if m.severity == "error"]
+        if errors:
+            return [Message("error", "[header] " + m.text) for m in errors]
+        self.header, self.header_env = header, int(answer["env"])
+        return []
+
+
+class LeanReplChecker:
+    """FormalChecker over a pool of LeanRepl processes (size = config.workers).
+
+    A check prefers an idle REPL that already has the problem's header, so a campaign
+    over one header pays the import once per worker, not once per proof."""
+
+    name = "lean"
+
+    def __init__(self, config: LeanConfig):
+        self.config = config
+        self.version = lean_version(config)
+        self._idle: list[LeanRepl] = [LeanRepl(config) for _ in range(max(1, config.workers))]
+        self._all = list(self._idle)
+        self._cond = threading.Condition()
+
+    def __enter__(self) -> LeanReplChecker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for r in self._all:
+            r.close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"spawns": sum(r.spawns for r in self._all), "header_loads": sum(r.header_loads for r in self._all)}
+
+    def _acquire(self, header: str) -> LeanRepl:
+        with self._cond:
+            while not self._idle:
+                self._cond.wait()
+            for i, r in enumerate(self._idle):
+                if r.header == header and r.alive():
+                    return self._idle.pop(i)
+            return self._idle.pop(0)
+
+    def _release(self, repl: LeanRepl) -> None:
+        with self._cond:
+            self._idle.append(repl)
+            self._cond.notify()
+
+    def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
+        t0 = time.monotonic()
+        repl = self._acquire(problem.header)
+
+        def result(status, **kw) -> CheckResult:
+            return CheckResult(status=status, backend="lean", version=self.version,
+                               duration_s=time.monotonic() - t0, **kw)
+        try:
+            header_errors = repl.ensure_header(problem.header)
+            if header_errors:
+                return result("error", messages=header_errors)
+            repl.checks_done += 1
+            answer = repl.command({"cmd": proof_source, "env": repl.header_env}, self.config.timeout_s)
+            if "env" not in answer:
+                repl.close()  # the REPL refused the command: do not trust its state
+                return result("crash", detail=f"REPL refused the command: {answer}")
+            messages = to_messages(answer.get("messages", []))
+            holes = to_holes(answer.get("sorries", []))
+            status = classify(problem, messages, holes)
+            axioms = None
+            if status == "complete":
+                # The axioms of the theorem as the kernel recorded them, in the env the
+                # proof just produced.
+                ax = repl.command({"cmd": f"#print axioms {problem.name}", "env": answer["env"]}, self.config.timeout_s)
+                axioms = parse_axioms(ax.get("messages", []))
+            return result(status, messages=messages, holes=holes, axioms=axioms)
+        except ReplTimeout:
+            repl.close()
+            return result("timeout", detail=f"no answer within {self.config.timeout_s}s; REPL killed")
+        except ReplCrash as exc:
+            repl.close()
+            return result("crash", detail=str(exc))
+        finally:
+            self._release(repl)
+
+
+@dataclass(frozen=True)
+class KiminaConfig:
+    url: str = "http://localhost:8000"
+    api_key: str | None = None
+    timeout_s: float = 60.0
+    version: str = "kimina"    # the server's Lean version, for the cache key
+    reuse: bool = True         # let the server reuse a REPL with the same header
+
+
+class KiminaChecker:
+    """FormalChecker over a Kimina Lean Server: POST /check {"snippet": {"id", "code"},
+    "timeout", "reuse"} → {"id", "time", "error", "response": {"env", "messages",
+    "sorries"}}. The server splits the header off the code itself; `#print axioms` is
+    appended to the snippet so the audit gets the axioms in the same request."""
+
+    name = "lean"
+
+    def __init__(self, config: KiminaConfig):
+        import httpx  # only needed for this backend
+
+        self.config = config
+        self.version = config.version
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._client = httpx.Client(base_url=config.url, headers=headers, timeout=config.timeout_s + 30)
+
+    def request_body(self, problem: FormalProblem, proof_source: str, snippet_id: str) -> tuple[dict[str, Any], int]:
+        header = problem.header.rstrip("\n") + "\n"
+        code = header + proof_source.rstrip("\n") + f"\n\n#print axioms {problem.name}\n"
+        return ({"snippet": {"id": snippet_id, "code": code}, "timeout": int(self.config.timeout_s),
+                 "reuse": self.config.reuse}, header.count("\n"))
+
+    def parse(self, problem: FormalProblem, proof_source: str, body: dict[str, Any], offset: int, elapsed: float) -> CheckResult:
+        def result(status, **kw) -> CheckResult:
+            return CheckResult(status=status, backend="lean", version=self.version, duration_s=elapsed, **kw)
+        if body.get("error"):
+            err = str(body["error"])
+            return result("timeout" if "timed out" in err else "crash", detail=err)
+        response = body.get("response") or {}
+        raw = response.get("messages", [])
+        last_source_line = proof_source.rstrip("\n").count("\n") + 1
+        axiom_msgs = [m for m in raw if (m.get("pos") or {}).get("line", 0) - offset > last_source_line]
+        messages = to_messages([m for m in raw if m not in axiom_msgs], offset)
+        holes = to_holes(response.get("sorries", []), offset)
+        status = classify(problem, messages, holes)
+        axioms = parse_axioms(axiom_msgs) if status == "complete" else None
+        return result(status, messages=messages, holes=holes, axioms=axioms)
+
+    def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
+        import httpx
+
+        from proofflow.verifiers.formal import source_hash
+
+        t0 = time.monotonic()
+        payload, offset = self.request_body(problem, proof_source, source_hash(proof_source)[:16])
+        try:
+            resp = self._client.post("/check", json=payload)
+            resp.raise_for_status()
+            body = resp.json()
+        except httpx.TimeoutException:
+            return CheckResult("timeout", "lean", self.version, duration_s=time.monotonic() - t0,
+                               detail="Kimina server did not answer in time")
+        except (httpx.HTTPError, ValueError) as exc:
+            return CheckResult("crash", "lean", self.version, duration_s=time.monotonic() - t0, detail=str(exc))
+        return self.parse(problem, proof_source, body, offset, time.monotonic() - t0)

@@ -1,0 +1,135 @@
+"""Lean backend. Real-Lean tests run only where a toolchain is configured
+(PROOFFLOW_LEAN_PROJECT = a Lean project with Mathlib and a built REPL); the pool's
+process handling is tested against tests/fake_lean_repl.py, a protocol STAND-IN that
+checks nothing."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from proofflow.verifiers.formal import FormalProblem, VerdictCache, audit, check_cached
+from proofflow.verifiers.lean import KiminaChecker, KiminaConfig, LeanConfig, LeanReplChecker, find_lean_toolchain
+from proofflow.verifiers.verdict import Outcome
+
+FAKE = Path(__file__).parent / "fake_lean_repl.py"
+P = FormalProblem(name="t", header="import Mathlib\n", backend="lean",
+                  statement="theorem t (x : ℝ) (h : 2 * x = 4) : x = 2 := by")
+OK = "theorem t (x : ℝ) (h : 2 * x = 4) : x = 2 := by\n  linarith\n"
+
+
+@pytest.fixture
+def fake(tmp_path):
+    log = tmp_path / "imports.log"
+    cfg = LeanConfig(project_dir=str(tmp_path), repl_command=(sys.executable, str(FAKE)), timeout_s=1.0,
+                     header_timeout_s=5, memory_mb=1024, workers=2, recycle_after=3, version="fake-stand-in",
+                     env={"FAKE_REPL_LOG": str(log)})
+    with LeanReplChecker(cfg) as ch:
+        yield ch, log
+
+
+def imports(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_standin_complete_incomplete_error(fake):
+    ch, _ = fake
+    r = ch.check(P, OK)
+    assert r.status == "complete" and r.axioms == ["propext", "Classical.choice", "Quot.sound"]
+    assert audit(P, OK, r).outcome is Outcome.PASS
+    src = OK.replace("linarith", "sorry")
+    r = ch.check(P, src)
+    assert r.status == "incomplete" and r.holes[0].goal.endswith("x = 2")
+    assert audit(P, src, r).reason == "hole"
+    r = ch.check(P, OK + "-- ERROR")
+    assert r.status == "error" and (r.errors[0].line, r.errors[0].column) == (2, 2)
+
+
+def test_standin_nonstandard_axiom():
+    q = FormalProblem(name="cheat_t", header="import Mathlib\n", backend="lean", statement="theorem cheat_t : False := by")
+    cfg = LeanConfig(repl_command=(sys.executable, str(FAKE)), workers=1, version="fake-stand-in")
+    with LeanReplChecker(cfg) as ch:
+        src = "theorem cheat_t : False := by\n  exact cheat\n"
+        v = audit(q, src, ch.check(q, src))
+    assert v.reason == "nonstandard_axiom"
+
+
+def test_standin_header_reuse_and_recycle(fake):
+    ch, log = fake
+    for _ in range(3):
+        assert ch.check(P, OK).status == "complete"
+    # sequential checks land on the REPL that already has the header: 1 import, not 3
+    assert imports(log) == 1
+    ch.check(P, OK)  # 4th check on that REPL: recycled after 3 → fresh process, new import
+    assert imports(log) == 2 and ch.stats["spawns"] == 2
+
+
+def test_standin_timeout_kills_and_pool_recovers(fake):
+    ch, log = fake
+    r = ch.check(P, OK + "-- LOOP")
+    assert r.status == "timeout" and audit(P, OK, r).outcome is Outcome.TIMEOUT
+    assert ch.check(P, OK).status == "complete"
+
+
+def test_standin_crash_is_error_and_pool_recovers(fake):
+    ch, _ = fake
+    r = ch.check(P, OK + "-- CRASH")
+    assert r.status == "crash" and audit(P, OK, r).outcome is Outcome.ERROR
+    assert ch.check(P, OK).status == "complete"
+
+
+def test_standin_threads_and_cache(fake):
+    ch, log = fake
+    out = []
+    threads = [threading.Thread(target=lambda: out.extend(ch.check(P, OK).status for _ in range(2))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == ["complete"] * 8
+    cache = VerdictCache()
+    check_cached(ch, P, OK, cache)
+    _, v, cached = check_cached(ch, P, OK, cache)
+    assert cached and v.passed
+
+
+def test_kimina_request_and_parse():
+    k = KiminaChecker(KiminaConfig(url="http://127.0.0.1:9", version="4.15.0"))
+    body, offset = k.request_body(P, OK, "id1")
+    assert body["snippet"]["code"].startswith("import Mathlib\n" + OK.rstrip("\n"))
+    assert body["snippet"]["code"].rstrip().endswith("#print axioms t") and offset == 1
+    answer = {"id": "id1", "time": 1.2, "response": {"env": 0, "messages": [
+        {"severity": "info", "pos": {"line": 5, "column": 0}, "endPos": None,
+         "data": "'t' depends on axioms: [propext]"}]}}
+    r = k.parse(P, OK, answer, offset, 1.2)
+    assert r.status == "complete" and r.axioms == ["propext"]
+    err = {"id": "id1", "response": {"env": 0, "messages": [
+        {"severity": "error", "pos": {"line": 3, "column": 2}, "endPos": {"line": 3, "column": 10}, "data": "linarith failed"}]}}
+    r = k.parse(P, OK, err, offset, 0.1)
+    assert r.status == "error" and r.errors[0].line == 2
+    assert k.parse(P, OK, {"id": "x", "error": "Lean REPL command timed out in 60 seconds"}, offset, 60).status == "timeout"
+    # nothing listens on port 9: the checker reports a crash, never a pass
+    assert k.check(P, OK).status == "crash"
+
+
+def _real_config() -> LeanConfig | None:
+    project = os.environ.get("PROOFFLOW_LEAN_PROJECT")
+    return LeanConfig(project_dir=project, workers=1) if project else None
+
+
+def test_real_lean_repl():
+    cfg = _real_config()
+    if cfg is None:
+        pytest.skip("no Lean toolchain: set PROOFFLOW_LEAN_PROJECT to a Lean project with Mathlib and a built REPL")
+    reason = find_lean_toolchain(cfg)
+    if reason:
+        pytest.skip(f"no Lean toolchain: {reason}")
+    with LeanReplChecker(cfg) as ch:
+        assert audit(P, OK, ch.check(P, OK)).outcome is Outcome.PASS
+        bad = OK.replace("linarith", "sorry")
+        assert audit(P, bad, ch.check(P, bad)).reason == "hole"
+        assert audit(P, OK.replace("linarith", "native_decide"), ch.check(P, OK.replace("linarith", "native_decide"))).outcome is Outcome.FAIL
