@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from proofflow.config import DEFAULT_PORT
+
 console = Console()
 
 
@@ -174,17 +176,27 @@ def show(
 
 
 def demo(
-    port: int = typer.Option(8000, help="port of the local vLLM server"),
+    port: int = typer.Option(DEFAULT_PORT, help="port of the local vLLM server"),
     samples: int = typer.Option(4, "--samples", "-n"),
     repair_rounds: int = typer.Option(1, "--repair-rounds", "-r"),
     db: Path = typer.Option(Path("proofflow.duckdb")),
 ) -> None:
     """Set up and start the local vLLM server, solve the bundled examples, show results."""
+    from dataclasses import replace
+
+    from proofflow.commands.serve import ensure_setup, ensure_started
     from proofflow.llm import server
     from proofflow.problems import example_path
 
     _quiet_prefect()
-    status = server.ensure_running(port=port, console=console)
+    cfg = replace(server.LocalServerConfig(), port=port)
+    try:
+        ensure_setup(cfg)
+        ensure_started(cfg, None)
+    except server.ServerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    status = server.status(config=cfg)
     overrides = {
         "endpoint.model": status.model, "endpoint.base_urls": [status.base_url],
         "solve.samples": samples, "solve.repair_rounds": repair_rounds, "storage.db_path": str(db),

@@ -50,7 +50,8 @@ def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
         "repair_after_pass": settings.solve.repair_after_pass,
         "selection": settings.solve.selection,
         "allow_last_number": settings.solve.allow_last_number,
-        "limit": settings.solve.limit,
+        # Not `limit`: it picks which problems run, not what their samples mean, so a
+        # run started with --limit 10 can be extended to the whole file.
     }
 
 
@@ -135,15 +136,19 @@ def solve_flow(
         publish(Progress(name, already, len(problems), solved))
         finals = []
         # The flow's task runner (problems_in_flight workers) bounds the concurrency.
+        chains = {}
         for chunk in chunked(todo, settings.solve.problems_per_task):
             label = _label(ctx, chunk)
-            items = verify.submit(ctx, generate.submit(ctx, chunk, label), label)
+            chain = [generate.submit(ctx, chunk, label)]
+            chain.append(verify.submit(ctx, chain[-1], label))
             for round_ in range(1, settings.solve.repair_rounds + 1):
-                items = verify.submit(ctx, repair.submit(ctx, items, round_, label), label)
-            finals.append(select.submit(ctx, items, label))
+                chain.append(repair.submit(ctx, chain[-1], round_, label))
+                chain.append(verify.submit(ctx, chain[-1], label))
+            final = select.submit(ctx, chain[-1], label)
+            chains[final] = chain
         done = already
-        for future in as_completed(finals):
-            for result in future.result():
+        for future in as_completed(list(chains)):
+            for result in _result_or_root_cause(future, chains[future]):
                 done += 1
                 solved += int(result.solved)
                 publish(Progress(name, done, len(problems), solved, result.problem_id))
@@ -171,6 +176,19 @@ def run_solve(
     )
     return configured(problem_file=str(problem_file), run_name=name, config_file=config_file,
                       overrides=overrides, problem_file_name=Path(problem_file).stem)
+
+
+def _result_or_root_cause(final: Any, chain: list[Any]) -> Any:
+    """The final stage's result; if a stage upstream failed, that stage's own exception
+    (the final stage then never ran, and its future only says "not ready")."""
+    final.wait()
+    if final.state.is_completed():
+        return final.result()
+    for stage in chain:
+        stage.wait()
+        if stage.state.is_failed() or stage.state.is_crashed():
+            stage.result()  # raises the stage's exception
+    return final.result()
 
 
 def _label(ctx: RunContext, chunk: list[WorkItem]) -> str:

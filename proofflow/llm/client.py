@@ -104,7 +104,8 @@ class ModelClient:
 
     def complete(self, request: Request) -> Response:
         """One request (retried on transient failures). Raises EndpointError."""
-        if request.n > 1 and not self.endpoint.supports_n:
+        # vLLM rejects n > 1 with greedy sampling (temperature 0): ask one at a time.
+        if request.n > 1 and (not self.endpoint.supports_n or self.sampling.temperature == 0):
             return self._merge_singles(request)
         return self._call_with_retries(request)
 

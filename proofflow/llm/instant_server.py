@@ -26,6 +26,7 @@ class Behaviour:
     fail_first: int = 0          # answer HTTP 500 to the first k generation requests
     delay_s: float = 0.0         # sleep before answering
     answers: tuple[str, ...] = ("1", "2", "3", "4", "5")
+    text: str | None = None      # answer every sample with exactly this text (garbage tests)
     requests: int = 0            # generation requests answered with 200
     received: int = 0            # generation requests received (any status)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,7 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(b.delay_s)
         prompt = json.dumps(body.get("messages") or body.get("prompt"))
         n, seed = int(body.get("n") or 1), int(body.get("seed") or 0)
-        texts = [_completion_text(prompt, seed, i, b.answers) for i in range(n)]
+        texts = [b.text if b.text is not None else _completion_text(prompt, seed, i, b.answers)
+                 for i in range(n)]
         token_counts = [len(t.split()) for t in texts]
         choices = []
         for i, (text, count) in enumerate(zip(texts, token_counts)):

@@ -1,0 +1,156 @@
+"""The solve flow under a real Prefect test harness, against the STAND-IN instant
+server where a test needs faults or exact control (garbage answers, a dead endpoint).
+The same flow against the real vLLM server is in test_solve_vllm.py."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from proofflow.flows.solve import RunConfigMismatch, run_solve
+from proofflow.llm.client import EndpointError
+from proofflow.llm.instant_server import Behaviour, InstantServer
+from proofflow.problems import example_path
+from proofflow.storage.db import Store
+
+pytestmark = pytest.mark.prefect
+
+
+def overrides(url: str, db: Path, **extra: object) -> dict:
+    base = {
+        "endpoint.model": "instant", "endpoint.base_urls": [url], "endpoint.backoff_s": 0.01,
+        "endpoint.max_retries": 1, "storage.db_path": str(db), "storage.flush_interval_s": 0.05,
+        "solve.samples": 3, "solve.repair_rounds": 1,
+    }
+    base.update(extra)
+    return base
+
+
+def counts(db: Path) -> dict[str, int]:
+    store = Store(db)
+    return {t: store.query(f"SELECT count(*) FROM {t}")[1][0][0]
+            for t in ("problems", "samples", "verdicts", "results", "calls")}
+
+
+def test_solve_stores_everything_and_rerun_is_a_no_op(prefect_api: str, tmp_path: Path) -> None:
+    db = tmp_path / "run.duckdb"
+    with InstantServer() as srv:
+        summary = run_solve(str(example_path()), "t1", overrides=overrides(srv.base_url, db, **{"solve.limit": 5}))
+        first_requests = srv.behaviour.requests
+        before = counts(db)
+        again = run_solve(str(example_path()), "t1", overrides=overrides(srv.base_url, db, **{"solve.limit": 5}))
+        assert srv.behaviour.requests == first_requests  # nothing asked twice
+    assert counts(db) == before
+    assert summary["problems"] == 5 and summary["done"] == 5 and again["done"] == 5
+    store = Store(db)
+    _, rows = store.query("""
+        SELECT problem_id, count(*) FILTER (WHERE stage = 'generate'),
+               count(*) FILTER (WHERE stage = 'repair'),
+               count(*) FILTER (WHERE stage = 'repair' AND parent_id IS NULL)
+        FROM samples GROUP BY problem_id""")
+    assert len(rows) == 5
+    for _, generated, repaired, orphans in rows:
+        assert generated == 3 and orphans == 0 and repaired <= 3
+    # every sample checked; every repair's parent failed its check
+    _, unchecked = store.query("""SELECT count(*) FROM samples s LEFT JOIN verdicts v
+                                  ON v.sample_id = s.sample_id WHERE v.sample_id IS NULL""")
+    assert unchecked == [(0,)]
+    _, bad_parents = store.query("""SELECT count(*) FROM samples s JOIN verdicts v
+        ON v.sample_id = s.parent_id AND v.verifier = 'answer' WHERE s.stage = 'repair' AND v.outcome = 'pass'""")
+    assert bad_parents == [(0,)]
+    _, tokens = store.query("SELECT min(prompt_tokens), min(completion_tokens), bool_and(tokens_exact) FROM samples")
+    assert tokens[0][0] > 0 and tokens[0][1] > 0 and tokens[0][2] is True
+    # one ok call per generate request and per repair
+    _, calls = store.query("SELECT count(*) FROM calls WHERE status = 'ok'")
+    assert calls[0][0] == first_requests
+    run = store.get_run("t1")
+    assert run is not None and run.status == "completed"
+
+
+def test_garbage_answers_are_fail_verdicts_not_crashes(prefect_api: str, tmp_path: Path) -> None:
+    db = tmp_path / "garbage.duckdb"
+    with InstantServer(behaviour=Behaviour(model="instant", text="}}}{{ \x00 ### ")) as srv:
+        summary = run_solve(str(example_path()), "g", overrides=overrides(srv.base_url, db, **{"solve.limit": 3}))
+    assert summary["done"] == 3 and summary["solved"] == 0
+    _, outcomes = Store(db).query("SELECT DISTINCT outcome, reason FROM verdicts")
+    assert outcomes == [("fail", "no_answer")]
+    _, results = Store(db).query("SELECT selected_answer, correct FROM results")
+    assert results == [(None, False)] * 3
+
+
+def test_empty_answers_are_fail_verdicts(prefect_api: str, tmp_path: Path) -> None:
+    db = tmp_path / "empty.duckdb"
+    with InstantServer(behaviour=Behaviour(model="instant", text="")) as srv:
+        run_solve(str(example_path()), "e", overrides=overrides(srv.base_url, db, **{"solve.limit": 2}))
+    _, outcomes = Store(db).query("SELECT DISTINCT outcome FROM verdicts")
+    assert outcomes == [("fail",)]
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def test_dead_endpoint_fails_clearly_and_keeps_what_was_stored(prefect_api: str, tmp_path: Path) -> None:
+    db = tmp_path / "dead.duckdb"
+    with InstantServer() as srv:
+        run_solve(str(example_path()), "d", overrides=overrides(srv.base_url, db, **{"solve.limit": 2}))
+    kept = counts(db)
+    with pytest.raises(EndpointError, match="unreachable after 2 attempt"):
+        run_solve(str(example_path()), "d", overrides=overrides(_dead_url(), db, **{"solve.limit": 4}))
+    after = counts(db)
+    assert after["samples"] == kept["samples"] and after["results"] == kept["results"]
+    assert after["problems"] == 4  # the new problems were registered before the failure
+    _, failed = Store(db).query("SELECT count(*) FROM calls WHERE status = 'error'")
+    assert failed[0][0] >= 2  # every failed attempt is on record
+    assert Store(db).get_run("d").status == "failed"  # type: ignore[union-attr]
+    with InstantServer() as srv:  # resume: only the two new problems are asked for
+        summary = run_solve(str(example_path()), "d", overrides=overrides(srv.base_url, db, **{"solve.limit": 4}))
+        _, per_problem = Store(db).query(
+            "SELECT problem_id, count(*) FROM samples WHERE stage = 'generate' GROUP BY ALL")
+        assert sorted(n for _, n in per_problem) == [3, 3, 3, 3]
+        generate_calls = srv.behaviour.requests
+    assert summary["done"] == 4
+    _, ok_generate = Store(db).query("SELECT count(*) FROM calls WHERE status='ok' AND stage='generate'")
+    assert ok_generate[0][0] == 4  # 2 before, 2 after: never redone
+    assert generate_calls >= 2
+
+
+def test_resuming_with_other_settings_is_refused(prefect_api: str, tmp_path: Path) -> None:
+    db = tmp_path / "mismatch.duckdb"
+    with InstantServer() as srv:
+        run_solve(str(example_path()), "m", overrides=overrides(srv.base_url, db, **{"solve.limit": 1}))
+        with pytest.raises(RunConfigMismatch, match="samples"):
+            run_solve(str(example_path()), "m",
+                      overrides=overrides(srv.base_url, db, **{"solve.limit": 1, "solve.samples": 5}))
+
+
+def test_chunked_tasks_give_the_same_rows(prefect_api: str, tmp_path: Path) -> None:
+    with InstantServer() as srv:
+        a = run_solve(str(example_path()), "c", overrides=overrides(srv.base_url, tmp_path / "a.duckdb", **{"solve.limit": 6}))
+        b = run_solve(str(example_path()), "c", overrides=overrides(
+            srv.base_url, tmp_path / "b.duckdb", **{"solve.limit": 6, "solve.problems_per_task": 4}))
+    ids = [Store(tmp_path / f).query("SELECT sample_id, completion FROM samples ORDER BY 1")[1]
+           for f in ("a.duckdb", "b.duckdb")]
+    assert ids[0] == ids[1] and len(ids[0]) >= 18
+    assert {k: a[k] for k in ("solved", "pass_at_1", "samples")} == {k: b[k] for k in ("solved", "pass_at_1", "samples")}
+
+
+def test_artifacts_are_published(prefect_api: str, tmp_path: Path) -> None:
+    import httpx
+
+    with InstantServer() as srv:
+        run_solve(str(example_path()), "art", overrides=overrides(srv.base_url, tmp_path / "art.duckdb", **{"solve.limit": 2}))
+    body = {"artifacts": {"key": {"like_": "proofflow-%-art"}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
+    arts = httpx.post(f"{prefect_api}/artifacts/filter", json=body, timeout=30).json()
+    kinds = {a["type"] for a in arts}
+    assert {"progress", "table", "markdown"} <= kinds
+    progress = next(a for a in arts if a["type"] == "progress")
+    assert progress["data"] == 100.0
+    table = next(a for a in arts if a["type"] == "table")
+    data = table["data"] if isinstance(table["data"], (list, dict)) else json.loads(table["data"])
+    assert data[0]["problems"] == 2
