@@ -40,7 +40,9 @@ def money(value: float | None) -> str:
     if value == 0:
         return "$0"
     if abs(value) < 1:
-        return f"${value:.4g}"
+        # Four significant digits, positional (never 1.6e-05): 0.17, 0.001876, 0.00001599.
+        decimals = 3 - math.floor(math.log10(abs(value)))
+        return "$" + f"{value:.{decimals}f}".rstrip("0").rstrip(".")
     return f"${value:,.2f}"
 
 

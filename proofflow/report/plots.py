@@ -38,7 +38,7 @@ def plot_pass_at_k(data: ReportData, path: Path) -> Path:
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.add_subplot()
     colors = _colors()
-    n_max = 1
+    n_max, y_max = 1, 0.0
     for i, run_id in enumerate(data.run_ids):
         color = colors[i % len(colors)]
         name = data.name(run_id)
@@ -51,16 +51,19 @@ def plot_pass_at_k(data: ReportData, path: Path) -> Path:
             if not pts:
                 continue
             ks, vs = zip(*pts)
-            n_max = max(n_max, max(ks))
+            n_max, y_max = max(n_max, max(ks)), max(y_max, max(vs))
+            # Observed coverage and maj@k change only at whole k: drawn as steps.
             ax.plot(ks, vs, style, color=color, marker="o" if style == "-" else None,
-                    markersize=3, label=f"{name} {label}")
+                    markersize=3, label=f"{name} {label}",
+                    drawstyle="default" if style == "-" else "steps-post")
     ax.set_xscale("log", base=2)
     ticks = fmt.k_points(n_max) or [1]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([str(k) for k in ticks])
     ax.set_xlim(0.9, max(2, n_max) * 1.1)
-    ax.set_ylim(0, 1.02)
+    # Zoom in on low curves (a hard set, a small model) but never past 100%.
+    ax.set_ylim(0, min(1.02, max(0.1, y_max * 1.2)))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("k (first-attempt samples per problem, log scale)")
     ax.set_ylabel("problems")
