@@ -269,6 +269,18 @@ def test_verifier_views(store: Store) -> None:
     assert pair["agreement"] == pytest.approx(0.7)
 
 
+def test_verdict_reasons(store: Store) -> None:
+    # A's answer verdicts: 2 + 1 (repair) + 1 passes, 3 + 5 + 4 fails; self_verify: 4 pass,
+    # 5 fail, 1 error. The fixture records no reason strings ('').
+    rows = {(r["verifier"], r["outcome"]): r for r in metrics.verdict_reasons(store, ["A"])}
+    assert {k: r["verdicts"] for k, r in rows.items()} == {
+        ("answer", "fail"): 12, ("answer", "pass"): 4,
+        ("self_verify", "error"): 1, ("self_verify", "fail"): 5, ("self_verify", "pass"): 4}
+    assert rows[("answer", "pass")]["share"] == pytest.approx(0.25)
+    assert rows[("self_verify", "error")]["share"] == pytest.approx(0.1)
+    assert rows[("answer", "fail")]["reason"] == ""
+
+
 def test_run_summary(store: Store) -> None:
     rows = {r["name"]: r for r in metrics.run_summary(store, ["A", "B", "C"])}
     a = rows["alpha"]

@@ -33,6 +33,7 @@ class ReportData:
     usage: list[Row]
     verifier_audit: list[Row]
     verifier_agreement: list[Row]
+    verdict_reasons: list[Row]
     names: dict[str, str] = field(default_factory=dict)
 
     def name(self, run_id: str) -> str:
@@ -53,6 +54,7 @@ def collect(store: Store, run_ids: Sequence[str], with_problems: bool = True) ->
         usage=metrics.usage(store, ids),
         verifier_audit=metrics.verifier_audit(store, ids),
         verifier_agreement=metrics.verifier_agreement(store, ids),
+        verdict_reasons=metrics.verdict_reasons(store, ids),
         names={r["run_id"]: r["name"] for r in summary},
     )
 
@@ -201,12 +203,24 @@ def agreement_grid(data: ReportData) -> Grid:
                 rows=body, numeric=frozenset(range(3, 9)))
 
 
+def reasons_grid(data: ReportData) -> Grid:
+    body = [[data.name(r["run_id"]), r["verifier"], r["outcome"], r["reason"] or "—",
+             fmt.count(r["verdicts"]), fmt.rate(r["share"])]
+            for r in data.verdict_reasons]
+    return Grid(title="Verdicts by outcome and reason",
+                headers=["run", "verifier", "outcome", "reason", "verdicts", "share"],
+                rows=body, numeric=frozenset({4, 5}),
+                note="share: of that verifier's verdicts in the run.")
+
+
 def all_grids(data: ReportData, problem_limit: int | None = None) -> list[Grid]:
     grids = [summary_grid(data.summary), pass_at_k_grid(data), cost_grid(data), usage_grid(data)]
     if data.verifier_audit:
         grids.append(audit_grid(data))
     if data.verifier_agreement:
         grids.append(agreement_grid(data))
+    if data.verdict_reasons:
+        grids.append(reasons_grid(data))
     for run_id, rows in data.problems.items():
         grids.append(problem_grid(data.name(run_id), rows, problem_limit))
     return grids

@@ -130,8 +130,14 @@ def verifier_audit(store: Store, run_ids: Sequence[str]) -> Rows:
     return _order(rows, run_ids, "verifier")
 
 
+def verdict_reasons(store: Store, run_ids: Sequence[str]) -> Rows:
+    rows = _rows(store, "SELECT * FROM v_verdict_reasons WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, "verifier", "outcome", "reason")
+
+
 # The version views.sql records in schema_info; bump both together.
-VIEWS_VERSION = "1"
+VIEWS_VERSION = "2"
 
 
 def ensure_views(store: Store) -> None:

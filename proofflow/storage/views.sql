@@ -349,6 +349,17 @@ JOIN v_sample_truth t ON t.sample_id = v.sample_id
 WHERE t.judged AND v.verifier <> t.truth_verifier
 GROUP BY t.run_id, v.verifier, t.truth_verifier;
 
+-- Why verdicts came out as they did: counts by (run, verifier, outcome, reason), e.g.
+-- the formal audit's rejection reasons (verifiers/formal.py REJECTION_REASONS) or the
+-- answer checker's no_answer / wrong_answer.
+CREATE OR REPLACE VIEW v_verdict_reasons AS
+SELECT s.run_id, v.verifier, v.outcome, coalesce(v.reason, '') AS reason,
+       count(*) AS verdicts,
+       count(*) / sum(count(*)) OVER (PARTITION BY s.run_id, v.verifier) AS share
+FROM verdicts v
+JOIN samples s USING (sample_id)
+GROUP BY s.run_id, v.verifier, v.outcome, coalesce(v.reason, '');
+
 -- The headline figures of each run: kept to per-problem aggregates (no expansion over k)
 -- so that it stays cheap enough to compute at the end of every flow run.
 CREATE OR REPLACE VIEW v_run_summary AS
@@ -386,4 +397,4 @@ LEFT JOIN maj ON maj.run_id = r.run_id
 LEFT JOIN v_run_usage u ON u.run_id = r.run_id
 LEFT JOIN v_cost_of_pass cp ON cp.run_id = r.run_id;
 
-INSERT OR REPLACE INTO schema_info VALUES ('views_version', '1');
+INSERT OR REPLACE INTO schema_info VALUES ('views_version', '2');
