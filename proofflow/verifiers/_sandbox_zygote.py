@@ -1,0 +1,443 @@
+"""The sandbox zygote: an isolated, warm Python process that forks one child per execution.
+
+Run as a script (stdlib only, by path) by ``python_exec.Sandbox``; never imported by it.
+
+Isolation, set up once when the zygote starts (it runs as root):
+- a new network namespace (only a downed loopback: connect() fails at once), and new IPC
+  and UTS namespaces;
+- a new mount namespace in which every mount is remounted read-only, and a fresh,
+  size-limited tmpfs is mounted on /tmp; each execution gets its own 0700 directory there,
+  owned by the execution's uid. Nothing else is writable, whatever the uid;
+- warm imports of common stdlib modules, so a child starts with them already loaded.
+
+Per execution (one at a time per zygote; the host runs a pool of zygotes):
+- ``clone(CLONE_NEWPID)`` makes a tiny init (pid 1 of a fresh PID namespace) that forks the
+  user process and waits for it. When init exits, or the zygote SIGKILLs it on timeout, the
+  kernel kills every process left in that namespace: children that setsid()ed, daemonized
+  or double-forked included. Nothing can outlive its execution.
+- the user process drops to a dedicated uid (root's processes are out of reach for
+  signals; RLIMIT_NPROC counts per uid), sets CPU/AS/FSIZE/NPROC/NOFILE/CORE limits and
+  no_new_privs, scrubs the environment, and execs the code in the warm interpreter.
+- the zygote enforces the wall clock and the output cap and reports stdout/stderr/status.
+
+Protocol on the socket given as argv[1]: 4-byte big-endian length + pickle, both ways.
+Requests come only from the host process that started us; the user's code runs in a
+separate process with another uid, so pickle here is not an attack surface.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import resource
+import select
+import shutil
+import signal
+import socket
+import stat
+import struct
+import sys
+import time
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _blocked_ancestor(path: str) -> str | None:
+    """Topmost ancestor of ``path`` that others cannot traverse (e.g. /root, mode 0700)."""
+    parts = os.path.abspath(path).split("/")[1:]
+    cur = ""
+    for part in parts[:-1]:
+        cur += "/" + part
+        if not os.stat(cur).st_mode & stat.S_IXOTH:
+            return cur
+    return None
+
+
+def _expose(paths: list[str], hold_root: str) -> None:
+    """Make ``paths`` reachable for an unprivileged uid without exposing their neighbours.
+
+    The interpreter may live under a private directory (pyenv in /root, mode 0700). For each
+    such directory A, the needed paths are bind-mounted aside, a fresh 0755 tmpfs covers A
+    (hiding the rest of it, e.g. /root/.ssh), and the paths are bind-mounted back in place.
+    """
+    groups: dict[str, list[str]] = {}
+    for p in paths:
+        a = _blocked_ancestor(p)
+        if a is not None and not any(p != q and p.startswith(q + "/") for q in paths):
+            groups.setdefault(a, []).append(p)
+    for n, (anc, ps) in enumerate(sorted(groups.items())):
+        holds = []
+        for i, p in enumerate(ps):
+            h = os.path.join(hold_root, f"hold{n}_{i}")
+            os.mkdir(h)
+            _check(_libc.mount(p.encode(), h.encode(), None, MS_BIND | MS_REC, None), f"hold {p}")
+            holds.append((p, h))
+        _check(_libc.mount(b"tmpfs", anc.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"), f"cover {anc}")
+        for p, h in holds:
+            os.makedirs(p, mode=0o755, exist_ok=True)
+            _check(_libc.mount(h.encode(), p.encode(), None, MS_BIND | MS_REC, None), f"expose {p}")
+            _check(_libc.umount2(h.encode(), 2), f"release {h}")  # MNT_DETACH
+            os.rmdir(h)
+
+
+def _isolate(scratch_root: str, scratch_mb: int) -> None:
+    _check(_libc.unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    # Mount events must not propagate back to the host's namespace.
+    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make-rprivate /")
+    opts = f"size={scratch_mb}m,mode=0755,nr_inodes=65536".encode()
+    _check(
+        _libc.mount(b"tmpfs", scratch_root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts),
+        "mount scratch tmpfs",
+    )
+    needed = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    needed.update(p for p in sys.path if p and os.path.isdir(p))
+    _expose(sorted(os.path.realpath(p) for p in needed), scratch_root)
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mounts.append(line.split()[4].replace("\\040", " "))
+    # Every mount point carries its own read-only flag, so each one is remounted; the
+    # scratch tmpfs is the only writable place left.
+    ro_failed = []
+    for mp in mounts:
+        if mp == scratch_root:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+        if mp.startswith("/proc") or mp.startswith("/sys"):
+            flags |= MS_NODEV | MS_NOEXEC
+        if _libc.mount(None, mp.encode(), None, flags, None) != 0:
+            ro_failed.append(mp)
+    if "/" in ro_failed:
+        raise OSError("could not remount / read-only")
+
+
+def _warm() -> None:
+    # What model-written programs import most; a forked child inherits them loaded.
+    import collections, decimal, fractions, functools, heapq, itertools, json  # noqa: E401,F401
+    import math, random, re, statistics, string, traceback, typing, io  # noqa: E401,F401
+    import bisect, cmath, copy, dataclasses, datetime, operator, atexit  # noqa: E401,F401
+
+
+def _recv(sock: socket.socket) -> object | None:
+    head = b""
+    while len(head) < 4:
+        chunk = sock.recv(4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    (n,) = struct.unpack(">I", head)
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(1 << 20, n - len(buf)))
+        if not chunk:
+            return None
+        buf += chunk
+    return pickle.loads(bytes(buf))
+
+
+def _send(sock: socket.socket, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(struct.pack(">I", len(data)) + data)
+
+
+def _clone_newpid() -> int:
+    """fork() into a new PID namespace. unshare(CLONE_NEWPID) works only once per process,
+    so the zygote uses the raw clone syscall (no new stack: fork semantics), then runs
+    CPython's after-fork bookkeeping in the child itself."""
+    nr = SYS_CLONE.get(os.uname().machine)
+    if nr is None:
+        raise OSError(f"unsupported architecture {os.uname().machine}")
+    pid = _libc.syscall(nr, ctypes.c_ulong(CLONE_NEWPID | signal.SIGCHLD), None, None, None, None)
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+    return pid
+
+
+def _user_process(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
+    """Runs in the user process (pid 2 of the execution's namespace). Never returns: an
+    escaping exception would otherwise unwind into init's code and report a clean exit."""
+    try:
+        _run_user(req, scratch, uid, fds)
+    finally:
+        os._exit(124)
+
+
+def _run_user(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
+    try:
+        stdin_r, out_w, err_w = fds
+        os.setsid()
+        os.dup2(stdin_r, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, 1 << 16)
+        os.chdir(scratch)
+        cpu = max(1, int(req["timeout_s"] + 1.999))
+        mem = int(req["memory_mb"]) << 20
+        for lim, val in (
+            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+            (resource.RLIMIT_AS, (mem, mem)),
+            (resource.RLIMIT_FSIZE, (int(req["file_mb"]) << 20,) * 2),
+            (resource.RLIMIT_NPROC, (int(req["max_procs"]),) * 2),
+            (resource.RLIMIT_NOFILE, (int(req["max_files"]),) * 2),
+            (resource.RLIMIT_CORE, (0, 0)),
+        ):
+            resource.setrlimit(lim, val)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries cannot regain root
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # (cleared by setuid: set after)
+        os.environ.clear()
+        os.environ.update(
+            {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": scratch,
+                "TMPDIR": scratch,
+                "LANG": "C.UTF-8",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONIOENCODING": "utf-8",
+            }
+        )
+        import io
+
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+        )
+        sys.argv = ["main.py"]
+        sys.path.insert(0, scratch)
+        code = req["code"]
+        marker = req.get("marker")
+        with open("main.py", "w", encoding="utf-8") as f:  # so tracebacks can show source lines
+            f.write(code)
+        del req
+    except BaseException as exc:  # setup failure: report on stderr, distinct exit code
+        try:
+            os.write(2, f"sandbox setup failed: {exc!r}\n".encode())
+        finally:
+            os._exit(125)
+
+    import atexit
+    import builtins
+    import traceback
+
+    rc = 0
+    finished = False
+    try:
+        exec(compile(code, "main.py", "exec"), {"__name__": "__main__", "__file__": "main.py", "__builtins__": builtins})
+        finished = True
+    except SystemExit as e:
+        if e.code is None:
+            rc = 0
+        elif isinstance(e.code, int):
+            rc = e.code & 0xFF
+        else:
+            print(e.code, file=sys.stderr)
+            rc = 1
+    except BaseException as e:
+        # Skip the harness's own frame: the model should see only its program's lines.
+        tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
+        try:
+            traceback.print_exception(type(e), e, tb)
+        except BaseException:
+            pass
+        rc = 1
+    try:
+        atexit._run_exitfuncs()
+        if finished and marker:
+            # Printed only after the user's code ran to its end: a program that exits early
+            # (sys.exit before its check) cannot produce it.
+            sys.stdout.write("\n" + marker + "\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        rc = rc or 1
+    os._exit(rc)
+
+
+def _init_process(req: dict, scratch: str, uid: int, fds: tuple[int, int, int], keep: tuple[int, ...], status_w: int) -> None:
+    """pid 1 of the execution's PID namespace: forks the user process, reports its wait
+    status, and exits, which makes the kernel kill everything else in the namespace."""
+    try:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        pid = os.fork()
+        if pid == 0:
+            _user_process(req, scratch, uid, fds)
+        for fd in keep:
+            os.close(fd)
+        while True:
+            wpid, status = os.waitpid(-1, 0)
+            if wpid == pid:
+                break
+        os.write(status_w, struct.pack(">i", status))
+    finally:
+        os._exit(0)
+
+
+def _execute(req: dict, scratch_root: str, uid: int, seq: int) -> dict:
+    scratch = os.path.join(scratch_root, f"run{seq}")
+    os.mkdir(scratch, 0o700)
+    os.chown(scratch, uid, uid)
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    status_r, status_w = os.pipe()
+    t0 = time.monotonic()
+    init_pid = _clone_newpid()
+    if init_pid == 0:
+        for fd in (stdin_w, out_r, err_r, status_r):
+            os.close(fd)
+        _init_process(req, scratch, uid, (stdin_r, out_w, err_w), (stdin_r, out_w, err_w), status_w)
+    for fd in (stdin_r, out_w, err_w, status_w):
+        os.close(fd)
+
+    cap = int(req["max_output"])
+    deadline = t0 + float(req["timeout_s"])
+    bufs = {out_r: bytearray(), err_r: bytearray()}
+    truncated = {out_r: False, err_r: False}
+    data_in = req.get("stdin") or b""
+    open_r = [out_r, err_r, status_r]
+    wlist = [stdin_w] if data_in else []
+    if not data_in:
+        os.close(stdin_w)  # EOF at once for a program that reads stdin
+    status: int | None = None
+    timed_out = output_limit = False
+    killed = False
+
+    def kill() -> None:
+        nonlocal killed
+        if not killed:
+            killed = True
+            try:
+                os.kill(init_pid, signal.SIGKILL)  # the namespace dies with its init
+            except ProcessLookupError:
+                pass
+
+    while open_r or wlist:
+        now = time.monotonic()
+        if now >= deadline and not killed:
+            timed_out = True
+            kill()
+            deadline = now + 2.0  # drain what is left, then stop regardless
+        elif now >= deadline:
+            break
+        try:
+            r, w, _ = select.select(open_r, wlist, [], max(0.0, deadline - now))
+        except InterruptedError:
+            continue
+        for fd in w:
+            try:
+                n = os.write(fd, data_in[:65536])
+                data_in = data_in[n:]
+            except (BrokenPipeError, OSError):
+                data_in = b""
+            if not data_in:
+                os.close(fd)
+                wlist.remove(fd)
+        for fd in r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_r.remove(fd)
+                continue
+            if fd == status_r:
+                (status,) = struct.unpack(">i", chunk[:4])
+                continue
+            buf = bufs[fd]
+            room = cap - len(buf)
+            if len(chunk) > room:
+                buf += chunk[: max(room, 0)]
+                truncated[fd] = True
+                output_limit = True
+                kill()  # more output would be thrown away; stop burning CPU on it
+            else:
+                buf += chunk
+    for fd in open_r + wlist:
+        os.close(fd)
+    _, init_status = os.waitpid(init_pid, 0)
+    duration = time.monotonic() - t0
+    shutil.rmtree(scratch, ignore_errors=True)
+
+    exit_code: int | None = None
+    sig: int | None = None
+    if status is not None:
+        if os.WIFEXITED(status):
+            exit_code = os.WEXITSTATUS(status)
+        elif os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+    elif killed:
+        sig = signal.SIGKILL
+    return {
+        "stdout": bytes(bufs[out_r]),
+        "stderr": bytes(bufs[err_r]),
+        "exit_code": exit_code,
+        "signal": sig,
+        "timed_out": timed_out,
+        "output_limit": output_limit,
+        "stdout_truncated": truncated[out_r],
+        "stderr_truncated": truncated[err_r],
+        "duration_s": duration,
+    }
+
+
+def main() -> None:
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    uid = int(sys.argv[2])
+    scratch_root = sys.argv[3]
+    scratch_mb = int(sys.argv[4])
+    try:
+        _isolate(scratch_root, scratch_mb)
+        _warm()
+        # Objects that exist now are never collected in the children; freezing them keeps
+        # the GC from touching (and copy-on-write copying) their pages after each fork.
+        import gc
+
+        gc.collect()
+        gc.freeze()
+    except BaseException as exc:
+        _send(sock, {"ready": False, "error": repr(exc)})
+        return
+    _send(sock, {"ready": True, "pid": os.getpid()})
+    seq = 0
+    while True:
+        req = _recv(sock)
+        if req is None:  # the host closed its end (or died): nothing left to serve
+            return
+        seq += 1
+        try:
+            resp = _execute(req, scratch_root, uid, seq)
+        except BaseException as exc:
+            resp = {"error": f"{type(exc).__name__}: {exc}"}
+        _send(sock, resp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""Run untrusted Python (model-written programs) in a sandbox, and turn results into Verdicts.
+
+``Sandbox`` keeps a pool of zygotes (one per core by default), each an already-isolated,
+warm Python process (see ``_sandbox_zygote.py`` for the isolation it sets up) that forks a
+fresh child per execution. ``Sandbox.run`` is thread-safe: a caller borrows an idle zygote,
+so at most ``size`` programs run at once and the rest wait their turn.
+
+Guarantees per execution: no network (own network namespace), nothing writable outside a
+fresh scratch directory (read-only remount of every mount in the zygote's mount namespace;
+the scratch dir lives on a size-capped tmpfs), a dedicated unprivileged uid, a scrubbed
+environment, RLIMIT_CPU/AS/FSIZE/NPROC/NOFILE, a wall-clock limit, capped output, and on
+exit or timeout every process the program started dies (PID namespace per execution).
+
+Requires root (namespaces, mounts, setuid). ``SandboxUnavailable`` is raised otherwise.
+
+Outcomes: PASS = exited 0; FAIL = exited non-zero (an uncaught exception is exit 1);
+ERROR = killed by a signal (segfault, ...), output over the cap, or a sandbox failure;
+TIMEOUT = wall-clock or CPU-time limit reached.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import queue
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proofflow.verifiers.verdict import Outcome, Verdict
+
+VERSION = "python_exec-1.0"
+SELF_VERIFY_VERSION = "self_verify-1.0"
+
+__all__ = [
+    "VERSION",
+    "SELF_VERIFY_VERSION",
+    "ExecResult",
+    "Limits",
+    "Sandbox",
+    "SandboxUnavailable",
+    "default_sandbox",
+    "exec_verdict",
+    "self_verify",
+    "self_verify_verdict",
+]
+
+_ZYGOTE = Path(__file__).with_name("_sandbox_zygote.py")
+# Each zygote slot gets its own uid, so concurrent executions cannot touch each other's
+# scratch dirs or processes, and RLIMIT_NPROC (counted per uid) is per execution.
+_UID_BASE = 61000
+_uid_counter = 0
+_uid_lock = threading.Lock()
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot be set up here (not root, no namespaces)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 10.0  # wall clock; RLIMIT_CPU is set to ceil(timeout)+1
+    memory_mb: int = 1024  # RLIMIT_AS (address space) of each process
+    file_mb: int = 16  # RLIMIT_FSIZE: largest file the program may write
+    max_procs: int = 64  # RLIMIT_NPROC for the execution's uid (processes + threads)
+    max_files: int = 64  # RLIMIT_NOFILE
+    max_output: int = 1 << 20  # bytes kept per stream; more than this kills the program
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    stdout: str
+    stderr: str
+    exit_code: int | None  # None when killed by a signal
+    duration_s: float
+    outcome: Outcome
+    signal: int | None = None
+    timed_out: bool = False
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    reason: str = ""  # "ok" | "exit_nonzero" | "timeout" | "signal" | "output_limit" | "sandbox_error"
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def _classify(raw: dict) -> tuple[Outcome, str]:
+    sig = raw.get("signal")
+    if raw.get("timed_out") or sig == signal.SIGXCPU:
+        return Outcome.TIMEOUT, "timeout"
+    if raw.get("output_limit"):
+        return Outcome.ERROR, "output_limit"
+    if sig is not None:
+        return Outcome.ERROR, "signal"
+    if raw.get("exit_code") == 0:
+        return Outcome.PASS, "ok"
+    if raw.get("exit_code") == 125 and raw.get("stderr", b"").startswith(b"sandbox setup failed"):
+        return Outcome.ERROR, "sandbox_error"
+    return Outcome.FAIL, "exit_nonzero"
+
+
+class _Zygote:
+    """Host-side handle of one zygote process. Used by one caller at a time."""
+
+    def __init__(self, uid: int, scratch_mb: int) -> None:
+        self.uid = uid
+        self._host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(_ZYGOTE), str(child.fileno()), str(uid), "/tmp", str(scratch_mb)],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C at the host's terminal is the host's business
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
+        finally:
+            child.close()
+        self.pid: int | None = None
+        self._ready = False
+
+    def _recv(self, deadline: float) -> dict | None:
+        def read(n: int) -> bytes | None:
+            buf = bytearray()
+            while len(buf) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._host.settimeout(remaining)
+                try:
+                    chunk = self._host.recv(min(1 << 20, n - len(buf)))
+                except TimeoutError:
+                    return None
+                if not chunk:
+                    raise EOFError("zygote closed its socket")
+                buf += chunk
+            return bytes(buf)
+
+        head = read(4)
+        if head is None:
+            return None
+        body = read(struct.unpack(">I", head)[0])
+        return None if body is None else pickle.loads(body)
+
+    def ensure_ready(self, timeout_s: float = 30.0) -> None:
+        if self._ready:
+            return
+        msg = self._recv(time.monotonic() + timeout_s)
+        if msg is None or not msg.get("ready"):
+            self.kill()
+            why = "timed out starting" if msg is None else msg.get("error")
+            raise SandboxUnavailable(f"sandbox zygote failed: {why} (the sandbox needs root)")
+        self.pid = int(msg["pid"])
+        self._ready = True
+
+    def execute(self, req: dict, timeout_s: float) -> dict | None:
+        self.ensure_ready()
+        data = pickle.dumps(req, protocol=pickle.HIGHEST_PROTOCOL)
+        self._host.settimeout(None)
+        self._host.sendall(struct.pack(">I", len(data)) + data)
+        # The zygote enforces the limit itself; the slack covers teardown and transfer.
+        return self._recv(time.monotonic() + timeout_s + 10.0)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._host.close()
+
+
+class Sandbox:
+    """A pool of isolated zygotes. Thread-safe; use as a context manager or call close()."""
+
+    def __init__(self, size: int | None = None, limits: Limits | None = None, scratch_mb: int = 256) -> None:
+        if os.geteuid() != 0:
+            raise SandboxUnavailable("the Python sandbox needs root (namespaces, mounts, setuid)")
+        self.size = size or max(1, os.cpu_count() or 1)
+        self.limits = limits or Limits()
+        self._scratch_mb = scratch_mb
+        self._idle: queue.Queue[_Zygote] = queue.Queue()
+        self._all: list[_Zygote] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(self.size):
+            self._idle.put(self._spawn())
+        # Fail fast (and pay start-up now, not on the first run).
+        for z in list(self._all):
+            z.ensure_ready()
+
+    def _spawn(self) -> _Zygote:
+        global _uid_counter
+        with _uid_lock:
+            uid = _UID_BASE + _uid_counter
+            _uid_counter = (_uid_counter + 1) % 2000
+        z = _Zygote(uid, self._scratch_mb)
+        with self._lock:
+            self._all.append(z)
+        return z
+
+    def _retire(self, z: _Zygote) -> None:
+        z.kill()
+        with self._lock:
+            if z in self._all:
+                self._all.remove(z)
+
+    def zygote_pids(self) -> list[int]:
+        """Host pids of the live zygotes (tests check that hostile programs cannot kill them)."""
+        with self._lock:
+            return [z.proc.pid for z in self._all if z.alive()]
+
+    def run(
+        self,
+        code: str,
+        stdin: str | bytes | None = None,
+        timeout_s: float | None = None,
+        *,
+        limits: Limits | None = None,
+        marker: str | None = None,
+    ) -> ExecResult:
+        """Execute ``code`` as ``__main__`` in a fresh sandboxed process.
+
+        ``marker``: a line the harness prints to stdout after the code ran to its end (not
+        printed when it exits early, raises or is killed); see ``self_verify``.
+        """
+        if self._closed:
+            raise RuntimeError("sandbox is closed")
+        lim = limits or self.limits
+        timeout = float(timeout_s if timeout_s is not None else lim.timeout_s)
+        req = {
+            "code": code,
+            "stdin": stdin.encode() if isinstance(stdin, str) else stdin,
+            "timeout_s": timeout,
+            "memory_mb": lim.memory_mb,
+            "file_mb": lim.file_mb,
+            "max_procs": lim.max_procs,
+            "max_files": lim.max_files,
+            "max_output": lim.max_output,
+            "marker": marker,
+        }
+        z = self._idle.get()
+        t0 = time.monotonic()
+        try:
+            raw = z.execute(req, timeout)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            raw = {"error": f"{type(exc).__name__}: {exc}"}
+            z_ok = False
+        else:
+            z_ok = raw is not None and z.alive()
+        if not z_ok:
+            # A zygote that died or stopped answering is replaced, never reused.
+            self._retire(z)
+            z = self._spawn()
+        self._idle.put(z)
+        if raw is None or "error" in raw:
+            why = "zygote did not answer" if raw is None else str(raw["error"])
+            return ExecResult("", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error", details={"error": why})
+        outcome, reason = _classify(raw)
+        return ExecResult(
+            stdout=raw["stdout"].decode("utf-8", "replace"),
+            stderr=raw["stderr"].decode("utf-8", "replace"),
+            exit_code=raw["exit_code"],
+            duration_s=raw["duration_s"],
+            outcome=outcome,
+            signal=raw["signal"],
+            timed_out=outcome is Outcome.TIMEOUT,
+            stdout_truncated=raw["stdout_truncated"],
+            stderr_truncated=raw["stderr_truncated"],
+            reason=reason,
+        )
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            zs = list(self._all)
+            self._all.clear()
+        for z in zs:
+            z.kill()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def default_sandbox() -> Sandbox:
+    """The process-wide sandbox (created on first use, closed at interpreter exit)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._closed:
+            _default = Sandbox()
+            atexit.register(_default.close)
+        return _default
+
+
+# ------------------------------------------------------------------------------- verdicts
+
+_FEEDBACK_CHARS = 2000
+
+
+def _tail(text: str, n: int = _FEEDBACK_CHARS) -> str:
+    return text if len(text) <= n else "…" + text[-n:]
+
+
+def exec_verdict(result: ExecResult, verifier: str = "python_exec") -> Verdict:
+    """Verdict for "the program ran cleanly" (program-of-thought: its stdout is the answer)."""
+    if result.outcome is Outcome.PASS:
+        feedback = ""
+    elif result.outcome is Outcome.TIMEOUT:
+        feedback = f"The program did not finish within the time limit ({result.duration_s:.1f} s)."
+    elif result.reason == "output_limit":
+        feedback = "The program printed more output than allowed and was stopped."
+    elif result.reason == "signal":
+        feedback = f"The program crashed (signal {result.signal})."
+    else:
+        feedback = "The program failed:\n" + _tail(result.stderr)
+    return Verdict(
+        verifier=verifier,
+        verifier_version=VERSION,
+        outcome=result.outcome,
+        reason=result.reason,
+        answer=result.stdout.strip()[-200:] or None,
+        feedback=feedback,
+        details=_exec_details(result),
+        duration_s=result.duration_s,
+    )
+
+
+def _exec_details(result: ExecResult) -> dict[str, object]:
+    return {
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "stdout": _tail(result.stdout, 4000),
+        "stderr": _tail(result.stderr, 4000),
+        "stdout_truncated": result.stdout_truncated,
+        "stderr_truncated": result.stderr_truncated,
+        **result.details,
+    }
+
+
+def self_verify_verdict(result: ExecResult, marker: str) -> Verdict:
+    """Verdict of code-based self-verification: the model's checking program must print
+    ``True`` as its last line *and* run to its end (the harness prints ``marker`` only then).
+
+    PASS only if the marker is present, the exit status is 0 and the last line the program
+    printed before the marker is exactly ``True``. A program that exits before its check
+    (``sys.exit(0)`` first) has no marker: FAIL "not_checked", never a pass.
+    """
+    lines = result.stdout.splitlines()
+    has_marker = marker in (line.strip() for line in lines)
+    user_lines = lines[: max(i for i, line in enumerate(lines) if line.strip() == marker)] if has_marker else lines
+    last = next((line.strip() for line in reversed(user_lines) if line.strip()), "")
+    details = _exec_details(result)
+    details["marker_seen"] = has_marker
+    details["last_line"] = last[:200]
+
+    def v(outcome: Outcome, reason: str, feedback: str) -> Verdict:
+        return Verdict(
+            verifier="self_verify",
+            verifier_version=SELF_VERIFY_VERSION,
+            outcome=outcome,
+            reason=reason,
+            answer=last[:200] or None,
+            feedback=feedback,
+            details=details,
+            duration_s=result.duration_s,
+        )
+
+    if result.outcome is Outcome.TIMEOUT:
+        return v(Outcome.TIMEOUT, "timeout", "The verification code did not finish within the time limit.")
+    if result.outcome is Outcome.ERROR:
+        return v(Outcome.ERROR, result.reason or "error", exec_verdict(result).feedback)
+    if result.exit_code != 0:
+        return v(Outcome.FAIL, "exception", "The verification code raised an error:\n" + _tail(result.stderr))
+    if not has_marker:
+        return v(Outcome.FAIL, "not_checked", "The verification code exited before reaching its end; the check did not run.")
+    if last == "True":
+        return v(Outcome.PASS, "verified", "")
+    if last == "False":
+        return v(Outcome.FAIL, "check_false", "The verification code printed False: the answer did not pass its own check.\n" + _tail(result.stdout, 1000))
+    return v(Outcome.FAIL, "no_boolean", "The verification code must print True or False as its last line.")
+
+
+def self_verify(code: str, sandbox: Sandbox | None = None, timeout_s: float = 10.0, stdin: str | None = None) -> Verdict:
+    """Run the model's checking program with a fresh random marker and judge it."""
+    marker = "__proofflow_done_" + secrets.token_hex(16)
+    result = (sandbox or default_sandbox()).run(code, stdin=stdin, timeout_s=timeout_s, marker=marker)
+    return self_verify_verdict(result, marker)

@@ -1,0 +1,316 @@
+"""The Python sandbox against hostile programs: each case checks containment, the verdict,
+and that the pool still works afterwards."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from proofflow.verifiers import Outcome
+from proofflow.verifiers.python_exec import (
+    Limits,
+    Sandbox,
+    exec_verdict,
+    self_verify,
+    self_verify_verdict,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(size=2, limits=Limits(timeout_s=5.0, max_output=256 * 1024)) as s:
+        yield s
+
+
+def _uid_procs(uids: set[int]) -> list[int]:
+    """Host pids of live processes whose real uid is one of ``uids``."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            status = (d / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("Uid:") and int(line.split()[1]) in uids:
+                if "State:\tZ" not in status:
+                    found.append(int(d.name))
+    return found
+
+
+def _sandbox_uids(sb: Sandbox) -> set[int]:
+    return {z.uid for z in sb._all}
+
+
+def _assert_healthy(sb: Sandbox, zygotes_before: list[int] | None = None) -> None:
+    # Every process a program started is gone once its run returned.
+    deadline = time.monotonic() + 2.0
+    while _uid_procs(_sandbox_uids(sb)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _uid_procs(_sandbox_uids(sb)) == []
+    if zygotes_before is not None:
+        assert sorted(sb.zygote_pids()) == sorted(zygotes_before), "a zygote died"
+    for _ in range(sb.size * 2):  # touch every zygote
+        r = sb.run("print(6 * 7)")
+        assert r.outcome is Outcome.PASS and r.stdout == "42\n"
+
+
+def test_basic_pass_fail(sb: Sandbox) -> None:
+    r = sb.run("import math\nprint(math.factorial(5))")
+    assert (r.outcome, r.stdout, r.exit_code) == (Outcome.PASS, "120\n", 0)
+    r = sb.run("x = 1\nraise ValueError('boom')")
+    assert r.outcome is Outcome.FAIL and r.exit_code == 1
+    assert "ValueError: boom" in r.stderr and 'File "main.py", line 2' in r.stderr
+    assert "_sandbox_zygote" not in r.stderr  # the harness frame is not shown to the model
+    assert sb.run("import sys; sys.exit(3)").exit_code == 3
+    v = exec_verdict(sb.run("print(1/0)"))
+    assert v.outcome is Outcome.FAIL and "ZeroDivisionError" in v.feedback
+
+
+def test_infinite_loop_times_out(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    t0 = time.monotonic()
+    r = sb.run("while True:\n    pass", timeout_s=1.0)
+    assert r.outcome is Outcome.TIMEOUT and r.timed_out and exec_verdict(r).outcome is Outcome.TIMEOUT
+    assert time.monotonic() - t0 < 4.0
+    r = sb.run("import time\ntime.sleep(60)", timeout_s=0.5)  # wall clock, not CPU
+    assert r.outcome is Outcome.TIMEOUT and r.duration_s < 3.0
+    _assert_healthy(sb, before)
+
+
+def test_fork_bomb_is_contained(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    r = sb.run(code, timeout_s=1.0)
+    assert r.outcome is Outcome.TIMEOUT
+    _assert_healthy(sb, before)
+
+
+def test_memory_bomb_is_contained(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    r = sb.run("x = bytearray(8 * 1024**3)\nprint('allocated')")
+    assert r.outcome is Outcome.FAIL and "MemoryError" in r.stderr and "allocated" not in r.stdout
+    r = sb.run("chunks = []\nwhile True:\n    chunks.append(b'x' * 10**7)")
+    assert r.outcome is Outcome.FAIL and "MemoryError" in r.stderr
+    _assert_healthy(sb, before)
+
+
+def test_huge_output_is_capped(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    r = sb.run("while True:\n    print('x' * 10000)")
+    assert r.outcome is Outcome.ERROR and r.reason == "output_limit" and r.stdout_truncated
+    assert 0 < len(r.stdout) <= 256 * 1024
+    r = sb.run("import sys\nsys.stderr.write('e' * 10**7)")
+    assert r.stderr_truncated and len(r.stderr) <= 256 * 1024
+    # Files are capped too (RLIMIT_FSIZE).
+    r = sb.run("open('big', 'wb').write(b'x' * (64 << 20))", limits=Limits(file_mb=1))
+    assert r.outcome is not Outcome.PASS
+    _assert_healthy(sb, before)
+
+
+def test_no_network(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    # A server on the host's loopback must be unreachable from inside.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    try:
+        code = f"""
+import socket
+for addr in [("127.0.0.1", {port}), ("1.1.1.1", 80), ("8.8.8.8", 53)]:
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(addr)
+        print("CONNECTED", addr)
+    except OSError as e:
+        print("blocked", addr, e.errno)
+try:
+    socket.getaddrinfo("pypi.org", 443)
+    print("RESOLVED")
+except OSError:
+    print("no dns")
+print([n for _, n in socket.if_nameindex()])
+"""
+        r = sb.run(code)
+    finally:
+        srv.close()
+    assert r.outcome is Outcome.PASS, r.stderr
+    assert "CONNECTED" not in r.stdout and "RESOLVED" not in r.stdout
+    assert r.stdout.count("blocked") == 3 and "['lo']" in r.stdout
+    _assert_healthy(sb, before)
+
+
+def test_no_writes_outside_scratch(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    tag = "pf_escape_" + secrets.token_hex(4)
+    targets = [
+        f"/tmp/{tag}", f"/var/tmp/{tag}", f"/dev/shm/{tag}", f"/run/lock/{tag}",
+        f"/root/{tag}", f"/etc/{tag}", str(REPO / tag), f"{Path.home()}/{tag}", f"/{tag}",
+    ]
+    code = f"""
+import os
+print("cwd", os.getcwd())
+open("inside.txt", "w").write("ok")
+print("inside", open("inside.txt").read())
+for path in {targets!r}:
+    try:
+        with open(path, "w") as f:
+            f.write("escaped")
+        print("WROTE", path)
+    except OSError as e:
+        print("denied", path, e.errno)
+try:
+    os.listdir("/root/.ssh")
+    print("SAW /root/.ssh")
+except OSError:
+    pass
+"""
+    r = sb.run(code)
+    assert r.outcome is Outcome.PASS, r.stderr
+    assert "inside ok" in r.stdout and "WROTE" not in r.stdout and "SAW" not in r.stdout
+    assert r.stdout.count("denied") == len(targets)
+    for t in targets:
+        assert not Path(t).exists()
+    # Each run gets a fresh scratch dir: the file from the previous run is gone.
+    r2 = sb.run("import os\nprint(os.listdir('.'))")
+    assert "inside.txt" not in r2.stdout
+    _assert_healthy(sb, before)
+
+
+def test_child_outliving_parent_is_killed(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    code = """
+import os, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()               # escape the process group
+    if os.fork() == 0:        # and double-fork into a daemon
+        while True:
+            time.sleep(0.05)
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent done")
+"""
+    r = sb.run(code)
+    assert r.outcome is Outcome.PASS and "parent done" in r.stdout
+    _assert_healthy(sb, before)  # asserts no process of the sandbox uids survived
+    # Same when the parent is killed by the timeout while the daemon runs.
+    r = sb.run(code.replace('print("parent done")', "time.sleep(60)"), timeout_s=0.5)
+    assert r.outcome is Outcome.TIMEOUT
+    _assert_healthy(sb, before)
+
+
+def test_kill_parent_and_zygote(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    code = f"""
+import os, signal
+targets = [os.getppid(), 1, {os.getpid()}] + {before!r}
+for pid in targets:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        print("sent", pid)
+    except OSError as e:
+        print("refused", pid, e.errno)
+print("alive")
+"""
+    r = sb.run(code)
+    assert r.outcome is Outcome.PASS and "alive" in r.stdout
+    # kill(-1) reaches only processes of the sandbox's own uid in its own PID namespace:
+    # the program kills itself and nothing else.
+    r = sb.run("import os, signal\nos.kill(-1, signal.SIGKILL)\nimport time; time.sleep(1)\nprint('survived')")
+    assert "survived" not in r.stdout
+    _assert_healthy(sb, before)
+
+
+def test_segfault_via_ctypes(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    r = sb.run("import ctypes\nctypes.string_at(0)")
+    assert r.outcome is Outcome.ERROR and r.reason == "signal" and r.signal == 11
+    v = exec_verdict(r)
+    assert v.outcome is Outcome.ERROR and "crashed" in v.feedback
+    _assert_healthy(sb, before)
+
+
+def test_stdin(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    r = sb.run("print(input())")
+    assert r.outcome is Outcome.FAIL and "EOFError" in r.stderr  # no stdin: EOF, not a hang
+    r = sb.run("print(input()[::-1])", stdin="hello\n")
+    assert r.outcome is Outcome.PASS and r.stdout == "olleh\n"
+    big = "x" * (3 << 20)  # larger than a pipe buffer: must not deadlock
+    r = sb.run("import sys\nprint(len(sys.stdin.read()))", stdin=big)
+    assert r.stdout == f"{len(big)}\n"
+    _assert_healthy(sb, before)
+
+
+def test_environment_is_scrubbed(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PF_SECRET_TOKEN", "hunter2")
+    r = sb.run("import os\nprint(sorted(os.environ))\nprint(os.getuid())")
+    assert "PF_SECRET_TOKEN" not in r.stdout and "hunter2" not in r.stdout
+    assert int(r.stdout.split()[-1]) != 0  # not root
+
+
+def test_self_verify_requires_reaching_the_end(sb: Sandbox) -> None:
+    before = sb.zygote_pids()
+    assert self_verify("x = 3\nprint(x * 2 == 6)", sandbox=sb).outcome is Outcome.PASS
+    v = self_verify("print(2 + 2 == 5)", sandbox=sb)
+    assert v.outcome is Outcome.FAIL and v.reason == "check_false"
+    # The check sits after sys.exit(0): it never ran, so this is not "checked".
+    v = self_verify("import sys\nsys.exit(0)\nassert 1 == 2\nprint(True)", sandbox=sb)
+    assert v.outcome is Outcome.FAIL and v.reason == "not_checked"
+    v = self_verify("print(True)\nimport sys\nsys.exit(0)\nprint(1 == 2)", sandbox=sb)
+    assert v.outcome is Outcome.FAIL and v.reason == "not_checked"
+    v = self_verify("print(True)\nimport os\nos._exit(0)", sandbox=sb)
+    assert v.outcome is Outcome.FAIL and v.reason == "not_checked"
+    v = self_verify("print(True)\nraise RuntimeError('late')", sandbox=sb)
+    assert v.outcome is Outcome.FAIL and v.reason == "exception"
+    v = self_verify("print('maybe')", sandbox=sb)
+    assert v.outcome is Outcome.FAIL and v.reason == "no_boolean"
+    v = self_verify("while True: pass", sandbox=sb, timeout_s=0.5)
+    assert v.outcome is Outcome.TIMEOUT
+    # Printing "True" plus a guessed marker does not help: the marker is random per run.
+    r = sb.run("print(True)\nimport sys\nsys.exit(0)", marker="__proofflow_done_x")
+    assert self_verify_verdict(r, "__proofflow_done_y").outcome is Outcome.FAIL
+    _assert_healthy(sb, before)
+
+
+def test_thread_safe_concurrent_runs(sb: Sandbox) -> None:
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        for j in range(10):
+            r = sb.run(f"print({i} * 100 + {j})")
+            if r.stdout != f"{i * 100 + j}\n":
+                errors.append(f"{i},{j}: {r}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_dead_zygote_is_replaced() -> None:
+    with Sandbox(size=1) as s:
+        (pid,) = s.zygote_pids()
+        os.kill(pid, 9)
+        s._all[0].proc.wait()
+        r = s.run("print(1)")  # the run on the dead zygote reports a sandbox error ...
+        assert r.outcome is Outcome.ERROR and r.reason == "sandbox_error"
+        r = s.run("print(1)")  # ... and the pool has replaced it
+        assert r.outcome is Outcome.PASS and s.zygote_pids() != [pid]
