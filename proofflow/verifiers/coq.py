@@ -18,7 +18,6 @@ untrusted source only ever travels through a pipe or a file.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import resource
 import select
@@ -357,14 +356,11 @@ class CoqChecker:
     def __init__(self, config: CoqConfig | None = None):
         self.config = config or CoqConfig()
         self.version = coq_version(self.config.coqc)
-        self._pool: queue.Queue[CoqSession] = queue.Queue()
         self._sessions: list[CoqSession] = []
-        self._lock = threading.Lock()
         if self.config.mode == "session":
-            for _ in range(max(1, self.config.workers)):
-                s = CoqSession(self.config, self.version)
-                self._sessions.append(s)
-                self._pool.put(s)
+            self._sessions = [CoqSession(self.config, self.version) for _ in range(max(1, self.config.workers))]
+        self._idle = list(self._sessions)
+        self._cond = threading.Condition()
 
     def __enter__(self) -> CoqChecker:
         return self
@@ -390,11 +386,24 @@ class CoqChecker:
             return CheckResult("rejected", "coq", self.version, rejections=unsafe)
         if self.config.mode == "coqc":
             return self._check_coqc(problem, proof_source)
-        session = self._pool.get()
+        session = self._acquire(problem.header)
         try:
             return session.check(problem, proof_source)
         finally:
-            self._pool.put(session)
+            with self._cond:
+                self._idle.append(session)
+                self._cond.notify()
+
+    def _acquire(self, header: str) -> CoqSession:
+        """An idle session, preferring one whose header is already loaded (BackTo is
+        ~free; a different header costs Reset Initial + its Requires)."""
+        with self._cond:
+            while not self._idle:
+                self._cond.wait()
+            for i, s in enumerate(self._idle):
+                if s._header == header and s.proc is not None:
+                    return self._idle.pop(i)
+            return self._idle.pop(0)
 
     def _check_coqc(self, problem: FormalProblem, source: str) -> CheckResult:
         t0 = time.monotonic()
