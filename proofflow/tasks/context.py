@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
@@ -28,12 +28,22 @@ class RunContext:
         return self.settings.endpoint.model
 
 
-@dataclass
 class WorkItem:
-    """One problem and everything stored for it so far in this run."""
+    """One problem and everything stored for it so far in this run.
 
-    problem: Problem
-    state: ProblemState = field(default_factory=ProblemState)
+    Deliberately not a dataclass: Prefect walks dataclass parameters looking for
+    futures, and walking every stored sample of every problem at each stage was the
+    largest single orchestration cost in bench/bench_pipeline.py.
+    """
+
+    __slots__ = ("problem", "state")
+
+    def __init__(self, problem: Problem, state: ProblemState | None = None):
+        self.problem = problem
+        self.state = state if state is not None else ProblemState()
+
+    def __repr__(self) -> str:
+        return f"WorkItem({self.problem.source_id!r}, {len(self.state.samples)} samples)"
 
     def samples(self, stage: str | None = None, round_: int | None = None) -> list[SampleRow]:
         rows = [
