@@ -314,3 +314,14 @@ def test_dead_zygote_is_replaced() -> None:
         assert r.outcome is Outcome.ERROR and r.reason == "sandbox_error"
         r = s.run("print(1)")  # ... and the pool has replaced it
         assert r.outcome is Outcome.PASS and s.zygote_pids() != [pid]
+
+
+def test_zygotes_do_not_leak_descriptors(sb: Sandbox) -> None:
+    def open_fds() -> int:
+        return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in sb.zygote_pids())
+
+    sb.run("pass")
+    before = open_fds()
+    for _ in range(40):
+        sb.run("print('x')", stdin="abc")
+    assert open_fds() == before

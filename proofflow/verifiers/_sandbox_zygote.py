@@ -303,6 +303,19 @@ def _init_process(req: dict, scratch: str, uid: int, fds: tuple[int, int, int], 
         os._exit(0)
 
 
+def _wait(rlist: list[int], wlist: list[int], timeout: float) -> tuple[list[int], list[int]]:
+    """select() for any fd number (select.select fails for fds >= 1024)."""
+    p = select.poll()
+    for fd in rlist:
+        p.register(fd, select.POLLIN)
+    for fd in wlist:
+        p.register(fd, select.POLLOUT)
+    ready = p.poll(timeout * 1000)
+    r = [fd for fd, ev in ready if fd in rlist and ev & (select.POLLIN | select.POLLHUP | select.POLLERR)]
+    w = [fd for fd, ev in ready if fd in wlist and ev & (select.POLLOUT | select.POLLHUP | select.POLLERR)]
+    return r, w
+
+
 def _execute(req: dict, scratch_root: str, uid: int, seq: int) -> dict:
     scratch = os.path.join(scratch_root, f"run{seq}")
     os.mkdir(scratch, 0o700)
@@ -351,7 +364,7 @@ def _execute(req: dict, scratch_root: str, uid: int, seq: int) -> dict:
         elif now >= deadline:
             break
         try:
-            r, w, _ = select.select(open_r, wlist, [], max(0.0, deadline - now))
+            r, w = _wait(open_r, wlist, max(0.0, deadline - now))
         except InterruptedError:
             continue
         for fd in w:
@@ -367,6 +380,7 @@ def _execute(req: dict, scratch_root: str, uid: int, seq: int) -> dict:
             chunk = os.read(fd, 65536)
             if not chunk:
                 open_r.remove(fd)
+                os.close(fd)  # a long-lived zygote must not leak descriptors
                 continue
             if fd == status_r:
                 (status,) = struct.unpack(">i", chunk[:4])
