@@ -105,6 +105,17 @@ def test_redefined_name_rejected(checker):
     assert v.outcome is Outcome.FAIL and "name_redefined" in v.details["reasons"]
 
 
+def test_section_variable_trick_rejected(checker):
+    # Same statement text, no Axiom keyword, Print Assumptions closed — but the Section
+    # variable is discharged into the theorem's type. Only the elaborated-type check sees it.
+    src = ("Section S.\nVariable cheat : forall x y : Z, x < y -> x + 1 <= y.\n" + P.statement
+           + "\nProof. exact cheat. Qed.\nEnd S.\n")
+    r = checker.check(P, src)
+    assert r.status == "complete" and r.axioms == []
+    v = audit(P, src, r)
+    assert v.outcome is Outcome.FAIL and v.reason == "statement_type_mismatch"
+
+
 def test_timeout_then_pool_keeps_working(checker):
     src = P.statement + "\nProof.\n  intros x y h.\n  repeat (assert True by exact I).\n  lia.\nQed.\n"
     r = checker.check(P, src)

@@ -311,13 +311,37 @@ class CoqSession:
             if _ERROR.search(clean):
                 return result("error", messages=[Message("error", f"theorem {problem.name} is not defined by the source: {clean.strip()[:300]}")])
             axioms = _parse_axioms(clean)
-            return result("complete", axioms=axioms)
+            # The statement text can match while its meaning differs (a Section Variable
+            # discharged into the type, an Open Scope before the statement): compare the
+            # fully elaborated type with the statement elaborated in the bare header state.
+            actual = self._printed_type(problem.name, deadline)
+            self._send(f"BackTo {self._header_state}.", deadline)
+            self._send("Set Printing All.", deadline)
+            reference = None
+            for st in _coq_lex.split_sentences(problem.statement)[0]:
+                out, _ = self._send(st.text, deadline)
+                if _ERROR.search(_TAGGED.sub("", out)):
+                    break
+            else:
+                self._send("Admitted.", deadline)
+                reference = self._printed_type(problem.name, deadline)
+            rejections = [] if reference is not None and actual == reference else ["statement_type_mismatch"]
+            return result("complete", axioms=axioms, rejections=rejections,
+                          detail="" if not rejections else f"elaborated type {actual!r} != statement {reference!r}")
         except _Timeout:
             self.close()
             return result("timeout", detail=f"no answer within {self.config.timeout_s}s; coqtop killed")
         except _Crash as exc:
             self.close()
             return result("crash", detail=str(exc))
+
+    def _printed_type(self, name: str, deadline: float) -> str | None:
+        """`Check name.` under Printing All (notations and scopes cannot disguise it)."""
+        self._send("Set Printing All.", deadline)
+        out, _ = self._send(f"Check {name}.", deadline)
+        self._send("Unset Printing All.", deadline)
+        clean = _TAGGED.sub("", out)
+        return None if _ERROR.search(clean) else " ".join(clean.split())
 
     @staticmethod
     def _message(source: str, s: _coq_lex.Sentence, clean: str, err_at: int) -> Message:
@@ -411,7 +435,13 @@ class CoqChecker:
         header = problem.header.rstrip("\n") + "\n"
         offset_lines = header.count("\n")
         path = os.path.join(scratch, "proofflow_check.v")
-        trailer = f"\nPrint Assumptions {problem.name}.\n"
+        # Reference type of the statement, elaborated in the bare header state inside a
+        # module (so its name does not clash); compared with the proof's own theorem.
+        ref = (f"Module ProofflowReference.\nSet Printing All.\n{' '.join(problem.statement.split())}\nAdmitted.\n"
+               f"Check {problem.name}.\nUnset Printing All.\nEnd ProofflowReference.\n")
+        header = header + ref
+        offset_lines = header.count("\n")
+        trailer = f"\nPrint Assumptions {problem.name}.\nSet Printing All.\nCheck {problem.name}.\n"
         with open(path, "w", encoding="utf-8") as f:
             f.write(header + source + trailer)
         src_lines = source.count("\n") + 1
@@ -433,7 +463,10 @@ class CoqChecker:
             if proc.returncode < 0:
                 return result("crash", detail=f"coqc killed by signal {-proc.returncode}")
             if proc.returncode == 0:
-                return result("incomplete" if holes else "complete", holes=holes, axioms=_parse_axioms(out))
+                checks = [" ".join(c.split()) for c in re.findall(rf"(?ms)^{re.escape(problem.name)}\n\s+: .*?(?=^\S|\Z)", out)]
+                rejections = [] if len(checks) == 2 and checks[0] == checks[1] else ["statement_type_mismatch"]
+                return result("incomplete" if holes else "complete", holes=holes, axioms=_parse_axioms(out),
+                              rejections=rejections if not holes else [])
             messages = []
             hole_stop = False
             for m in _COQC_POS.finditer(out):

@@ -242,6 +242,7 @@ REJECTION_REASONS: dict[str, str] = {
     "hole": "a sorry / admit / Admitted / Abort / give_up is left, or the proof is not closed",
     "statement_missing": "the problem's theorem statement does not appear in the source",
     "statement_mismatch": "the theorem is declared but its statement differs from the problem's",
+    "statement_type_mismatch": "Coq: the theorem's elaborated type (Printing All) differs from the statement elaborated in the header alone (Section variables, scope changes)",
     "theorem_redefined": "the statement or the theorem's name appears more than once",
     "name_redefined": "a name used in the statement is redefined in the proof source",
     "nonstandard_axiom": "the proof depends on an axiom outside the allowed set",
@@ -289,10 +290,8 @@ def audit(problem: FormalProblem, source: str, result: CheckResult,
     if result.status == "crash":
         return verdict(Outcome.ERROR, ["checker_crash"], result.detail)
 
-    reasons: list[str] = list(dict.fromkeys(result.rejections))
-    for r in static_rejections(problem, source, policy):
-        if r not in reasons:
-            reasons.append(r)
+    # Text-level reasons first (they say most plainly what is wrong), then the checker's.
+    reasons: list[str] = list(dict.fromkeys(static_rejections(problem, source, policy) + result.rejections))
     if result.errors:
         reasons.insert(0, "compile_error")
     code = strip_comments(source, problem.backend)
