@@ -16,10 +16,10 @@ app = typer.Typer(
 # Each module exposes `register(app)`; a module that is not there yet is skipped so that
 # the areas can land independently.
 _COMMAND_MODULES = (
-    "proofflow.commands.solve",      # solve, runs, show, sql, demo
+    "proofflow.commands.solve",      # solve, runs, show, demo
     "proofflow.commands.serve",      # serve (local vLLM server)
     "proofflow.commands.prove",      # prove (formal pipelines)
-    "proofflow.commands.report",     # report, export
+    "proofflow.commands.report",     # report, export, sql
 )
 
 for _name in _COMMAND_MODULES:

@@ -153,4 +153,6 @@ def test_artifacts_are_published(prefect_api: str, tmp_path: Path) -> None:
     assert progress["data"] == 100.0
     table = next(a for a in arts if a["type"] == "table")
     data = table["data"] if isinstance(table["data"], (list, dict)) else json.loads(table["data"])
-    assert data[0]["problems"] == 2
+    assert {"metric": "finished", "value": "2/2"} in data, data
+    markdown = next(a for a in arts if a["type"] == "markdown")
+    assert "proofflow run `art`" in markdown["data"] and "pass@1" in markdown["data"]

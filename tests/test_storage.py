@@ -124,10 +124,11 @@ def test_writer_keeps_rows_while_locked_and_writes_them_later(tmp_path: Path) ->
     writer.put(*[sample(i) for i in range(5)])
     with pytest.raises(StorageError, match="locked"):
         writer.flush()
+    writer.put(sample(5))  # a held lock delays writes; it does not fail the producer
     proc.kill()
     proc.wait()
     writer.close()  # the lock is gone: nothing queued was lost
-    assert Store(path).query("SELECT count(*) FROM samples")[1][0][0] == 5
+    assert Store(path).query("SELECT count(*) FROM samples")[1][0][0] == 6
 
 
 def test_lock_wait_succeeds_when_holder_leaves(tmp_path: Path) -> None:

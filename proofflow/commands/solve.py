@@ -112,7 +112,7 @@ def _print_summary(summary: dict) -> None:
                 "samples", "prompt tok", "completion tok", "cost $", "failed calls"):
         table.add_column(col, justify="right")
     table.add_row(
-        _fmt(summary["problems"]), _fmt(summary["solved"]), _fmt(summary["majority_correct"]),
+        _fmt(summary["problems"]), _fmt(summary["solved"]), _fmt(summary["correct"]),
         _fmt(summary["pass_at_1"]), _fmt(summary["pass_at_n"]), _fmt(summary["samples"]),
         _fmt(summary["prompt_tokens"]), _fmt(summary["completion_tokens"]),
         _fmt(summary["cost"], 6), _fmt(summary["failed_calls"]),
@@ -166,7 +166,7 @@ def show(
                 row["source_id"], _fmt(row["samples"]), _fmt(row["passed"]),
                 _fmt(row["selected_answer"]), row["reference_answer"] or "",
                 {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(row["correct"], "pending"),
-                _fmt(row["tokens"]), _fmt(row["cost"], 6),
+                _fmt(row["prompt_tokens"] + row["completion_tokens"]), _fmt(row["cost"], 6),
             )
         console.print(table)
     summary = run_summary(store, record.run_id)

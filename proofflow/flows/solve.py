@@ -204,14 +204,16 @@ def _artifact_key(kind: str, run_name: str) -> str:
 
 
 def _publish_summary(store: Store, run_id: str, name: str) -> dict[str, Any]:
-    from proofflow.storage.summary import run_summary  # late: keeps flow import light
+    """The end-of-run summary, as a table and a Markdown artifact in the Prefect UI."""
+    from proofflow.report.summary import summary_markdown, summary_table_rows
+    from proofflow.storage.summary import run_summary
 
-    summary = run_summary(store, run_id)
     create_table_artifact(
-        table=[summary], key=_artifact_key("summary", name), description=f"Summary of run {name}"
+        table=summary_table_rows(store, run_id), key=_artifact_key("summary", name),
+        description=f"Summary of run {name}",
     )
-    lines = [f"# Run `{name}`", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in summary.items()]
-    create_markdown_artifact(markdown="\n".join(lines), key=_artifact_key("report", name),
-                             description=f"Report of run {name}")
-    return summary
+    create_markdown_artifact(
+        markdown=summary_markdown(store, run_id), key=_artifact_key("report", name),
+        description=f"Report of run {name}",
+    )
+    return run_summary(store, run_id)

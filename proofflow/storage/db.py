@@ -326,7 +326,10 @@ class BatchWriter:
         self._thread.start()
 
     def put(self, *rows: Row) -> None:
-        self._raise_if_failed()
+        # A reader holding the file past the lock timeout delays writes but must not
+        # fail the run: rows stay queued and later flushes retry. Other errors raise.
+        if not isinstance(self._error, DatabaseLockedError):
+            self._raise_if_failed()
         with self._cond:
             self._rows.extend(rows)
             if len(self._rows) >= self.max_rows:
@@ -338,12 +341,22 @@ class BatchWriter:
         self._write(rows)
         self._raise_if_failed()
 
-    def close(self) -> None:
+    def close(self, locked_retry_s: float = 300.0) -> None:
+        """Stop the thread and write everything queued, waiting up to `locked_retry_s`
+        (beyond the store's own lock timeout) for a reader that holds the file."""
         with self._cond:
             self._closed = True
             self._cond.notify()
         self._thread.join()
-        self.flush()
+        deadline = time.monotonic() + locked_retry_s
+        while True:
+            try:
+                self.flush()
+                return
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, DatabaseLockedError) or time.monotonic() > deadline:
+                    raise
+                log.warning("database still locked; %d rows waiting: %s", len(self._rows), exc)
 
     def _write(self, rows: list[Row]) -> None:
         if not rows:
