@@ -11,7 +11,8 @@ Behaviour is driven by markers in the command text:
   $FAKE_REPL_LOG (so tests can count imports);
 - "LOOP" never answers; "CRASH" exits mid-check; "ERROR" answers an error message at
   line 2; "sorry" answers a sorry with a goal; "#print axioms X" answers the axioms
-  (X containing "cheat" depends on sorryAx).
+  (X containing "cheat" depends on sorryAx); "#check @X" answers a type, with an extra
+  binder when the env's history contains "variable" (to test the elaborated-type check).
 """
 
 import json
@@ -20,6 +21,7 @@ import sys
 import time
 
 envs = 0
+env_text: dict = {}  # env number -> text of the command that produced it
 
 
 def answer(obj):
@@ -54,8 +56,16 @@ def main():
         if "CRASH" in text:
             os._exit(3)
         result = {"env": envs}
+        env_text[envs] = env_text.get(cmd["env"], "") + "\n" + text
         envs += 1
-        if text.startswith("#print axioms"):
+        if "#check @" in text:
+            name = text.split("#check @")[-1].strip()
+            typ = "∀ (x : Real), x = 2"
+            if "variable" in env_text.get(cmd["env"], ""):
+                typ = "∀ (cheat : False) (x : Real), x = 2"
+            result["messages"] = [{"severity": "info", "pos": {"line": 2, "column": 0}, "endPos": None,
+                                   "data": f"@{name} : {typ}"}]
+        elif text.startswith("#print axioms"):
             name = text.split()[-1]
             if "cheat" in name:
                 result["messages"] = [{"severity": "info", "pos": {"line": 1, "column": 0}, "endPos": None,

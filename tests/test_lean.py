@@ -58,6 +58,14 @@ def test_standin_nonstandard_axiom():
     assert v.reason == "nonstandard_axiom"
 
 
+def test_standin_variable_changes_type(fake):
+    ch, _ = fake
+    src = "variable (cheat : False)\n" + OK
+    r = ch.check(P, src)
+    assert r.status == "complete" and r.rejections == ["statement_type_mismatch"]
+    assert audit(P, src, r).reason == "statement_type_mismatch"
+
+
 def test_standin_header_reuse_and_recycle(fake):
     ch, log = fake
     for _ in range(3):

@@ -263,6 +263,12 @@ class LeanReplChecker:
             self._idle.append(repl)
             self._cond.notify()
 
+    def _printed_type(self, repl: LeanRepl, name: str, env: int | None, prefix: str = "") -> str | None:
+        answer = repl.command({"cmd": prefix + f"set_option pp.all true in\n#check @{name}", "env": env},
+                              self.config.timeout_s)
+        infos = [m.get("data", "") for m in answer.get("messages", []) if m.get("severity") == "info"]
+        return " ".join(infos[-1].split()) if infos else None
+
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         t0 = time.monotonic()
         repl = self._acquire(problem.header)
@@ -288,6 +294,15 @@ class LeanReplChecker:
                 # proof just produced.
                 ax = repl.command({"cmd": f"#print axioms {problem.name}", "env": answer["env"]}, self.config.timeout_s)
                 axioms = parse_axioms(ax.get("messages", []))
+                # Same statement text, different meaning (a `variable` bound into the
+                # theorem, an `open` changing notation): compare the elaborated types,
+                # printed with pp.all, against the statement elaborated on the header alone.
+                actual = self._printed_type(repl, problem.name, answer["env"])
+                reference = self._printed_type(repl, problem.name, repl.header_env, problem.statement + " sorry\n\n")
+                if actual is None or actual != reference:
+                    return result(status, messages=messages, holes=holes, axioms=axioms,
+                                  rejections=["statement_type_mismatch"],
+                                  detail=f"elaborated type {actual!r} != statement {reference!r}")
             return result(status, messages=messages, holes=holes, axioms=axioms)
         except ReplTimeout:
             repl.close()
