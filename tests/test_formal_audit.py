@@ -40,6 +40,7 @@ def test_clean_lean_proof_passes():
     (LEAN_OK.replace("linarith", "exact?"), "search_tactic_left"),
     ("local notation \"ℝ\" => ℕ\n" + LEAN_OK, "notation_declared"),
     ("axiom cheat : False\n" + LEAN_OK, "axiom_declared"),
+    ("variable (cheat : False)\n" + LEAN_OK, "variable_declared"),
     (LEAN_OK.replace("x = 2 :=", "x = 3 :="), "statement_mismatch"),
     ("theorem other : True := trivial\n", "statement_missing"),
     (LEAN_OK + "\n" + LEAN_OK, "theorem_redefined"),
@@ -100,7 +101,7 @@ def test_coq_text_rules():
 
 def test_every_reason_is_documented():
     for r in ["compile_error", "hole", "statement_missing", "statement_mismatch", "theorem_redefined",
-              "name_redefined", "nonstandard_axiom", "axiom_declared", "native_decide", "implemented_by",
+              "name_redefined", "nonstandard_axiom", "variable_declared", "statement_type_mismatch", "axiom_declared", "native_decide", "implemented_by",
               "extern", "skip_kernel_tc", "kernel_check_bypassed", "search_tactic_left",
               "notation_declared", "session_command", "unexpected_require", "axioms_unknown",
               "timeout", "checker_crash"]:

@@ -63,7 +63,7 @@ def test_standin_variable_changes_type(fake):
     src = "variable (cheat : False)\n" + OK
     r = ch.check(P, src)
     assert r.status == "complete" and r.rejections == ["statement_type_mismatch"]
-    assert audit(P, src, r).reason == "statement_type_mismatch"
+    assert audit(P, src, r).details["reasons"] == ["variable_declared", "statement_type_mismatch"]
 
 
 def test_standin_header_reuse_and_recycle(fake):

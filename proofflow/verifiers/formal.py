@@ -161,6 +161,9 @@ _TEXT_RULES: list[tuple[str, Backend, str, re.Pattern[str]]] = [
     ("skip_kernel_tc", "lean", "reject_skip_kernel_tc", re.compile(r"debug\.skipKernelTC")),
     ("search_tactic_left", "lean", "reject_search_tactics", re.compile(r"\b(?:exact|apply|rw|simp|aesop)\?")),
     ("notation_declared", "lean", "reject_notations", re.compile(r"(?m)^\s*(?:@\[[^\]]*\]\s*)?(?:local\s+|scoped\s+)?(?:notation|infixl?|infixr|prefix|postfix|macro|macro_rules|syntax|elab|elab_rules)\b")),
+    # A `variable` is bound into the theorem: same text, different statement. The REPL
+    # backend also compares elaborated types; the Kimina backend relies on this rule.
+    ("variable_declared", "lean", "reject_redefinitions", re.compile(r"(?m)^\s*variable\b")),
     ("axiom_declared", "lean", "reject_axiom_decls", re.compile(r"(?m)^\s*(?:private\s+|protected\s+)?(?:axiom|unsafe|opaque)\b")),
     ("kernel_check_bypassed", "coq", "reject_skip_kernel_tc", re.compile(r"\bUnset\s+(?:Guard|Positivity|Universe)\s+Checking\b|\bbypass_check\b|\bSet\s+Type\s+In\s+Type\b|-type-in-type")),
     ("notation_declared", "coq", "reject_notations", re.compile(r"(?<![\w.])(?:Reserved\s+)?(?:Notation|Infix|Tactic\s+Notation)\b")),
@@ -243,6 +246,7 @@ REJECTION_REASONS: dict[str, str] = {
     "statement_missing": "the problem's theorem statement does not appear in the source",
     "statement_mismatch": "the theorem is declared but its statement differs from the problem's",
     "statement_type_mismatch": "Coq: the theorem's elaborated type (Printing All) differs from the statement elaborated in the header alone (Section variables, scope changes)",
+    "variable_declared": "Lean: a `variable` in the proof source (it would be bound into the theorem)",
     "theorem_redefined": "the statement or the theorem's name appears more than once",
     "name_redefined": "a name used in the statement is redefined in the proof source",
     "nonstandard_axiom": "the proof depends on an axiom outside the allowed set",
