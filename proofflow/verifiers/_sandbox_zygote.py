@@ -11,10 +11,10 @@ Isolation, set up once when the zygote starts (it runs as root):
 - warm imports of common stdlib modules, so a child starts with them already loaded.
 
 Per execution (one at a time per zygote; the host runs a pool of zygotes):
-- ``clone(CLONE_NEWPID)`` makes a tiny init (pid 1 of a fresh PID namespace) that forks the
-  user process and waits for it. When init exits, or the zygote SIGKILLs it on timeout, the
-  kernel kills every process left in that namespace: children that setsid()ed, daemonized
-  or double-forked included. Nothing can outlive its execution.
+- ``clone(CLONE_NEWPID)`` forks the user process as pid 1 of a fresh PID namespace. When
+  it exits, or the zygote SIGKILLs it on timeout, the kernel kills every process left in
+  that namespace: children that setsid()ed, daemonized or double-forked included. Nothing
+  can outlive its execution.
 - the user process drops to a dedicated uid (root's processes are out of reach for
   signals; RLIMIT_NPROC counts per uid), sets CPU/AS/FSIZE/NPROC/NOFILE/CORE limits and
   no_new_privs, scrubs the environment, and execs the code in the warm interpreter.
@@ -182,8 +182,8 @@ def _clone_newpid() -> int:
 
 
 def _user_process(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
-    """Runs in the user process (pid 2 of the execution's namespace). Never returns: an
-    escaping exception would otherwise unwind into init's code and report a clean exit."""
+    """Runs in the user process (pid 1 of the execution's namespace). Never returns: an
+    escaping exception would otherwise unwind into the zygote's own loop."""
     try:
         _run_user(req, scratch, uid, fds)
     finally:
@@ -284,25 +284,6 @@ def _run_user(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> N
     os._exit(rc)
 
 
-def _init_process(req: dict, scratch: str, uid: int, fds: tuple[int, int, int], keep: tuple[int, ...], status_w: int) -> None:
-    """pid 1 of the execution's PID namespace: forks the user process, reports its wait
-    status, and exits, which makes the kernel kill everything else in the namespace."""
-    try:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        pid = os.fork()
-        if pid == 0:
-            _user_process(req, scratch, uid, fds)
-        for fd in keep:
-            os.close(fd)
-        while True:
-            wpid, status = os.waitpid(-1, 0)
-            if wpid == pid:
-                break
-        os.write(status_w, struct.pack(">i", status))
-    finally:
-        os._exit(0)
-
-
 def _wait(rlist: list[int], wlist: list[int], timeout: float) -> tuple[list[int], list[int]]:
     """select() for any fd number (select.select fails for fds >= 1024)."""
     p = select.poll()
@@ -323,102 +304,112 @@ def _execute(req: dict, scratch_root: str, uid: int, seq: int) -> dict:
     stdin_r, stdin_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    status_r, status_w = os.pipe()
     t0 = time.monotonic()
-    init_pid = _clone_newpid()
-    if init_pid == 0:
-        for fd in (stdin_w, out_r, err_r, status_r):
+    # The user process is pid 1 of its own PID namespace: when it exits or is killed, the
+    # kernel kills every process left in the namespace (setsid()ed daemons included).
+    # A separate init process would cost a fork per run for nothing the kernel does not
+    # already do; the price is init's signal semantics (a signal the program sends itself
+    # without a handler is ignored), which the wall clock and SIGKILL make harmless.
+    pid = _clone_newpid()
+    if pid == 0:
+        for fd in (stdin_w, out_r, err_r):
             os.close(fd)
-        _init_process(req, scratch, uid, (stdin_r, out_w, err_w), (stdin_r, out_w, err_w), status_w)
-    for fd in (stdin_r, out_w, err_w, status_w):
+        _user_process(req, scratch, uid, (stdin_r, out_w, err_w))
+    for fd in (stdin_r, out_w, err_w):
         os.close(fd)
+    pidfd = os.pidfd_open(pid)
 
     cap = int(req["max_output"])
     deadline = t0 + float(req["timeout_s"])
     bufs = {out_r: bytearray(), err_r: bytearray()}
     truncated = {out_r: False, err_r: False}
     data_in = req.get("stdin") or b""
-    open_r = [out_r, err_r, status_r]
+    open_r = [out_r, err_r, pidfd]
     wlist = [stdin_w] if data_in else []
     if not data_in:
         os.close(stdin_w)  # EOF at once for a program that reads stdin
-    status: int | None = None
-    timed_out = output_limit = False
-    killed = False
+    timed_out = output_limit = killed = False
 
     def kill() -> None:
         nonlocal killed
         if not killed:
             killed = True
             try:
-                os.kill(init_pid, signal.SIGKILL)  # the namespace dies with its init
+                os.kill(pid, signal.SIGKILL)  # from the parent namespace: init cannot ignore it
             except ProcessLookupError:
                 pass
 
-    while open_r or wlist:
-        now = time.monotonic()
-        if now >= deadline and not killed:
-            timed_out = True
-            kill()
-            deadline = now + 2.0  # drain what is left, then stop regardless
-        elif now >= deadline:
-            break
-        try:
+    try:
+        while open_r or wlist:
+            now = time.monotonic()
+            if now >= deadline and not killed:
+                timed_out = True
+                kill()
+                deadline = now + 2.0  # drain what is left, then stop regardless
+            elif now >= deadline:
+                break
             r, w = _wait(open_r, wlist, max(0.0, deadline - now))
-        except InterruptedError:
-            continue
-        for fd in w:
-            try:
-                n = os.write(fd, data_in[:65536])
-                data_in = data_in[n:]
-            except (BrokenPipeError, OSError):
-                data_in = b""
-            if not data_in:
+            for fd in w:
+                try:
+                    n = os.write(fd, data_in[:65536])
+                    data_in = data_in[n:]
+                except OSError:  # the program closed stdin or exited
+                    data_in = b""
+                if not data_in:
+                    os.close(fd)
+                    wlist.remove(fd)
+            for fd in r:
+                if fd == pidfd:  # exited: its namespace is gone, the pipes are at EOF now
+                    open_r.remove(fd)
+                    if wlist:
+                        os.close(stdin_w)
+                        wlist.clear()
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_r.remove(fd)
+                    os.close(fd)  # a long-lived zygote must not leak descriptors
+                    continue
+                buf = bufs[fd]
+                room = cap - len(buf)
+                if len(chunk) > room:
+                    buf += chunk[: max(room, 0)]
+                    truncated[fd] = True
+                    output_limit = True
+                    kill()  # more output would be thrown away; stop burning CPU on it
+                else:
+                    buf += chunk
+    finally:
+        for fd in open_r + wlist:
+            if fd != pidfd:
                 os.close(fd)
-                wlist.remove(fd)
-        for fd in r:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                open_r.remove(fd)
-                os.close(fd)  # a long-lived zygote must not leak descriptors
-                continue
-            if fd == status_r:
-                (status,) = struct.unpack(">i", chunk[:4])
-                continue
-            buf = bufs[fd]
-            room = cap - len(buf)
-            if len(chunk) > room:
-                buf += chunk[: max(room, 0)]
-                truncated[fd] = True
-                output_limit = True
-                kill()  # more output would be thrown away; stop burning CPU on it
-            else:
-                buf += chunk
-    for fd in open_r + wlist:
-        os.close(fd)
-    _, init_status = os.waitpid(init_pid, 0)
+        if not killed and pidfd in open_r:  # left the loop early (drain deadline)
+            kill()
+        os.close(pidfd)
+        _, status, usage = os.wait4(pid, 0)
+        shutil.rmtree(scratch, ignore_errors=True)
     duration = time.monotonic() - t0
-    shutil.rmtree(scratch, ignore_errors=True)
 
     exit_code: int | None = None
     sig: int | None = None
-    if status is not None:
-        if os.WIFEXITED(status):
-            exit_code = os.WEXITSTATUS(status)
-        elif os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-    elif killed:
-        sig = signal.SIGKILL
+    if os.WIFEXITED(status):
+        exit_code = os.WEXITSTATUS(status)
+    elif os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+    # RLIMIT_CPU: init ignores the soft-limit SIGXCPU, so the hard limit's SIGKILL ends it;
+    # the CPU time it used tells that apart from any other SIGKILL.
+    cpu_limited = sig == signal.SIGKILL and usage.ru_utime + usage.ru_stime >= int(req["timeout_s"] + 1.999) - 0.05
     return {
         "stdout": bytes(bufs[out_r]),
         "stderr": bytes(bufs[err_r]),
         "exit_code": exit_code,
         "signal": sig,
-        "timed_out": timed_out,
+        "timed_out": timed_out or cpu_limited,
         "output_limit": output_limit,
         "stdout_truncated": truncated[out_r],
         "stderr_truncated": truncated[err_r],
         "duration_s": duration,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
     }
 
 
