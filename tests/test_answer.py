@@ -53,6 +53,8 @@ def _math500() -> list[dict]:
         ("The answer is $\\frac{3}{4}$.", Extraction("\\frac{3}{4}", "answer_is")),
         ("Final Answer: The final answer is $12\\pi$. I hope it is correct.", Extraction("12\\pi", "answer_is")),
         ("**Answer:** 42", Extraction("42", "answer_is")),
+        ("Answer: 3.5 cm. Then we check it.", Extraction("3.5 cm", "answer_is")),
+        ("To answer: we need 3 things. So 7", Extraction("7", "last_number")),
         ("I got 5 then 7.5 apples", Extraction("7.5", "last_number")),
         ("total 1,080 dollars", Extraction("1,080", "last_number")),
         ("", Extraction(None, "none")),
@@ -111,6 +113,13 @@ def test_math500_reference_equals_itself() -> None:
     for r in rows[:50]:
         v = check_answer(f"Thus the answer is $\\boxed{{{r['answer']}}}$.", r["answer"])
         assert v.outcome is Outcome.PASS, (r["answer"], v)
+
+
+def test_math500_solutions_extract_to_their_answer() -> None:
+    # The reference solutions end in \boxed{answer}: the full extraction + check path.
+    rows = _math500()
+    bad = [(r["answer"], v) for r in rows if not (v := check_answer(r["solution"], r["answer"])).passed]
+    assert bad == []
 
 
 def test_math500_reference_differs_from_other_problems() -> None:

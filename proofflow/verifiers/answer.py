@@ -96,8 +96,10 @@ def _last_boxed(text: str) -> str | None:
 
 
 _HASH_RE = re.compile(r"####\s*([^\n]+)")
+# "The answer is", "Final answer:", or a line that starts with "Answer:" (not "to answer: ...").
 _ANSWER_IS_RE = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*:?\s*([^\n]+)", re.IGNORECASE
+    r"(?:final\s+answer|the\s+answer|^[\s*#]*answer)\s*\**\s*(?:is|:|=)\s*\**:?\s*([^\n]+)",
+    re.IGNORECASE | re.MULTILINE,
 )
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 
@@ -108,8 +110,9 @@ def _trim_sentence(ans: str) -> str:
     m = re.search(r"\$([^$]+)\$", ans)
     if m:  # an inline-math span holds the answer; surrounding words are prose
         ans = m.group(1)
-    ans = ans.strip()
-    ans = re.sub(r"[.\s]+$", "", ans) if not re.search(r"\d\.$", ans[-2:] or "") else ans.rstrip(".")
+    else:  # "3.5 cm. Then we check..." -> "3.5 cm": stop at the end of the sentence
+        ans = re.split(r"\.\s", ans, maxsplit=1)[0]
+    ans = re.sub(r"[\s.]+$", "", ans)  # sentence-final period ("is 5." -> "5"; "5.0" is kept)
     return ans.strip().strip("*").strip()
 
 
@@ -270,7 +273,6 @@ def normalize_answer(answer: str) -> str:
     if f is not None:
         return _fraction_key(f)
     s = re.sub(r"\s+", "", s)
-    s = s.replace("\\frac", "\\frac")  # already canonical (\dfrac, \tfrac rewritten)
     if re.fullmatch(r"\(?[A-Za-z]\)?", s):  # multiple choice: "(C)" / "C"
         s = s.strip("()").upper()
     return s
