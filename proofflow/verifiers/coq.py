@@ -253,9 +253,12 @@ class CoqSession:
             line, col = _coq_lex.line_col(source, exc.offset)
             return result("error", messages=[Message("error", f"Syntax error: {exc}", line, col)])
         try:
-            header_errors = self._ensure_header(problem.header, deadline)
+            # The header (Require of libraries) has its own budget; the proof's timeout
+            # starts once the header state is ready, as with Lean's header_timeout_s.
+            header_errors = self._ensure_header(problem.header, time.monotonic() + self.config.startup_timeout_s)
             if header_errors:
                 return result("error", messages=list(header_errors))
+            deadline = time.monotonic() + self.config.timeout_s
             self.checks_done += 1
             messages: list[Message] = []
             holes: list[Hole] = []

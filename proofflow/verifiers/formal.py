@@ -245,7 +245,7 @@ REJECTION_REASONS: dict[str, str] = {
     "hole": "a sorry / admit / Admitted / Abort / give_up is left, or the proof is not closed",
     "statement_missing": "the problem's theorem statement does not appear in the source",
     "statement_mismatch": "the theorem is declared but its statement differs from the problem's",
-    "statement_type_mismatch": "Coq: the theorem's elaborated type (Printing All) differs from the statement elaborated in the header alone (Section variables, scope changes)",
+    "statement_type_mismatch": "the theorem's elaborated type (Coq Printing All, Lean REPL pp.all) differs from the statement elaborated on the header alone (Section variables, scope changes)",
     "variable_declared": "Lean: a `variable` in the proof source (it would be bound into the theorem)",
     "theorem_redefined": "the statement or the theorem's name appears more than once",
     "name_redefined": "a name used in the statement is redefined in the proof source",
