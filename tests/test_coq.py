@@ -201,3 +201,22 @@ def test_every_example_elaborates_and_references_pass(session):
         ref = json.loads(line)
         p = problems[ref["id"]]
         assert audit(p, ref["proof"], session.check(p, ref["proof"])).outcome is Outcome.PASS, ref["id"]
+
+
+def test_memory_cap_kills_and_pool_recovers():
+    # RLIMIT_AS: a proof that allocates without bound takes coqtop down (ERROR, never a
+    # pass) instead of the host; the next check gets a fresh process.
+    q = FormalProblem(name="m", header="Require Import List.\n", statement="Theorem m : True.", backend="coq")
+    with CoqChecker(CoqConfig(mode="session", workers=1, memory_mb=1024, timeout_s=30)) as ch:
+        src = "Definition big := Eval vm_compute in List.length (List.repeat 0 50000000).\n" + q.statement + "\nProof. exact I. Qed.\n"
+        r = ch.check(q, src)
+        assert r.status in ("crash", "error") and audit(q, src, r).outcome is not Outcome.PASS
+        assert ch.check(q, q.statement + "\nProof. exact I. Qed.\n").status == "complete"
+
+
+def test_unicode_positions(session):
+    q = FormalProblem(name="u", header="", statement="Theorem u : True.", backend="coq")
+    src = "(* é è ü *) Theorem u : True.\nProof. (* ééé *) exact 0. Qed.\n"
+    r = session.check(q, src)
+    m = r.errors[0]
+    assert src.split("\n")[m.line - 1][m.column:m.end_column] == "0"
