@@ -34,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 from proofflow.verifiers.verdict import Outcome, Verdict
 
@@ -281,6 +282,7 @@ def normalize_answer(answer: str) -> str:
 # ---------------------------------------------------------------- sympy worker processes
 
 _STARTUP_TIMEOUT_S = 60.0
+_WORKER_SCRIPT = Path(__file__).with_name("_answer_worker.py")
 
 
 class _Worker:
@@ -288,7 +290,9 @@ class _Worker:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proofflow.verifiers._answer_worker"],
+            # By path and isolated (-I): a stray math_verify.py or sympy.py in the caller's
+            # working directory must not shadow the real packages.
+            [sys.executable, "-I", str(_WORKER_SCRIPT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -54,9 +54,11 @@ __all__ = [
 ]
 
 _ZYGOTE = Path(__file__).with_name("_sandbox_zygote.py")
-# Each zygote slot gets its own uid, so concurrent executions cannot touch each other's
-# scratch dirs or processes, and RLIMIT_NPROC (counted per uid) is per execution.
-_UID_BASE = 61000
+# Each zygote gets its own uid, so concurrent executions cannot signal each other's
+# processes, and RLIMIT_NPROC (counted per uid) is per execution. The host pid is part of
+# it so that two processes on one machine (a flow and a test run) do not share uids.
+_UID_BASE = 200_000
+_UIDS_PER_PROCESS = 64
 _uid_counter = 0
 _uid_lock = threading.Lock()
 
@@ -205,8 +207,9 @@ class Sandbox:
     def _spawn(self) -> _Zygote:
         global _uid_counter
         with _uid_lock:
-            uid = _UID_BASE + _uid_counter
-            _uid_counter = (_uid_counter + 1) % 2000
+            slot = os.getpid() % 100_000
+            uid = _UID_BASE + slot * _UIDS_PER_PROCESS + _uid_counter
+            _uid_counter = (_uid_counter + 1) % _UIDS_PER_PROCESS
         z = _Zygote(uid, self._scratch_mb)
         with self._lock:
             self._all.append(z)
