@@ -46,8 +46,8 @@ def _score(name: str, fn: Callable[[str, str], bool | None], pairs: list[dict], 
         t0 = time.perf_counter()
         got = [fn(p["candidate"], p["reference"]) for p in pairs]
         best = min(best, time.perf_counter() - t0)
-    fa = [p for p, g in zip(pairs, got) if g is True and not p["equivalent"]]
-    fr = [p for p, g in zip(pairs, got) if g is not True and p["equivalent"]]
+    fa = [p for p, g in zip(pairs, got, strict=True) if g is True and not p["equivalent"]]
+    fr = [p for p, g in zip(pairs, got, strict=True) if g is not True and p["equivalent"]]
     undecided = sum(g is None for g in got)
     correct = len(pairs) - len(fa) - len(fr)
     return {

@@ -136,14 +136,22 @@ def _isolate(scratch_root: str, scratch_mb: int) -> None:
         raise OSError("could not remount / read-only")
 
 
+_WARM_MODULES = (
+    "atexit", "bisect", "cmath", "collections", "copy", "dataclasses", "datetime", "decimal",
+    "fractions", "functools", "heapq", "io", "itertools", "json", "math", "operator", "random",
+    "re", "statistics", "string", "traceback", "typing",
+)
+
+
 def _warm() -> None:
-    # What model-written programs import most; a forked child inherits them loaded.
-    import collections, decimal, fractions, functools, heapq, itertools, json  # noqa: E401,F401
-    import math, random, re, statistics, string, traceback, typing, io  # noqa: E401,F401
-    import bisect, cmath, copy, dataclasses, datetime, operator, atexit  # noqa: E401,F401
+    """Import what model-written programs use most; every forked child inherits them loaded."""
+    import importlib
+
+    for name in _WARM_MODULES:
+        importlib.import_module(name)
 
 
-def _recv(sock: socket.socket) -> object | None:
+def _recv(sock: socket.socket) -> dict | None:
     head = b""
     while len(head) < 4:
         chunk = sock.recv(4 - len(head))
