@@ -32,6 +32,8 @@ def _quiet_prefect() -> None:
     # The CLI draws its own progress bar; Prefect's per-task INFO lines would bury it.
     # They still reach the Prefect UI.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # No network here or on many GPU nodes: telemetry would only log failures.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def solve(
@@ -179,6 +181,8 @@ def demo(
     port: int = typer.Option(DEFAULT_PORT, help="port of the local vLLM server"),
     samples: int = typer.Option(4, "--samples", "-n"),
     repair_rounds: int = typer.Option(1, "--repair-rounds", "-r"),
+    max_tokens: int = typer.Option(256, help="a CPU model writes ~100 tokens/s in all; keep the demo short"),
+    problems_in_flight: int = typer.Option(8, help="more in flight = bigger batches on the server"),
     db: Path = typer.Option(Path("proofflow.duckdb")),
 ) -> None:
     """Set up and start the local vLLM server, solve the bundled examples, show results."""
@@ -200,6 +204,7 @@ def demo(
     overrides = {
         "endpoint.model": status.model, "endpoint.base_urls": [status.base_url],
         "solve.samples": samples, "solve.repair_rounds": repair_rounds, "storage.db_path": str(db),
+        "sampling.max_tokens": max_tokens, "solve.problems_in_flight": problems_in_flight,
     }
     summary = _run_with_progress(example_path(), None, None, overrides)
     show(summary["run"], db=db, problems=True)
