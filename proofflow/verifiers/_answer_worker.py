@@ -18,6 +18,26 @@ import json
 import sys
 
 
+_CONFIG: list | None = None
+
+
+def _config() -> list:
+    """math-verify's default extraction config, but without its unit stripping: that reads
+    "2m" as 2 metres and "3g" as 3 grams, accepting 2 for the expression 2m. Units are
+    removed by the parent's cleaning instead, only when spelled out after a space or in
+    \\text{...}/\\mbox{...}."""
+    global _CONFIG
+    if _CONFIG is None:
+        from latex2sympy2_extended import NormalizationConfig
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+        norm = NormalizationConfig(
+            basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="all", equations=False
+        )
+        _CONFIG = [LatexExtractionConfig(normalization_config=norm), ExprExtractionConfig()]
+    return _CONFIG
+
+
 def _compare(gold: str, pred: str) -> tuple[bool | None, str]:
     from math_verify import parse, verify
 
@@ -25,10 +45,10 @@ def _compare(gold: str, pred: str) -> tuple[bool | None, str]:
     # of searching it for something answer-like (which is extraction, done by the parent).
     # parsing_timeout/timeout_seconds=None: math-verify's own limits use signal.alarm; the
     # parent's hard kill is the bound that actually holds.
-    g = parse("\\boxed{" + gold + "}", parsing_timeout=None)  # type: ignore[arg-type]
+    g = parse("\\boxed{" + gold + "}", _config(), parsing_timeout=None)  # type: ignore[arg-type]
     if not g:
         return None, "reference_unparseable"
-    p = parse("\\boxed{" + pred + "}", parsing_timeout=None)  # type: ignore[arg-type]
+    p = parse("\\boxed{" + pred + "}", _config(), parsing_timeout=None)  # type: ignore[arg-type]
     if not p:
         return None, "candidate_unparseable"
     return bool(verify(g, p, timeout_seconds=None)), "sympy"

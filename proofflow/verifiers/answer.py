@@ -38,7 +38,7 @@ from pathlib import Path
 
 from proofflow.verifiers.verdict import Outcome, Verdict
 
-VERSION = "answer-1.0"
+VERSION = "answer-1.1"
 
 __all__ = [
     "VERSION",
@@ -154,7 +154,8 @@ _UNIT_WORDS = (
     r"centimeters?|degrees?|cents?|dollars?|hours?|minutes?|seconds?|days?|weeks?|years?|"
     r"pounds?|lbs?|ounces?|oz|grams?|kg|g|liters?|ml|mph|people|students|apples|points?"
 )
-_TRAILING_UNIT_RE = re.compile(rf"^(.*?\d)\s*(?:{_UNIT_WORDS})(?:\^?\{{?[23]\}}?)?$")
+# A space is required: "2m" or "3g" may be a variable times a number, "2 m" is a unit.
+_TRAILING_UNIT_RE = re.compile(rf"^(.*?\d)\s+(?:{_UNIT_WORDS})(?:\^?\{{?[23]\}}?)?$")
 
 
 def _strip_wrappers(s: str) -> str:
