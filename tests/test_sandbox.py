@@ -90,6 +90,14 @@ def test_infinite_loop_times_out(sb: Sandbox) -> None:
     _assert_healthy(sb, before)
 
 
+def test_closed_stdout_does_not_end_the_watch(sb: Sandbox) -> None:
+    # The zygote watches the process itself (pidfd), not just its pipes.
+    before = sb.zygote_pids()
+    r = sb.run("import os, time\nos.close(1)\nos.close(2)\ntime.sleep(60)", timeout_s=0.5)
+    assert r.outcome is Outcome.TIMEOUT
+    _assert_healthy(sb, before)
+
+
 def test_fork_bomb_is_contained(sb: Sandbox) -> None:
     before = sb.zygote_pids()
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
