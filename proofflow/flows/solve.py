@@ -8,12 +8,13 @@ themselves are in proofflow/tasks/.
 from __future__ import annotations
 
 import json
+import queue
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from proofflow import __version__
@@ -53,6 +54,15 @@ def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
         # Not `limit`: it picks which problems run, not what their samples mean, so a
         # run started with --limit 10 can be extended to the whole file.
     }
+
+
+def expand_run_name(template: str, now: datetime | None = None) -> str:
+    """`{date}` / `{datetime}` in a run name become today's date / the current minute
+    (UTC), so a scheduled deployment starts one run per day (or per trigger) and a
+    repeated trigger on the same day resumes that day's run."""
+    now = now or datetime.now(timezone.utc)
+    return template.replace("{date}", now.strftime("%Y-%m-%d")).replace(
+        "{datetime}", now.strftime("%Y-%m-%dT%H%M"))
 
 
 def default_run_name(problem_file: str, settings: Settings) -> str:
@@ -98,23 +108,23 @@ def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
 
 @flow(
     name="solve",
-    flow_run_name="solve · {problem_file_name}",
+    flow_run_name=lambda: _flow_run_name(),
     log_prints=True,
     persist_result=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    # Deployments use this runner; run_solve() sizes it from the settings (task_threads).
+    task_runner=ThreadPoolTaskRunner(max_workers=32),
 )
 def solve_flow(
     problem_file: str,
     run_name: str | None = None,
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
-    problem_file_name: str = "",
 ) -> dict[str, Any]:
-    """Run (or resume) one solve run. `problem_file_name` only names the flow run."""
+    """Run (or resume) one solve run: `run_name` may contain {date} / {datetime}."""
     logger = get_run_logger()
     settings = load_settings(Path(config_file) if config_file else None, overrides)
     problems = load_problems(problem_file, limit=settings.solve.limit)
-    name = run_name or default_run_name(problem_file, settings)
+    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings)
     store = Store(settings.storage.db_path, lock_timeout_s=settings.storage.lock_timeout_s)
     run = start_run(store, name, problem_file, settings)
     ctx = RunContext(run_id=run.run_id, run_name=name, problem_set=Path(problem_file).stem, settings=settings)
@@ -136,8 +146,17 @@ def solve_flow(
         publish(Progress(name, already, len(problems), solved))
         finals = []
         # The flow's task runner (problems_in_flight workers) bounds the concurrency.
-        chains = {}
-        for chunk in chunked(todo, settings.solve.problems_per_task):
+        # A window of `problems_in_flight` stage chains: a chain is submitted when one
+        # finishes. Submitting every chain at once would park downstream stages on
+        # worker threads while they wait for their upstream, starving the model of work.
+        finished: queue.Queue = queue.Queue()
+        chains: dict[Any, list[Any]] = {}
+        backlog = iter(chunked(todo, settings.solve.problems_per_task))
+
+        def submit_next() -> bool:
+            chunk = next(backlog, None)
+            if chunk is None:
+                return False
             label = _label(ctx, chunk)
             chain = [generate.submit(ctx, chunk, label)]
             chain.append(verify.submit(ctx, chain[-1], label))
@@ -146,13 +165,20 @@ def solve_flow(
                 chain.append(verify.submit(ctx, chain[-1], label))
             final = select.submit(ctx, chain[-1], label)
             chains[final] = chain
+            final.add_done_callback(finished.put)
+            return True
+
+        in_flight = sum(submit_next() for _ in range(settings.solve.problems_in_flight))
         done = already
-        for future in as_completed(list(chains)):
-            for result in _result_or_root_cause(future, chains[future]):
+        while in_flight:
+            final = finished.get()
+            in_flight -= 1
+            for result in _result_or_root_cause(final, chains.pop(final)):
                 done += 1
                 solved += int(result.solved)
                 publish(Progress(name, done, len(problems), solved, result.problem_id))
             update_progress_artifact(progress_id, 100.0 * done / len(problems))
+            in_flight += submit_next()
         status = "completed"
     finally:
         close_runtime(ctx)  # flushes everything queued, also when a stage failed
@@ -162,6 +188,12 @@ def solve_flow(
     return summary
 
 
+def task_threads(settings: Settings) -> int:
+    """Threads for a window of problems_in_flight chains, each of 3 + 2R stages, all
+    of which may hold a thread while waiting on their upstream stage."""
+    return settings.solve.problems_in_flight * (3 + 2 * settings.solve.repair_rounds)
+
+
 def run_solve(
     problem_file: str, run_name: str | None = None, config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
@@ -169,13 +201,12 @@ def run_solve(
     """Entry point for the CLI and scripts: sizes the task runner from the settings."""
     settings = load_settings(Path(config_file) if config_file else None, overrides)
     load_problems(problem_file, limit=settings.solve.limit)  # fail on a bad file before Prefect starts
-    name = run_name or default_run_name(problem_file, settings)
+    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings)
     configured = solve_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=settings.solve.problems_in_flight),
-        flow_run_name=f"solve · {name}",
+        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(settings)),
     )
     return configured(problem_file=str(problem_file), run_name=name, config_file=config_file,
-                      overrides=overrides, problem_file_name=Path(problem_file).stem)
+                      overrides=overrides)
 
 
 def _result_or_root_cause(final: Any, chain: list[Any]) -> Any:
@@ -189,6 +220,15 @@ def _result_or_root_cause(final: Any, chain: list[Any]) -> Any:
         if stage.state.is_failed() or stage.state.is_crashed():
             stage.result()  # raises the stage's exception
     return final.result()
+
+
+def _flow_run_name() -> str:
+    """"solve · gsm8k · gsm8k-2026-11-24" in the Prefect UI."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    run = params.get("run_name") or "default name"
+    return f"solve · {Path(params['problem_file']).stem} · {expand_run_name(run)}"
 
 
 def _label(ctx: RunContext, chunk: list[WorkItem]) -> str:
