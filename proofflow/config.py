@@ -79,23 +79,88 @@ class SamplingConfig(BaseModel):
     stop: list[str] = Field(default_factory=list)
 
 
-class SolveConfig(BaseModel):
-    """The generate → verify → repair → select strategy."""
+class VoteWeights(BaseModel):
+    """Verification-weighted voting: a sample's vote counts by its self-verification
+    verdict. Defaults as in the CSV paper (Zhou et al. 2023): True 1, uncertain 0.5, False 0.2."""
 
-    strategy: Literal["generate-verify-repair"] = "generate-verify-repair"
+    verified: float = Field(1.0, ge=0)
+    unverified: float = Field(0.5, ge=0, description="no check, or the check errored / timed out")
+    refuted: float = Field(0.2, ge=0)
+
+
+class SolveConfig(BaseModel):
+    """The generate → verify → repair → select strategies.
+
+    - generate-verify-repair: chain-of-thought answers; repairs are driven by the
+      reference-answer check (oracle feedback, for measuring repair itself).
+    - pot: program of thought: the model writes a program whose printed output is the
+      answer; the sandbox runs it.
+    - csv: code-based self-verification: the model answers, then writes code checking its
+      own answer; the sandbox runs it; a False sends the sample to repair (no oracle).
+    """
+
+    strategy: Literal["generate-verify-repair", "pot", "csv"] = "generate-verify-repair"
     samples: int = Field(4, ge=1, description="candidates per problem (N)")
     repair_rounds: int = Field(1, ge=0, description="rounds of repair for failed candidates (R)")
     repair_after_pass: bool = Field(
         False, description="keep repairing a problem's failures after one candidate passed"
     )
-    selection: Literal["majority"] = "majority"
+    selection: Literal["majority", "weighted"] = "majority"
+    vote_weights: VoteWeights = Field(default_factory=VoteWeights)
+    repair_on: Literal["answer", "self_verify", "python_exec"] | None = Field(
+        None, description="whose verdict sends a sample to repair [default: self_verify for csv, else answer]"
+    )
     verify_timeout_s: float = Field(5.0, gt=0)
+    exec_timeout_s: float = Field(10.0, gt=0, description="wall-clock limit per sandboxed program")
     allow_last_number: bool = Field(
         True, description="accept the last number in the text as the answer when nothing else is found"
     )
     problems_in_flight: int = Field(4, ge=1, description="Prefect task-runner workers")
     problems_per_task: int = Field(1, ge=1, description="problems per Prefect task run")
     limit: int | None = Field(None, ge=1, description="only the first N problems")
+
+    @property
+    def repair_verifier(self) -> str:
+        if self.repair_on is not None:
+            return self.repair_on
+        return "self_verify" if self.strategy == "csv" else "answer"
+
+    @property
+    def runs_code(self) -> bool:
+        return self.strategy in ("pot", "csv")
+
+
+COQ_AUTOMATION = ["lia", "nia", "ring", "field", "auto", "intuition", "congruence", "easy"]
+LEAN_AUTOMATION = ["omega", "linarith", "nlinarith", "norm_num", "simp", "aesop", "decide", "positivity"]
+
+
+class ProveConfig(BaseModel):
+    """The formal proving flows (docs/proving.md): whole-proof or draft → sketch → prove."""
+
+    strategy: Literal["whole", "dsp"] = "whole"
+    backend: Literal["coq", "lean", "kimina"] = "coq"
+    samples: int = Field(4, ge=1, description="whole: proofs per problem (N); dsp: drafts/sketches per problem")
+    repair_rounds: int = Field(1, ge=0, description="whole: model repair rounds with checker feedback (R)")
+    repair_depth: int = Field(1, ge=0, description="APOLLO-style mask → holes → reassemble rounds on a failing proof (0: off)")
+    repair_candidates: int = Field(2, ge=0, description="whole: failing proofs per problem sent to APOLLO-style repair")
+    automation_coq: list[str] = Field(default_factory=lambda: list(COQ_AUTOMATION))
+    automation_lean: list[str] = Field(default_factory=lambda: list(LEAN_AUTOMATION))
+    hole_budget: int = Field(2, ge=0, description="prover-model samples per hole that automation left open")
+    max_holes: int = Field(12, ge=1, description="a sketch with more holes than this is not worth proving")
+    stop_on_first_complete: bool = Field(True, description="stop checking a problem's candidates once one is complete")
+    use_informal_proof: bool = Field(True, description="dsp: take the data set's informal proof as the draft when present")
+    check_timeout_s: float = Field(20.0, gt=0)
+    workers: int = Field(2, ge=1, description="checker processes (Coq sessions / Lean REPLs)")
+    lean_project_dir: str = "."
+    lean_repl_command: list[str] = Field(default_factory=lambda: ["lake", "env", ".lake/packages/REPL/.lake/build/bin/repl"])
+    lean_memory_mb: int = Field(16384, ge=256)
+    kimina_url: str = "http://localhost:8000"
+    kimina_api_key: str | None = None
+    problems_in_flight: int = Field(2, ge=1, description="Prefect task-runner workers")
+    limit: int | None = Field(None, ge=1, description="only the first N problems")
+
+    def automation(self) -> list[str]:
+        return self.automation_coq if self.backend == "coq" else self.automation_lean
 
 
 class StorageConfig(BaseModel):
@@ -113,6 +178,7 @@ class Settings(BaseSettings):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     solve: SolveConfig = Field(default_factory=SolveConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    prove: ProveConfig = Field(default_factory=ProveConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -135,6 +201,7 @@ class _ResolvedSettings(BaseModel):
     sampling: SamplingConfig
     solve: SolveConfig
     storage: StorageConfig
+    prove: ProveConfig
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,9 @@ def solve(
     base_url: Optional[list[str]] = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="candidates per problem [default: 4]"),
     repair_rounds: Optional[int] = typer.Option(None, "--repair-rounds", "-r", help="repair rounds [default: 1]"),
+    strategy: Optional[str] = typer.Option(
+        None, help="generate-verify-repair | pot (program of thought) | csv (code-based self-verification)"),
+    selection: Optional[str] = typer.Option(None, help="majority | weighted (by self-verification)"),
     max_tokens: Optional[int] = typer.Option(None, help="max completion tokens per sample [default: 512]"),
     temperature: Optional[float] = typer.Option(None),
     top_p: Optional[float] = typer.Option(None),
@@ -59,6 +62,7 @@ def solve(
     overrides = {
         "endpoint.model": model, "endpoint.base_urls": base_url, "solve.samples": samples,
         "solve.repair_rounds": repair_rounds, "sampling.max_tokens": max_tokens,
+        "solve.strategy": strategy, "solve.selection": selection,
         "sampling.temperature": temperature, "sampling.top_p": top_p, "solve.limit": limit,
         "solve.problems_in_flight": problems_in_flight, "endpoint.price.input_per_mtok": price_in,
         "endpoint.price.output_per_mtok": price_out, "endpoint.price.gpu_hour": gpu_hour,

@@ -25,12 +25,11 @@ from proofflow.problems import Problem, load_problems
 from proofflow.storage.db import Store
 from proofflow.storage.records import ProblemRow, RunProblemRow, RunRow
 from proofflow.tasks.context import RunContext, WorkItem, close_runtime, open_runtime, to_json
+from proofflow.tasks.execute import execute
 from proofflow.tasks.generate import generate
 from proofflow.tasks.repair import repair
 from proofflow.tasks.select import select
 from proofflow.tasks.verify import verify
-
-STRATEGY = "generate-verify-repair"
 
 
 class RunConfigMismatch(ValueError):
@@ -50,6 +49,9 @@ def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
         "repair_rounds": settings.solve.repair_rounds,
         "repair_after_pass": settings.solve.repair_after_pass,
         "selection": settings.solve.selection,
+        "vote_weights": settings.solve.vote_weights.model_dump(),
+        "repair_on": settings.solve.repair_verifier,
+        "exec_timeout_s": settings.solve.exec_timeout_s,
         "allow_last_number": settings.solve.allow_last_number,
         # Not `limit`: it picks which problems run, not what their samples mean, so a
         # run started with --limit 10 can be extended to the whole file.
@@ -86,7 +88,7 @@ def problem_rows(problems: list[Problem], run_id: str) -> list:
 def start_run(store: Store, name: str, problem_file: str, settings: Settings) -> RunRow:
     identity = run_identity(settings, problem_file)
     wanted = RunRow(
-        run_id=run_id_for(name), name=name, strategy=STRATEGY, problem_set=Path(problem_file).stem,
+        run_id=run_id_for(name), name=name, strategy=settings.solve.strategy, problem_set=Path(problem_file).stem,
         model=settings.endpoint.model,
         config=json.dumps({"identity": identity, "settings": json.loads(settings.model_dump_json())}),
         config_hash=config_hash(identity), code_version=__version__, status="running",
@@ -159,9 +161,11 @@ def solve_flow(
                 return False
             label = _label(ctx, chunk)
             chain = [generate.submit(ctx, chunk, label)]
-            chain.append(verify.submit(ctx, chain[-1], label))
-            for round_ in range(1, settings.solve.repair_rounds + 1):
-                chain.append(repair.submit(ctx, chain[-1], round_, label))
+            for round_ in range(0, settings.solve.repair_rounds + 1):
+                if round_ > 0:
+                    chain.append(repair.submit(ctx, chain[-1], round_, label))
+                if settings.solve.runs_code:  # pot / csv: run the model's code first
+                    chain.append(execute.submit(ctx, chain[-1], label))
                 chain.append(verify.submit(ctx, chain[-1], label))
             final = select.submit(ctx, chain[-1], label)
             chains[final] = chain
@@ -189,9 +193,11 @@ def solve_flow(
 
 
 def task_threads(settings: Settings) -> int:
-    """Threads for a window of problems_in_flight chains, each of 3 + 2R stages, all
-    of which may hold a thread while waiting on their upstream stage."""
-    return settings.solve.problems_in_flight * (3 + 2 * settings.solve.repair_rounds)
+    """Threads for a window of problems_in_flight chains (generate, then verify — and
+    execute, for pot/csv — per round, repairs, select), all of which may hold a thread
+    while waiting on their upstream stage."""
+    stages_per_round = 3 if settings.solve.runs_code else 2
+    return settings.solve.problems_in_flight * (1 + stages_per_round * (1 + settings.solve.repair_rounds))
 
 
 def run_solve(

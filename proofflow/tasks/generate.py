@@ -16,6 +16,7 @@ from proofflow.storage.records import SampleRow
 from proofflow.tasks.context import RunContext, WorkItem, render_prompt, runtime, to_json
 
 STAGE = "generate"
+PROMPTS = {"generate-verify-repair": "solve", "pot": "solve_pot", "csv": "solve_csv"}
 
 
 def sample_rows(
@@ -55,7 +56,7 @@ def generate_candidates(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem
         if not missing:
             continue
         ids = [sample_id(ctx.run_id, item.problem.id, STAGE, None, i) for i in missing]
-        prompt = render_prompt("solve", problem=item.problem.statement)
+        prompt = render_prompt(PROMPTS[ctx.settings.solve.strategy], problem=item.problem.statement)
         request = Request(
             prompt=prompt, n=len(missing), seed=seed_for(ids[0]),
             context={"run_id": ctx.run_id, "problem_id": item.problem.id, "stage": STAGE},

@@ -39,6 +39,17 @@ def verdict_row(ctx: RunContext, item: WorkItem, sample_id: str, verdict: Verdic
     )
 
 
+def candidate_text(ctx: RunContext, item: WorkItem, sample_id: str, completion: str) -> str:
+    """What the answer checker reads: the completion, or for program of thought the
+    program's printed answer (boxed, so the checker takes it whole)."""
+    if ctx.settings.solve.strategy != "pot":
+        return completion
+    run = item.verdict(sample_id, "python_exec")
+    if run is None or run.outcome != "pass" or not run.answer:
+        return ""  # no output: no answer, a fail verdict
+    return "\\boxed{" + run.answer + "}"
+
+
 def verify_answers(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
     rt = runtime(ctx)
     solve = ctx.settings.solve
@@ -46,7 +57,8 @@ def verify_answers(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
         for sample in item.samples():
             if item.verdict(sample.sample_id, VERIFIER) is not None:
                 continue
-            verdict = _check(sample.completion or "", item.problem.reference_answer,
+            text = candidate_text(ctx, item, sample.sample_id, sample.completion or "")
+            verdict = _check(text, item.problem.reference_answer,
                              solve.verify_timeout_s, solve.allow_last_number)
             row = verdict_row(ctx, item, sample.sample_id, verdict)
             rt.writer.put(row)
