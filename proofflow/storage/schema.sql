@@ -115,3 +115,15 @@ CREATE TABLE IF NOT EXISTS results (
     created_at TIMESTAMP,
     PRIMARY KEY (run_id, problem_id)
 );
+
+-- Formal checker results by (checker + version, header hash, statement + source hash),
+-- so the same proof is never checked twice, across runs (storage/check_cache.py).
+CREATE TABLE IF NOT EXISTS check_cache (
+    checker VARCHAR NOT NULL,        -- backend + version, e.g. "coq 8.16.1"
+    header_hash VARCHAR NOT NULL,
+    source_hash VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,         -- complete | incomplete | error | rejected
+    result JSON NOT NULL,            -- the CheckResult
+    created_at TIMESTAMP,
+    PRIMARY KEY (checker, header_hash, source_hash)
+);

@@ -1,0 +1,216 @@
+"""Stage: prove a sketch's holes, cheapest first, and assemble (DSP+); the same machinery
+repairs a failing proof APOLLO-style.
+
+From a parent (a sketch, or a rejected whole proof):
+1. mask: steps the checker rejects become holes (mask_failing_lines), re-checking after
+   each round because Coq stops at the first error; a proof left open gets a final
+   `all: admit.` hole. The masked source is a sample (stage 'mask', model 'mask').
+2. per hole, in order: each automation tactic, tried by the real checker on the whole
+   source with that hole filled (samples stage 'prove_hole', model 'automation', zero
+   tokens); then up to hole_budget prover-model samples (stage 'prove_hole', real tokens).
+   A fill counts when the filled source has no error and one hole less. Every attempt
+   has a `<checker>_hole` verdict saying whether it closed its hole.
+3. assemble: the source with every closed hole filled is a sample (stage 'assemble')
+   checked with the audit. If it still has holes, another depth round starts from it.
+
+All sample ids derive from (parent, attempt number) and every check goes through the
+persisted verdict cache, so a rerun replays a half-done problem without model calls or
+checks until it reaches what was never done.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from proofflow.keys import sample_id
+from proofflow.storage.records import SampleRow, VerdictRow
+from proofflow.tasks.context import RunContext, WorkItem, render_prompt, runtime, to_json
+from proofflow.tasks.formal_context import (
+    AUDIT,
+    Plan,
+    check_sample,
+    clip,
+    extract_proof,
+    extract_tactic,
+    formal,
+    prompt_name,
+    prove_runtime,
+    request_samples,
+    solved,
+    tool_sample,
+)
+from proofflow.verifiers.formal import CheckResult, fill_hole, mask_failing_lines, split_holes
+
+MAX_MASK_ROUNDS = 12
+_QED = re.compile(r"(?s)^(.*)\b(Qed|Defined)\s*\.\s*$")
+
+
+def _close_open_proof(source: str, backend: str) -> str:
+    """Coq: a proof that ends with goals left ('Attempt to save an incomplete proof')
+    gets an `all: admit.` hole before its Qed, so automation can try the leftovers."""
+    if backend != "coq":
+        return source
+    m = _QED.match(source.rstrip())
+    if m:
+        return m.group(1).rstrip() + "\nall: admit.\n" + m.group(2) + ".\n"
+    return source.rstrip() + "\nall: admit.\nQed.\n"
+
+
+def _fill_closed(before: int, result: CheckResult, filled: str, backend: str) -> bool:
+    return (result.status in ("complete", "incomplete") and not result.errors
+            and len(split_holes(filled, backend)) < before)
+
+
+class _Prover:
+    """Works one parent sample down to an assembled proof."""
+
+    def __init__(self, ctx: RunContext, item: WorkItem):
+        self.ctx, self.item = ctx, item
+        self.cfg = ctx.settings.prove
+        self.prt = prove_runtime(ctx)
+        self.backend = self.prt.backend
+        self.problem = formal(item)
+        self.hole_verifier = f"{self.prt.checker.name}_hole"
+
+    def check(self, source: str) -> CheckResult:
+        return self.prt.check(self.problem, source)[0]
+
+    def mask(self, parent: SampleRow, source: str, round_: int) -> tuple[SampleRow, str, CheckResult] | None:
+        result = self.check(source)
+        masked = source
+        for _ in range(MAX_MASK_ROUNDS):
+            if result.errors:
+                new = mask_failing_lines(masked, result.messages, self.backend)
+                if new == masked:
+                    new = _close_open_proof(masked, self.backend) if _is_qed_error(result) else masked
+            elif result.status == "incomplete" and not split_holes(masked, self.backend):
+                new = _close_open_proof(masked, self.backend)
+            else:
+                break
+            if new == masked:
+                return None  # an error masking cannot reach (statement, header): give up
+            masked = new
+            result = self.check(masked)
+        if result.errors or result.status not in ("incomplete", "complete"):
+            return None
+        if masked == source:
+            return parent, source, result
+        sid = sample_id(self.ctx.run_id, self.item.problem.id, "mask", parent.sample_id, 0)
+        row = self.item.state.samples.get(sid) or tool_sample(
+            self.ctx, self.item, sid, "mask", "mask", masked, parent.sample_id, 0, round_)
+        if self.item.verdict(sid, AUDIT) is None:
+            check_sample(self.ctx, self.item, row, masked)
+        return row, masked, result
+
+    def attempt(self, base: SampleRow, sid: str, source: str, k: int, text: str,
+                goal: str, before: int) -> tuple[bool, str, CheckResult]:
+        filled = fill_hole(source, k, text, self.backend)
+        result = self.check(filled)
+        closed = _fill_closed(before, result, filled, self.backend)
+        if self.item.verdict(sid, self.hole_verifier) is None:
+            first_error = result.errors[0].text.strip()[:200] if result.errors else None
+            row = VerdictRow(
+                sample_id=sid, verifier=self.hole_verifier, verifier_version=result.version,
+                run_id=self.ctx.run_id, problem_id=self.item.problem.id,
+                outcome="pass" if closed else "fail", reason="closed" if closed else (result.status if not first_error else "compile_error"),
+                answer=None, feedback=first_error,
+                details=to_json({"hole": k, "goal": goal, "tactic": text, "parent": base.sample_id}),
+                duration_s=result.duration_s,
+            )
+            runtime(self.ctx).writer.put(row)
+            self.item.state.verdicts[(sid, self.hole_verifier)] = row
+        return closed, filled, result
+
+    def prove_holes(self, base: SampleRow, source: str, result: CheckResult, round_: int) -> str:
+        k, n = 0, 0
+        run, pid = self.ctx.run_id, self.item.problem.id
+        while True:
+            holes = split_holes(source, self.backend)
+            if k >= len(holes) or len(holes) > self.cfg.max_holes:
+                return source
+            goal = result.holes[k].goal if k < len(result.holes) else ""
+            closed = False
+            for tactic in self.cfg.automation():
+                sid = sample_id(run, pid, "prove_hole", base.sample_id, n)
+                n += 1
+                text = tactic + "." if self.backend == "coq" and not tactic.endswith(".") else tactic
+                if sid not in self.item.state.samples:
+                    tool_sample(self.ctx, self.item, sid, "prove_hole", "automation", text,
+                                base.sample_id, n - 1, round_, prompt=f"hole {k}: {goal}"[:2000])
+                closed, filled, new = self.attempt(base, sid, source, k, text, goal, len(holes))
+                if closed:
+                    break
+            if not closed and self.cfg.hole_budget:
+                ids = [sample_id(run, pid, "prove_hole", base.sample_id, n + i) for i in range(self.cfg.hole_budget)]
+                indices = list(range(n, n + self.cfg.hole_budget))
+                n += self.cfg.hole_budget
+                missing = [(s, i) for s, i in zip(ids, indices) if s not in self.item.state.samples]
+                if missing:
+                    prompt = render_prompt(prompt_name("hole", self.ctx), sketch=clip(source, 2500),
+                                           goal=clip(goal or "(the goal at the hole)", 1500))
+                    request_samples(self.ctx, [Plan(self.item, prompt, "prove_hole", [s for s, _ in missing],
+                                                    [i for _, i in missing], base.sample_id, round_)])
+                for sid in ids:
+                    text = extract_tactic(self.item.state.samples[sid].completion or "", self.backend)
+                    closed, filled, new = self.attempt(base, sid, source, k, text, goal, len(holes))
+                    if closed:
+                        break
+            if closed:
+                source, result = filled, new
+            else:
+                k += 1  # leave this hole open; try the next one
+
+    def run(self, parent: SampleRow, source: str, depth: int) -> None:
+        for round_ in range(1, depth + 1):
+            masked = self.mask(parent, source, round_)
+            if masked is None:
+                return
+            base, start, result = masked
+            assembled = self.prove_holes(base, start, result, round_)
+            if assembled == start:
+                return  # nothing closed: another round from the same text would repeat this one
+            sid = sample_id(self.ctx.run_id, self.item.problem.id, "assemble", base.sample_id, 0)
+            row = self.item.state.samples.get(sid) or tool_sample(
+                self.ctx, self.item, sid, "assemble", "assemble", assembled, base.sample_id, 0, round_)
+            if self.item.verdict(sid, AUDIT) is None:
+                check_sample(self.ctx, self.item, row, assembled)
+            if solved(self.item):
+                return
+            parent, source = row, assembled
+
+
+def _is_qed_error(result: CheckResult) -> bool:
+    return any("incomplete proof" in m.text or "unfocused" in m.text.lower() for m in result.errors)
+
+
+def parents_for(ctx: RunContext, item: WorkItem, mode: str) -> list[SampleRow]:
+    """dsp: every sketch; repair: the failing whole proofs, latest round first."""
+    if mode == "sketch":
+        return [s for s in item.samples("sketch")]
+    failed = [s for s in item.samples() if s.stage in ("generate", "repair")
+              and (v := item.verdict(s.sample_id, AUDIT)) is not None and v.outcome != "pass"]
+    failed.sort(key=lambda s: (-s.round, s.idx))
+    return failed[: ctx.settings.prove.repair_candidates]
+
+
+def prove_items(ctx: RunContext, items: list[WorkItem], mode: str) -> list[WorkItem]:
+    cfg = ctx.settings.prove
+    depth = max(1, cfg.repair_depth) if mode == "sketch" else cfg.repair_depth
+    for item in items:
+        for parent in parents_for(ctx, item, mode):
+            if solved(item) and cfg.stop_on_first_complete:
+                break
+            verdict = item.verdict(parent.sample_id, AUDIT)
+            if verdict is not None and verdict.outcome == "pass":
+                continue
+            source = extract_proof(parent.completion or "", formal(item))
+            _Prover(ctx, item).run(parent, source, depth)
+    return items
+
+
+@task(name="prove-holes", task_run_name="prove holes ({mode}) · {label}", cache_policy=NO_CACHE)
+def prove_holes(ctx: RunContext, items: list[WorkItem], mode: str, label: str) -> list[WorkItem]:
+    return prove_items(ctx, items, mode)
