@@ -10,12 +10,12 @@ persisted verdict cache live in tasks/formal_context.py.
 from __future__ import annotations
 
 import json
+import queue
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from proofflow import __version__
@@ -158,18 +158,33 @@ def prove_flow(problem_file: str, run_name: str | None = None, config_file: str 
             progress=100.0 * already / len(problems), key=_artifact_key("progress", name),
             description=f"{name}: problems done out of {len(problems)}")
         publish(Progress(name, already, len(problems), solved))
-        chains = {}
-        for item in todo:
-            label = f"{ctx.problem_set} · {ctx.model} · {item.problem.label}"
-            chain = _chain(ctx, item, label)
+        # A window of problems_in_flight stage chains (as in the solve flow): a chain is
+        # submitted when one finishes, so downstream stages do not park worker threads
+        # waiting for their upstream.
+        finished: queue.Queue = queue.Queue()
+        chains: dict[Any, list[Any]] = {}
+        backlog = iter(todo)
+
+        def submit_next() -> bool:
+            item = next(backlog, None)
+            if item is None:
+                return False
+            chain = _chain(ctx, item, f"{ctx.problem_set} · {ctx.model} · {item.problem.label}")
             chains[chain[-1]] = chain
+            chain[-1].add_done_callback(finished.put)
+            return True
+
+        in_flight = sum(submit_next() for _ in range(settings.prove.problems_in_flight))
         done = already
-        for future in as_completed(list(chains)):
-            for result in _result_or_root_cause(future, chains[future]):
+        while in_flight:
+            final = finished.get()
+            in_flight -= 1
+            for result in _result_or_root_cause(final, chains.pop(final)):
                 done += 1
                 solved += int(result.solved)
                 publish(Progress(name, done, len(problems), solved, result.problem_id))
             update_progress_artifact(progress_id, 100.0 * done / len(problems))
+            in_flight += submit_next()
         status = "completed"
     finally:
         figures = close_prove_runtime(ctx)
@@ -182,6 +197,14 @@ def prove_flow(problem_file: str, run_name: str | None = None, config_file: str 
     return summary
 
 
+def task_threads(settings: Settings) -> int:
+    """Threads for a window of problems_in_flight chains, each stage of which may hold a
+    thread while it waits on its upstream."""
+    p = settings.prove
+    stages = 3 + 2 * p.repair_rounds + 1 if p.strategy == "whole" else 5
+    return p.problems_in_flight * stages
+
+
 def run_prove(problem_file: str, run_name: str | None = None, config_file: str | None = None,
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Entry point for the CLI, tests and scripts: sizes the task runner from the settings."""
@@ -189,7 +212,7 @@ def run_prove(problem_file: str, run_name: str | None = None, config_file: str |
     load_proof_problems(problem_file, settings)  # fail on a bad file before Prefect starts
     name = run_name or default_run_name(problem_file, settings)
     configured = prove_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=settings.prove.problems_in_flight),
+        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(settings)),
         flow_run_name=f"prove · {name}")
     return configured(problem_file=str(problem_file), run_name=name, config_file=config_file,
                       overrides=overrides, problem_file_name=Path(problem_file).stem)

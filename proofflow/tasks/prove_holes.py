@@ -45,6 +45,7 @@ from proofflow.tasks.formal_context import (
 from proofflow.verifiers.formal import CheckResult, fill_hole, mask_failing_lines, split_holes
 
 MAX_MASK_ROUNDS = 12
+_COQ_CLOSED = re.compile(r"(?:Qed|Defined|Admitted|Abort)\s*\.$")
 _QED = re.compile(r"(?s)^(.*)\b(Qed|Defined)\s*\.\s*$")
 
 
@@ -57,6 +58,14 @@ def _close_open_proof(source: str, backend: str) -> str:
     if m:
         return m.group(1).rstrip() + "\nall: admit.\n" + m.group(2) + ".\n"
     return source.rstrip() + "\nall: admit.\nQed.\n"
+
+
+def _ensure_closed(source: str, backend: str) -> str:
+    """Coq: masking a sentence that swallowed the final `Qed.` (a run-on model text has
+    no period before it) must not leave the proof open."""
+    if backend == "coq" and not _COQ_CLOSED.search(source.rstrip()):
+        return source.rstrip() + "\nQed.\n"
+    return source
 
 
 def _fill_closed(before: int, result: CheckResult, filled: str, backend: str) -> bool:
@@ -92,7 +101,7 @@ class _Prover:
                 break
             if new == masked:
                 return None  # an error masking cannot reach (statement, header): give up
-            masked = new
+            masked = _ensure_closed(new, self.backend)
             result = self.check(masked)
         if result.errors or result.status not in ("incomplete", "complete"):
             return None

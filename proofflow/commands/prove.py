@@ -1,0 +1,145 @@
+"""`proofflow prove`: the formal proving flows (whole-proof or DSP+) with a progress bar
+and a results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+def prove(
+    problems: str = typer.Argument(..., help="JSONL: miniF2F (DeepSeek or yangky11), plain {id, header, statement}, or 'coq-examples' for the bundled Coq set"),
+    backend: Optional[str] = typer.Option(None, help="coq | lean | kimina [default: coq]"),
+    strategy: Optional[str] = typer.Option(None, help="whole | dsp [default: whole]"),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="whole: proofs per problem; dsp: drafts/sketches [default: 4]"),
+    repair_rounds: Optional[int] = typer.Option(None, "--repair-rounds", "-r", help="whole: model repair rounds [default: 1]"),
+    repair_depth: Optional[int] = typer.Option(None, help="APOLLO-style mask/holes/reassemble rounds [default: 1]"),
+    hole_budget: Optional[int] = typer.Option(None, help="model samples per hole automation left open [default: 2]"),
+    model: Optional[str] = typer.Option(None, help="served model name"),
+    base_url: Optional[list[str]] = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
+    max_tokens: Optional[int] = typer.Option(None, help="max completion tokens per sample"),
+    temperature: Optional[float] = typer.Option(None),
+    limit: Optional[int] = typer.Option(None, help="only the first N problems"),
+    problems_in_flight: Optional[int] = typer.Option(None, help="problems worked on at once [default: 2]"),
+    workers: Optional[int] = typer.Option(None, help="checker processes [default: 2]"),
+    check_timeout: Optional[float] = typer.Option(None, help="seconds per check [default: 20]"),
+    lean_project: Optional[str] = typer.Option(None, help="Lean project with Mathlib and the REPL (backend lean)"),
+    kimina_url: Optional[str] = typer.Option(None, help="Kimina Lean Server URL (backend kimina)"),
+    db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
+    run: Optional[str] = typer.Option(None, "--run", help="run name; an existing run resumes"),
+    config: Optional[Path] = typer.Option(None, help="TOML config file ([prove] section)"),
+) -> None:
+    """Prove formal theorems (Coq here; Lean with a configured installation); resumable."""
+    from proofflow.commands.solve import _quiet_prefect
+
+    _quiet_prefect()
+    overrides = {
+        "prove.backend": backend, "prove.strategy": strategy, "prove.samples": samples,
+        "prove.repair_rounds": repair_rounds, "prove.repair_depth": repair_depth,
+        "prove.hole_budget": hole_budget, "endpoint.model": model, "endpoint.base_urls": base_url,
+        "sampling.max_tokens": max_tokens, "sampling.temperature": temperature, "prove.limit": limit,
+        "prove.problems_in_flight": problems_in_flight, "prove.workers": workers,
+        "prove.check_timeout_s": check_timeout, "prove.lean_project_dir": lean_project,
+        "prove.kimina_url": kimina_url, "storage.db_path": str(db) if db else None,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    summary = _run_with_progress(problems, run, config, overrides)
+    _print_results(summary)
+
+
+def _run_with_progress(problems: str, run: str | None, config: Path | None, overrides: dict) -> dict:
+    from proofflow.config import load_settings
+    from proofflow.flows import progress as flow_progress
+    from proofflow.flows.prove import RunConfigMismatch, default_run_name, run_prove
+    from proofflow.llm.client import EndpointError
+    from proofflow.problems import ProblemFileError
+    from proofflow.storage.db import StorageError
+
+    try:
+        settings = load_settings(config, overrides)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    name = run or default_run_name(problems, settings)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("proved {task.fields[solved]}"), TimeElapsedColumn(), console=console,
+    ) as bar:
+        task_id = bar.add_task(f"prove {name}", total=None, solved=0)
+
+        def on_progress(p: flow_progress.Progress) -> None:
+            bar.update(task_id, total=p.total, completed=p.done, solved=p.solved)
+
+        unsubscribe = flow_progress.subscribe(on_progress)
+        try:
+            summary = run_prove(problems, run_name=name, config_file=str(config) if config else None,
+                                overrides=overrides)
+        except (ProblemFileError, RunConfigMismatch, EndpointError, StorageError, ValueError, RuntimeError) as exc:
+            bar.stop()
+            console.print(f"[red]error:[/red] {exc}")
+            console.print("Everything stored before the error is kept; rerun the same command to resume.")
+            raise typer.Exit(1) from None
+        finally:
+            unsubscribe()
+    summary["run"] = name
+    summary["db"] = str(settings.storage.db_path)
+    return summary
+
+
+# The status of each problem from its stored verdicts: the passing sample's stage, or
+# the reason the last audited candidate was rejected.
+_PER_PROBLEM = """
+WITH audited AS (
+    SELECT s.problem_id, s.stage, s.created_at, v.outcome, v.reason
+    FROM samples s JOIN verdicts v ON v.sample_id = s.sample_id AND v.verifier = 'formal_audit'
+    WHERE s.run_id = $run
+), usage AS (
+    SELECT problem_id, sum(prompt_tokens + completion_tokens) AS tokens, count(*) AS samples,
+           count(*) FILTER (WHERE model = 'automation') AS automation
+    FROM samples WHERE run_id = $run GROUP BY problem_id
+)
+SELECT p.source_id, r.solved,
+       (SELECT stage FROM audited a WHERE a.problem_id = rp.problem_id AND a.outcome = 'pass'
+        ORDER BY created_at LIMIT 1) AS proved_by,
+       (SELECT outcome || ':' || coalesce(reason, '') FROM audited a WHERE a.problem_id = rp.problem_id
+        ORDER BY created_at DESC LIMIT 1) AS last_verdict,
+       u.samples, u.automation, u.tokens
+FROM run_problems rp JOIN problems p USING (problem_id)
+LEFT JOIN results r ON r.run_id = rp.run_id AND r.problem_id = rp.problem_id
+LEFT JOIN usage u ON u.problem_id = rp.problem_id
+WHERE rp.run_id = $run ORDER BY rp.position
+"""
+
+
+def _print_results(summary: dict) -> None:
+    from proofflow.storage.db import Store
+
+    store = Store(summary["db"])
+    run = store.get_run(summary["run"])
+    if run is not None:
+        _, rows = store.query(_PER_PROBLEM, {"run": run.run_id})
+        table = Table(title=f"problems of run {summary['run']}")
+        for col in ("problem", "status", "proved by / last verdict", "samples", "automation", "tokens"):
+            table.add_column(col, overflow="fold")
+        for source_id, solved, proved_by, last, n, auto, tokens in rows:
+            status = "[green]proved[/green]" if solved else "pending" if solved is None else "[red]open[/red]"
+            table.add_row(source_id, status, proved_by if solved else (last or "no verdict"),
+                          str(n or 0), str(auto or 0), str(tokens or 0))
+        console.print(table)
+    table = Table(title=f"run {summary.get('run')}  ({summary.get('db')})")
+    for col in ("problems", "proved", "samples", "prompt tok", "completion tok", "checks run", "cache hits"):
+        table.add_column(col, justify="right")
+    table.add_row(*(str(summary.get(k, "n/a")) for k in
+                    ("problems", "solved", "samples", "prompt_tokens", "completion_tokens", "checks_run", "cache_hits")))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(prove)
