@@ -548,6 +548,8 @@ def check_answer(
             "no_answer",
             "No final answer was found. State the final answer once, as \\boxed{...}.",
         )
+    # The vote key, stored so SQL's maj@k groups answers exactly as select.py does.
+    details["normalized"] = normalize_answer(ex.answer)
     gold = _reference_answer(reference)
     try:
         d = _decide(ex.answer, gold, timeout_s)
