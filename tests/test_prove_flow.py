@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from proofflow.flows.prove import run_prove
-from proofflow.llm.recorded_server import Recording, RecordedServer
+from proofflow.llm.recorded_server import RecordedServer, Recording
 from proofflow.problems.formal import coq_examples
 from proofflow.storage.db import Store
 
@@ -210,3 +210,43 @@ def test_whole_proof_rejections_repair_and_apollo(prefect_api: str, tmp_path: Pa
     assert by_stage["generate"] > 0 and by_stage["repair"] > 0 and by_stage["prove_hole"] == 0
     # the ground-truth views see formal_audit
     assert q(db, "SELECT solved FROM v_run_summary")[0][0] == sum(solved.values())
+
+
+def test_stop_on_first_complete_leaves_other_candidates_unchecked(prefect_api: str, tmp_path: Path) -> None:
+    db = tmp_path / "stop.duckdb"
+    problems = problem_file(tmp_path, ["linear_two_vars"])
+    with RecordedServer(Recording(answers={"Z_scope.\nTheorem linear_two_vars": WHOLE["Z_scope.\nTheorem linear_two_vars"]})) as srv:
+        summary = run_prove(str(problems), "stop", overrides=settings(
+            srv.base_url, db, **{"prove.strategy": "whole", "prove.samples": 3}))
+        assert srv.recording.requests == 1  # one request with n=3
+    assert summary["solved"] == 1 and summary["checks_run"] == 1
+    assert q(db, "SELECT count(*) FROM samples WHERE stage = 'generate'") == [(3,)]
+    assert q(db, "SELECT count(*) FROM verdicts WHERE verifier = 'formal_audit'") == [(1,)]
+    assert q(db, "SELECT count(*) FROM samples WHERE stage = 'repair'") == [(0,)]
+
+
+def test_problem_loading_detects_formats_and_backend(shared_data: Path) -> None:
+    from proofflow.config import load_settings
+    from proofflow.flows.prove import load_proof_problems
+
+    lean = load_settings(overrides={"prove.backend": "lean", "prove.limit": 3})
+    for name in ("minif2f-deepseek", "minif2f-yangky11"):
+        files = sorted((shared_data / name).rglob("*.jsonl"))
+        if not files:
+            pytest.skip(f"no JSONL under {shared_data / name}")
+        loaded = load_proof_problems(str(files[0]), lean)
+        assert len(loaded) == 3 and all(p.formal.statement.endswith(":= by") for p in loaded)
+        assert len({p.id for p in loaded}) == 3
+        with pytest.raises(ValueError, match="not coq problems"):
+            load_proof_problems(str(files[0]), load_settings(overrides={"prove.limit": 3}))
+    coq = load_proof_problems("coq-examples", load_settings())
+    assert len(coq) == 23 and coq[0].source_id == "linear_two_vars"
+
+
+def test_lean_backend_without_toolchain_says_why(tmp_path: Path) -> None:
+    from proofflow.config import load_settings
+    from proofflow.tasks.formal_context import make_checker
+
+    settings = load_settings(overrides={"prove.backend": "lean", "prove.lean_project_dir": str(tmp_path)})
+    with pytest.raises(RuntimeError, match="Lean backend unavailable"):
+        make_checker(settings)

@@ -47,8 +47,8 @@ def test_prove_flow_on_real_model_stores_and_judges_everything(
     after = finished_sequences(vllm_server)
     assert summary["problems"] == 2 and summary["done"] == 2
 
-    model_samples = q(db, """SELECT count(*), min(prompt_tokens), min(completion_tokens), count(call_id),
-                                    sum(completion_tokens) FROM samples WHERE model = '%s'""" % vllm_server.model)[0]
+    model_samples = q(db, f"""SELECT count(*), min(prompt_tokens), min(completion_tokens), count(call_id),
+                                    sum(completion_tokens) FROM samples WHERE model = '{vllm_server.model}'""")[0]
     n, min_prompt, min_completion, with_call, completion_sum = model_samples
     assert n > 0 and min_prompt > 0 and min_completion > 0 and with_call == n
     # >=, not ==: other test sessions share this server

@@ -4,11 +4,16 @@ and a results table."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 console = Console()
@@ -16,25 +21,25 @@ console = Console()
 
 def prove(
     problems: str = typer.Argument(..., help="JSONL: miniF2F (DeepSeek or yangky11), plain {id, header, statement}, or 'coq-examples' for the bundled Coq set"),
-    backend: Optional[str] = typer.Option(None, help="coq | lean | kimina [default: coq]"),
-    strategy: Optional[str] = typer.Option(None, help="whole | dsp [default: whole]"),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="whole: proofs per problem; dsp: drafts/sketches [default: 4]"),
-    repair_rounds: Optional[int] = typer.Option(None, "--repair-rounds", "-r", help="whole: model repair rounds [default: 1]"),
-    repair_depth: Optional[int] = typer.Option(None, help="APOLLO-style mask/holes/reassemble rounds [default: 1]"),
-    hole_budget: Optional[int] = typer.Option(None, help="model samples per hole automation left open [default: 2]"),
-    model: Optional[str] = typer.Option(None, help="served model name"),
-    base_url: Optional[list[str]] = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
-    max_tokens: Optional[int] = typer.Option(None, help="max completion tokens per sample"),
-    temperature: Optional[float] = typer.Option(None),
-    limit: Optional[int] = typer.Option(None, help="only the first N problems"),
-    problems_in_flight: Optional[int] = typer.Option(None, help="problems worked on at once [default: 2]"),
-    workers: Optional[int] = typer.Option(None, help="checker processes [default: 2]"),
-    check_timeout: Optional[float] = typer.Option(None, help="seconds per check [default: 20]"),
-    lean_project: Optional[str] = typer.Option(None, help="Lean project with Mathlib and the REPL (backend lean)"),
-    kimina_url: Optional[str] = typer.Option(None, help="Kimina Lean Server URL (backend kimina)"),
-    db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
-    run: Optional[str] = typer.Option(None, "--run", help="run name; an existing run resumes"),
-    config: Optional[Path] = typer.Option(None, help="TOML config file ([prove] section)"),
+    backend: str | None = typer.Option(None, help="coq | lean | kimina [default: coq]"),
+    strategy: str | None = typer.Option(None, help="whole | dsp [default: whole]"),
+    samples: int | None = typer.Option(None, "--samples", "-n", help="whole: proofs per problem; dsp: drafts/sketches [default: 4]"),
+    repair_rounds: int | None = typer.Option(None, "--repair-rounds", "-r", help="whole: model repair rounds [default: 1]"),
+    repair_depth: int | None = typer.Option(None, help="APOLLO-style mask/holes/reassemble rounds [default: 1]"),
+    hole_budget: int | None = typer.Option(None, help="model samples per hole automation left open [default: 2]"),
+    model: str | None = typer.Option(None, help="served model name"),
+    base_url: list[str] | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
+    max_tokens: int | None = typer.Option(None, help="max completion tokens per sample"),
+    temperature: float | None = typer.Option(None),
+    limit: int | None = typer.Option(None, help="only the first N problems"),
+    problems_in_flight: int | None = typer.Option(None, help="problems worked on at once [default: 2]"),
+    workers: int | None = typer.Option(None, help="checker processes [default: 2]"),
+    check_timeout: float | None = typer.Option(None, help="seconds per check [default: 20]"),
+    lean_project: str | None = typer.Option(None, help="Lean project with Mathlib and the REPL (backend lean)"),
+    kimina_url: str | None = typer.Option(None, help="Kimina Lean Server URL (backend kimina)"),
+    db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
+    run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes"),
+    config: Path | None = typer.Option(None, help="TOML config file ([prove] section)"),
 ) -> None:
     """Prove formal theorems (Coq here; Lean with a configured installation); resumable."""
     from proofflow.commands.solve import _quiet_prefect

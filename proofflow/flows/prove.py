@@ -21,23 +21,38 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from proofflow import __version__
 from proofflow.config import Settings, load_settings
 from proofflow.flows.progress import Progress, publish
-from proofflow.flows.solve import RunConfigMismatch, _artifact_key, _publish_summary, _result_or_root_cause
+from proofflow.flows.solve import (
+    RunConfigMismatch,
+    _artifact_key,
+    _publish_summary,
+    _result_or_root_cause,
+)
 from proofflow.keys import config_hash, run_id_for
 from proofflow.problems import example_path
 from proofflow.problems.formal import load_formal_problems
 from proofflow.storage.db import Store
 from proofflow.storage.records import ProblemRow, RunProblemRow, RunRow
 from proofflow.tasks.check_proofs import check_proofs
-from proofflow.tasks.context import RunContext, WorkItem, close_runtime, open_runtime, to_json
+from proofflow.tasks.context import (
+    RunContext,
+    WorkItem,
+    close_runtime,
+    open_runtime,
+    to_json,
+)
 from proofflow.tasks.draft import draft
 from proofflow.tasks.finalize import finalize
-from proofflow.tasks.formal_context import ProofProblem, close_prove_runtime, open_prove_runtime
+from proofflow.tasks.formal_context import (
+    ProofProblem,
+    close_prove_runtime,
+    open_prove_runtime,
+)
 from proofflow.tasks.formal_repair import formal_repair
 from proofflow.tasks.prove_generate import prove_generate
 from proofflow.tasks.prove_holes import prove_holes
 from proofflow.tasks.sketch import sketch
 
-__all__ = ["RunConfigMismatch", "run_prove", "prove_flow", "load_proof_problems", "default_run_name"]
+__all__ = ["RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
 
 BUNDLED = {"coq-examples": "coq_examples"}
 

@@ -12,11 +12,11 @@ BatchWriter like any other row.
 from __future__ import annotations
 
 import json
-
-import duckdb
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import ClassVar
+
+import duckdb
 
 from proofflow.storage import db as _db
 from proofflow.storage.db import Store

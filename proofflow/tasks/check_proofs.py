@@ -11,7 +11,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from proofflow.tasks.context import RunContext, WorkItem
-from proofflow.tasks.formal_context import AUDIT, check_sample, extract_proof, formal, solved
+from proofflow.tasks.formal_context import (
+    AUDIT,
+    check_sample,
+    extract_proof,
+    formal,
+    solved,
+)
 
 CANDIDATE_STAGES = ("generate", "repair", "sketch")
 

@@ -11,7 +11,13 @@ from prefect.cache_policies import NO_CACHE
 
 from proofflow.keys import sample_id
 from proofflow.tasks.context import RunContext, WorkItem, render_prompt
-from proofflow.tasks.formal_context import Plan, formal, request_samples, solved, tool_sample
+from proofflow.tasks.formal_context import (
+    Plan,
+    formal,
+    request_samples,
+    solved,
+    tool_sample,
+)
 
 STAGE = "draft"
 

@@ -74,7 +74,11 @@ def make_checker(settings: Settings) -> FormalChecker:
         from proofflow.verifiers.coq import CoqChecker, CoqConfig
         return CoqChecker(CoqConfig(timeout_s=p.check_timeout_s, workers=p.workers))
     if p.backend == "lean":
-        from proofflow.verifiers.lean import LeanConfig, LeanReplChecker, find_lean_toolchain
+        from proofflow.verifiers.lean import (
+            LeanConfig,
+            LeanReplChecker,
+            find_lean_toolchain,
+        )
         cfg = LeanConfig(project_dir=p.lean_project_dir, repl_command=tuple(p.lean_repl_command),
                          timeout_s=p.check_timeout_s, workers=p.workers, memory_mb=p.lean_memory_mb)
         missing = find_lean_toolchain(cfg)
@@ -189,7 +193,7 @@ def tool_sample(ctx: RunContext, item: WorkItem, sid: str, stage: str, model: st
 
 # --------------------------------------------------------------------------- text
 
-_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _COQ_END = re.compile(r"(?:Qed|Defined|Admitted|Abort|Save\s+\w+)\s*\.\s*$")
 
 

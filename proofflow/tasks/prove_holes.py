@@ -27,7 +27,13 @@ from prefect.cache_policies import NO_CACHE
 
 from proofflow.keys import sample_id
 from proofflow.storage.records import SampleRow, VerdictRow
-from proofflow.tasks.context import RunContext, WorkItem, render_prompt, runtime, to_json
+from proofflow.tasks.context import (
+    RunContext,
+    WorkItem,
+    render_prompt,
+    runtime,
+    to_json,
+)
 from proofflow.tasks.formal_context import (
     AUDIT,
     Plan,
@@ -42,7 +48,12 @@ from proofflow.tasks.formal_context import (
     solved,
     tool_sample,
 )
-from proofflow.verifiers.formal import CheckResult, fill_hole, mask_failing_lines, split_holes
+from proofflow.verifiers.formal import (
+    CheckResult,
+    fill_hole,
+    mask_failing_lines,
+    split_holes,
+)
 
 MAX_MASK_ROUNDS = 12
 _COQ_CLOSED = re.compile(r"(?:Qed|Defined|Admitted|Abort)\s*\.$")

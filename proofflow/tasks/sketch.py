@@ -8,7 +8,14 @@ from prefect.cache_policies import NO_CACHE
 
 from proofflow.keys import sample_id
 from proofflow.tasks.context import RunContext, WorkItem, render_prompt
-from proofflow.tasks.formal_context import Plan, clip, formal, prompt_name, request_samples, solved
+from proofflow.tasks.formal_context import (
+    Plan,
+    clip,
+    formal,
+    prompt_name,
+    request_samples,
+    solved,
+)
 
 STAGE = "sketch"
 
