@@ -4,7 +4,8 @@ repairs a failing proof APOLLO-style.
 From a parent (a sketch, or a rejected whole proof):
 1. mask: steps the checker rejects become holes (mask_failing_lines), re-checking after
    each round because Coq stops at the first error; a proof left open gets a final
-   `all: admit.` hole. The masked source is a sample (stage 'mask', model 'mask').
+   `all: admit.` hole; when masking cannot isolate the failing step, the whole body
+   becomes one hole. The masked source is a sample (stage 'mask', model 'mask').
 2. per hole, in order: each automation tactic, tried by the real checker on the whole
    source with that hole filled (samples stage 'prove_hole', model 'automation', zero
    tokens); then up to hole_budget prover-model samples (stage 'prove_hole', real tokens).
@@ -71,6 +72,13 @@ def _close_open_proof(source: str, backend: str) -> str:
     return source.rstrip() + "\nall: admit.\nQed.\n"
 
 
+def _whole_proof_hole(statement: str, backend: str) -> str:
+    if backend == "coq":
+        return statement.strip() + "\nProof.\nadmit.\nQed.\n"
+    stmt = statement.rstrip()
+    return stmt + ("" if stmt.endswith("by") else " by") + "\n  sorry\n"
+
+
 def _ensure_closed(source: str, backend: str) -> str:
     """Coq: masking a sentence that swallowed the final `Qed.` (a run-on model text has
     no period before it) must not leave the proof open."""
@@ -110,8 +118,13 @@ class _Prover:
                 new = _close_open_proof(masked, self.backend)
             else:
                 break
+            if new == masked and result.errors:
+                # Masking cannot isolate the failing step (prose the lexer reads as a
+                # declaration, a bullet mix-up...): then the failing part is the whole
+                # proof body, and the one hole left is the theorem itself.
+                new = _whole_proof_hole(self.problem.statement, self.backend)
             if new == masked:
-                return None  # an error masking cannot reach (statement, header): give up
+                return None  # nothing left to mask (an error in the header): give up
             masked = _ensure_closed(new, self.backend)
             result = self.check(masked)
         if result.errors or result.status not in ("incomplete", "complete"):
