@@ -151,6 +151,7 @@ def test_artifacts_are_published(prefect_api: str, tmp_path: Path) -> None:
     assert {"progress", "table", "markdown"} <= kinds
     progress = next(a for a in arts if a["type"] == "progress")
     assert progress["data"] == 100.0
+    assert "2/2 problems done" in progress["description"] and "tokens" in progress["description"]
     table = next(a for a in arts if a["type"] == "table")
     data = table["data"] if isinstance(table["data"], (list, dict)) else json.loads(table["data"])
     assert {"metric": "finished", "value": "2/2"} in data, data

@@ -146,8 +146,6 @@ def solve_flow(
             description=f"{name}: problems done out of {len(problems)}",
         )
         publish(Progress(name, already, len(problems), solved))
-        finals = []
-        # The flow's task runner (problems_in_flight workers) bounds the concurrency.
         # A window of `problems_in_flight` stage chains: a chain is submitted when one
         # finishes. Submitting every chain at once would park downstream stages on
         # worker threads while they wait for their upstream, starving the model of work.
@@ -173,15 +171,21 @@ def solve_flow(
             return True
 
         in_flight = sum(submit_next() for _ in range(settings.solve.problems_in_flight))
-        done = already
+        done, tokens = already, 0
         while in_flight:
             final = finished.get()
             in_flight -= 1
-            for result in _result_or_root_cause(final, chains.pop(final)):
+            chain = chains.pop(final)
+            for result in _result_or_root_cause(final, chain):
                 done += 1
                 solved += int(result.solved)
                 publish(Progress(name, done, len(problems), solved, result.problem_id))
-            update_progress_artifact(progress_id, 100.0 * done / len(problems))
+            tokens += _tokens(chain[-1].result())
+            update_progress_artifact(
+                progress_id, 100.0 * done / len(problems),
+                description=f"{name}: {done}/{len(problems)} problems done, {solved} solved, "
+                            f"{tokens:,} tokens spent on them",
+            )
             in_flight += submit_next()
         status = "completed"
     finally:
@@ -226,6 +230,11 @@ def _result_or_root_cause(final: Any, chain: list[Any]) -> Any:
         if stage.state.is_failed() or stage.state.is_crashed():
             stage.result()  # raises the stage's exception
     return final.result()
+
+
+def _tokens(items: list[WorkItem]) -> int:
+    return sum((s.prompt_tokens or 0) + (s.completion_tokens or 0)
+               for item in items for s in item.state.samples.values())
 
 
 def _flow_run_name() -> str:
