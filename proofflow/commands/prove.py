@@ -138,11 +138,21 @@ def _print_results(summary: dict) -> None:
             table.add_row(source_id, status, proved_by if solved else (last or "no verdict"),
                           str(n or 0), str(auto or 0), str(tokens or 0))
         console.print(table)
+    totals = {"samples": 0, "prompt_tokens": None, "completion_tokens": None, "model_calls": None}
+    if run is not None:
+        # Every stage's samples (v_run_summary counts first attempts only).
+        _, ((n, prompt, completion, calls),) = store.query(
+            "SELECT count(*), sum(prompt_tokens), sum(completion_tokens), count(DISTINCT call_id) "
+            "FROM samples WHERE run_id = ?", [run.run_id])
+        totals.update(samples=n, prompt_tokens=prompt, completion_tokens=completion, model_calls=calls)
     table = Table(title=f"run {summary.get('run')}  ({summary.get('db')})")
-    for col in ("problems", "proved", "samples", "prompt tok", "completion tok", "checks run", "cache hits"):
+    for col in ("problems", "proved", "samples", "model calls", "prompt tok", "completion tok",
+                "checks run", "cache hits"):
         table.add_column(col, justify="right")
-    table.add_row(*(str(summary.get(k, "n/a")) for k in
-                    ("problems", "solved", "samples", "prompt_tokens", "completion_tokens", "checks_run", "cache_hits")))
+    table.add_row(str(summary.get("problems")), str(summary.get("solved")),
+                  *(str(totals[k] if totals[k] is not None else 0) for k in
+                    ("samples", "model_calls", "prompt_tokens", "completion_tokens")),
+                  str(summary.get("checks_run", "n/a")), str(summary.get("cache_hits", "n/a")))
     console.print(table)
 
 
