@@ -32,7 +32,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from proofflow.flows.prove import run_prove
-    from proofflow.llm.recorded_server import Recording, RecordedServer
+    from proofflow.llm.recorded_server import RecordedServer, Recording
     from proofflow.storage.db import Store
 
     workdir = Path(tempfile.mkdtemp(prefix="proofflow-bench-prove-"))
