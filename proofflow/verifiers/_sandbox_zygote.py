@@ -116,7 +116,13 @@ def _isolate(scratch_root: str, scratch_mb: int) -> None:
     )
     needed = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
     needed.update(p for p in sys.path if p and os.path.isdir(p))
-    _expose(sorted(os.path.realpath(p) for p in needed), scratch_root)
+    # Paths under the scratch root (this script's own directory in a checkout under
+    # /tmp, say) are covered by the fresh tmpfs on purpose: user code needs only the
+    # interpreter and its standard library, which must lie elsewhere.
+    inside = [p for p in needed if os.path.realpath(p) == scratch_root or os.path.realpath(p).startswith(scratch_root + "/")]
+    if any(p in inside for p in (sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))):
+        raise OSError(f"the interpreter lives under {scratch_root}, which the sandbox covers with its scratch tmpfs")
+    _expose(sorted(os.path.realpath(p) for p in needed if p not in inside), scratch_root)
     mounts = []
     with open("/proc/self/mountinfo") as f:
         for line in f:

@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 _ZYGOTE = Path(__file__).with_name("_sandbox_zygote.py")
+_BASE_PYTHON = getattr(sys, "_base_executable", None) or sys.executable
 # Each zygote gets its own uid, so concurrent executions cannot signal each other's
 # processes, and RLIMIT_NPROC (counted per uid) is per execution. The host pid is part of
 # it so that two processes on one machine (a flow and a test run) do not share uids.
@@ -115,7 +116,9 @@ class _Zygote:
         self._host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", str(_ZYGOTE), str(child.fileno()), str(uid), "/tmp", str(scratch_mb)],
+                # The base interpreter, not a virtualenv's: the zygote needs only the standard
+                # library, and a venv (often under /tmp) would vanish under the scratch tmpfs.
+                [_BASE_PYTHON, "-I", str(_ZYGOTE), str(child.fileno()), str(uid), "/tmp", str(scratch_mb)],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
