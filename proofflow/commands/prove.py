@@ -6,17 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-console = Console()
+from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit
 
 
 def prove(
@@ -42,9 +34,7 @@ def prove(
     config: Path | None = typer.Option(None, help="TOML config file ([prove] section)"),
 ) -> None:
     """Prove formal theorems (Coq here; Lean with a configured installation); resumable."""
-    from proofflow.commands.solve import _quiet_prefect
-
-    _quiet_prefect()
+    quiet_prefect()
     overrides = {
         "prove.backend": backend, "prove.strategy": strategy, "prove.samples": samples,
         "prove.repair_rounds": repair_rounds, "prove.repair_depth": repair_depth,
@@ -60,76 +50,30 @@ def prove(
 
 
 def _run_with_progress(problems: str, run: str | None, config: Path | None, overrides: dict) -> dict:
-    from proofflow.config import load_settings
-    from proofflow.flows import progress as flow_progress
-    from proofflow.flows.prove import RunConfigMismatch, default_run_name, run_prove
-    from proofflow.llm.client import EndpointError
-    from proofflow.problems import ProblemFileError
-    from proofflow.storage.db import StorageError
+    from proofflow.flows.prove import default_run_name, run_prove
 
-    try:
-        settings = load_settings(config, overrides)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    settings = settings_or_exit(config, overrides)
     name = run or default_run_name(problems, settings)
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("proved {task.fields[solved]}"), TimeElapsedColumn(), console=console,
-    ) as bar:
-        task_id = bar.add_task(f"prove {name}", total=None, solved=0)
-
-        def on_progress(p: flow_progress.Progress) -> None:
-            bar.update(task_id, total=p.total, completed=p.done, solved=p.solved)
-
-        unsubscribe = flow_progress.subscribe(on_progress)
-        try:
-            summary = run_prove(problems, run_name=name, config_file=str(config) if config else None,
-                                overrides=overrides)
-        except (ProblemFileError, RunConfigMismatch, EndpointError, StorageError, ValueError, RuntimeError) as exc:
-            bar.stop()
-            console.print(f"[red]error:[/red] {exc}")
-            console.print("Everything stored before the error is kept; rerun the same command to resume.")
-            raise typer.Exit(1) from None
-        finally:
-            unsubscribe()
+    summary = run_with_progress(
+        f"prove {name}", "proved",
+        lambda: run_prove(problems, run_name=name, config_file=str(config) if config else None,
+                          overrides=overrides),
+        # a backend that cannot start (no Lean toolchain, no coqtop) says so
+        extra_errors=(ValueError, RuntimeError),
+    )
     summary["run"] = name
     summary["db"] = str(settings.storage.db_path)
     return summary
 
 
-# The status of each problem from its stored verdicts: the passing sample's stage, or
-# the reason the last audited candidate was rejected.
-_PER_PROBLEM = """
-WITH audited AS (
-    SELECT s.problem_id, s.stage, s.created_at, v.outcome, v.reason
-    FROM samples s JOIN verdicts v ON v.sample_id = s.sample_id AND v.verifier = 'formal_audit'
-    WHERE s.run_id = $run
-), usage AS (
-    SELECT problem_id, sum(prompt_tokens + completion_tokens) AS tokens, count(*) AS samples,
-           count(*) FILTER (WHERE model = 'automation') AS automation
-    FROM samples WHERE run_id = $run GROUP BY problem_id
-)
-SELECT p.source_id, r.solved,
-       (SELECT stage FROM audited a WHERE a.problem_id = rp.problem_id AND a.outcome = 'pass'
-        ORDER BY created_at LIMIT 1) AS proved_by,
-       (SELECT outcome || ':' || coalesce(reason, '') FROM audited a WHERE a.problem_id = rp.problem_id
-        ORDER BY created_at DESC LIMIT 1) AS last_verdict,
-       u.samples, u.automation, u.tokens
-FROM run_problems rp JOIN problems p USING (problem_id)
-LEFT JOIN results r ON r.run_id = rp.run_id AND r.problem_id = rp.problem_id
-LEFT JOIN usage u ON u.problem_id = rp.problem_id
-WHERE rp.run_id = $run ORDER BY rp.position
-"""
-
-
 def _print_results(summary: dict) -> None:
     from proofflow.storage.db import Store
+    from proofflow.storage.summary import proof_status, sample_totals
 
     store = Store(summary["db"])
     run = store.get_run(summary["run"])
     if run is not None:
-        _, rows = store.query(_PER_PROBLEM, {"run": run.run_id})
+        rows = proof_status(store, run.run_id)
         table = Table(title=f"problems of run {summary['run']}")
         for col in ("problem", "status", "proved by / last verdict", "samples", "automation", "tokens"):
             table.add_column(col, overflow="fold")
@@ -140,11 +84,7 @@ def _print_results(summary: dict) -> None:
         console.print(table)
     totals = {"samples": 0, "prompt_tokens": None, "completion_tokens": None, "model_calls": None}
     if run is not None:
-        # Every stage's samples (v_run_summary counts first attempts only).
-        _, ((n, prompt, completion, calls),) = store.query(
-            "SELECT count(*), sum(prompt_tokens), sum(completion_tokens), count(DISTINCT call_id) "
-            "FROM samples WHERE run_id = ?", [run.run_id])
-        totals.update(samples=n, prompt_tokens=prompt, completion_tokens=completion, model_calls=calls)
+        totals.update(sample_totals(store, run.run_id))
     table = Table(title=f"run {summary.get('run')}  ({summary.get('db')})")
     for col in ("problems", "proved", "samples", "model calls", "prompt tok", "completion tok",
                 "checks run", "cache hits"):

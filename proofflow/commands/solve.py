@@ -7,13 +7,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit
 from proofflow.config import DEFAULT_PORT
-
-console = Console()
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -26,14 +23,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _default_db() -> Path:
     return Path(os.environ.get("PROOFFLOW_DB_PATH", "proofflow.duckdb"))
-
-
-def _quiet_prefect() -> None:
-    # The CLI draws its own progress bar; Prefect's per-task INFO lines would bury it.
-    # They still reach the Prefect UI.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    # No network here or on many GPU nodes: telemetry would only log failures.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def solve(
@@ -58,7 +47,7 @@ def solve(
     config: Optional[Path] = typer.Option(None, help="TOML config file (see docs/configuration.md)"),
 ) -> None:
     """Sample, verify, repair and select answers for a problem file; resumable."""
-    _quiet_prefect()
+    quiet_prefect()
     overrides = {
         "endpoint.model": model, "endpoint.base_urls": base_url, "solve.samples": samples,
         "solve.repair_rounds": repair_rounds, "sampling.max_tokens": max_tokens,
@@ -74,39 +63,15 @@ def solve(
 
 
 def _run_with_progress(problems: Path, run: str | None, config: Path | None, overrides: dict) -> dict:
-    from proofflow.config import load_settings
-    from proofflow.flows import progress as flow_progress
-    from proofflow.flows.solve import RunConfigMismatch, default_run_name, run_solve
-    from proofflow.llm.client import EndpointError
-    from proofflow.problems import ProblemFileError
-    from proofflow.storage.db import StorageError
+    from proofflow.flows.solve import default_run_name, run_solve
 
-    try:
-        settings = load_settings(config, overrides)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    settings = settings_or_exit(config, overrides)
     name = run or default_run_name(str(problems), settings)
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("solved {task.fields[solved]}"), TimeElapsedColumn(), console=console,
-    ) as bar:
-        task_id = bar.add_task(f"run {name}", total=None, solved=0)
-
-        def on_progress(p: flow_progress.Progress) -> None:
-            bar.update(task_id, total=p.total, completed=p.done, solved=p.solved)
-
-        unsubscribe = flow_progress.subscribe(on_progress)
-        try:
-            summary = run_solve(str(problems), run_name=name,
-                                config_file=str(config) if config else None, overrides=overrides)
-        except (ProblemFileError, RunConfigMismatch, EndpointError, StorageError) as exc:
-            bar.stop()
-            console.print(f"[red]error:[/red] {exc}")
-            console.print("Everything stored before the error is kept; rerun the same command to resume.")
-            raise typer.Exit(1) from None
-        finally:
-            unsubscribe()
+    summary = run_with_progress(
+        f"run {name}", "solved",
+        lambda: run_solve(str(problems), run_name=name, config_file=str(config) if config else None,
+                          overrides=overrides),
+    )
     summary["run"] = name
     summary["db"] = str(settings.storage.db_path)
     return summary
@@ -196,7 +161,7 @@ def demo(
     from proofflow.llm import server
     from proofflow.problems import example_path
 
-    _quiet_prefect()
+    quiet_prefect()
     cfg = replace(server.LocalServerConfig(), port=port)
     try:
         ensure_setup(cfg)
