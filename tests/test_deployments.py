@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proofflow.flows.solve import expand_run_name
+from proofflow.flows.common import expand_run_name
 from proofflow.llm.instant_server import InstantServer
 from proofflow.storage.db import Store
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proofflow.flows.solve import RunConfigMismatch, run_solve
+from proofflow.flows.common import RunConfigMismatch
+from proofflow.flows.solve import run_solve
 from proofflow.llm.client import EndpointError
 from proofflow.llm.instant_server import Behaviour, InstantServer
 from proofflow.problems import example_path

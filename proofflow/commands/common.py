@@ -35,7 +35,7 @@ def settings_or_exit(config: Path | None, overrides: dict[str, Any]):  # -> Sett
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the input's or the environment's fault: a message, not a traceback."""
-    from proofflow.flows.solve import RunConfigMismatch
+    from proofflow.flows.common import RunConfigMismatch
     from proofflow.llm.client import EndpointError
     from proofflow.problems import ProblemFileError
     from proofflow.storage.db import StorageError

@@ -9,8 +9,6 @@ persisted verdict cache live in tasks/formal_context.py.
 
 from __future__ import annotations
 
-import json
-import queue
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +16,20 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from proofflow import __version__
 from proofflow.config import Settings, load_settings
 from proofflow.flows.progress import Progress, publish
-from proofflow.flows.solve import (
+from proofflow.flows.common import (
     RunConfigMismatch,
-    _artifact_key,
-    _publish_summary,
-    _result_or_root_cause,
+    artifact_key,
+    expand_run_name,
+    publish_summary,
+    run_chains,
+    start_run,
 )
-from proofflow.keys import config_hash, run_id_for
 from proofflow.problems import example_path
 from proofflow.problems.formal import load_formal_problems
 from proofflow.storage.db import Store
-from proofflow.storage.records import ProblemRow, RunProblemRow, RunRow
+from proofflow.storage.records import ProblemRow, RunProblemRow
 from proofflow.tasks.check_proofs import check_proofs
 from proofflow.tasks.context import (
     RunContext,
@@ -93,24 +91,6 @@ def default_run_name(problem_file: str, settings: Settings) -> str:
             f"-n{p.samples}-r{p.repair_rounds}")
 
 
-def start_run(store: Store, name: str, problem_file: str, settings: Settings) -> RunRow:
-    identity = run_identity(settings, problem_file)
-    wanted = RunRow(
-        run_id=run_id_for(name), name=name, strategy=f"prove-{settings.prove.strategy}",
-        problem_set=Path(problem_file).stem, model=settings.endpoint.model,
-        config=json.dumps({"identity": identity, "settings": json.loads(settings.model_dump_json())}),
-        config_hash=config_hash(identity), code_version=__version__, status="running",
-    )
-    run = store.start_run(wanted)
-    if run.config_hash != wanted.config_hash:
-        stored = json.loads(run.config).get("identity", {})
-        changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
-        raise RunConfigMismatch(
-            f"run {name!r} already exists with different settings ({', '.join(changed)}); "
-            "resume it with the same settings or choose another --run name")
-    return run
-
-
 def problem_rows(problems: list[ProofProblem], run_id: str) -> list:
     rows: list = []
     for position, p in enumerate(problems):
@@ -153,9 +133,10 @@ def prove_flow(problem_file: str, run_name: str | None = None, config_file: str 
     logger = get_run_logger()
     settings = load_settings(Path(config_file) if config_file else None, overrides)
     problems = load_proof_problems(problem_file, settings)
-    name = run_name or default_run_name(problem_file, settings)
+    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings)
     store = Store(settings.storage.db_path, lock_timeout_s=settings.storage.lock_timeout_s)
-    run = start_run(store, name, problem_file, settings)
+    run = start_run(store, name, f"prove-{settings.prove.strategy}", problem_file, settings,
+                    run_identity(settings, problem_file))
     ctx = RunContext(run_id=run.run_id, run_name=name, problem_set=Path(problem_file).stem, settings=settings)
 
     state = store.load_run_state(run.run_id)
@@ -170,43 +151,31 @@ def prove_flow(problem_file: str, run_name: str | None = None, config_file: str 
         rt.writer.put(*problem_rows(problems, run.run_id))
         open_prove_runtime(ctx)
         progress_id = create_progress_artifact(
-            progress=100.0 * already / len(problems), key=_artifact_key("progress", name),
+            progress=100.0 * already / len(problems), key=artifact_key("progress", name),
             description=f"{name}: problems done out of {len(problems)}")
         publish(Progress(name, already, len(problems), solved))
-        # A window of problems_in_flight stage chains (as in the solve flow): a chain is
-        # submitted when one finishes, so downstream stages do not park worker threads
-        # waiting for their upstream.
-        finished: queue.Queue = queue.Queue()
-        chains: dict[Any, list[Any]] = {}
-        backlog = iter(todo)
-
-        def submit_next() -> bool:
-            item = next(backlog, None)
-            if item is None:
-                return False
-            chain = _chain(ctx, item, f"{ctx.problem_set} · {ctx.model} · {item.problem.label}")
-            chains[chain[-1]] = chain
-            chain[-1].add_done_callback(finished.put)
-            return True
-
-        in_flight = sum(submit_next() for _ in range(settings.prove.problems_in_flight))
         done = already
-        while in_flight:
-            final = finished.get()
-            in_flight -= 1
-            for result in _result_or_root_cause(final, chains.pop(final)):
+
+        def finished(results: list[Any], chain: list[Any]) -> None:
+            nonlocal done, solved
+            for result in results:
                 done += 1
                 solved += int(result.solved)
                 publish(Progress(name, done, len(problems), solved, result.problem_id))
-            update_progress_artifact(progress_id, 100.0 * done / len(problems))
-            in_flight += submit_next()
+            update_progress_artifact(
+                progress_id, 100.0 * done / len(problems),
+                description=f"{name}: {done}/{len(problems)} problems done, {solved} proved")
+
+        run_chains(todo, settings.prove.problems_in_flight,
+                   lambda item: _chain(ctx, item, f"{ctx.problem_set} · {ctx.model} · {item.problem.label}"),
+                   finished)
         status = "completed"
     finally:
         figures = close_prove_runtime(ctx)
         close_runtime(ctx)  # flushes everything queued, also when a stage failed
         store.finish_run(run.run_id, status)
 
-    summary = _publish_summary(store, run.run_id, name)
+    summary = publish_summary(store, run.run_id, name)
     summary.update(figures)
     logger.info("run %s: %s", name, figures)
     return summary

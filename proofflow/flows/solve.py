@@ -7,33 +7,31 @@ themselves are in proofflow/tasks/.
 
 from __future__ import annotations
 
-import json
-import queue
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from proofflow import __version__
 from proofflow.config import Settings, load_settings
+from proofflow.flows.common import (
+    artifact_key,
+    expand_run_name,
+    publish_summary,
+    run_chains,
+    start_run,
+)
 from proofflow.flows.progress import Progress, publish
-from proofflow.keys import config_hash, run_id_for
 from proofflow.problems import Problem, load_problems
 from proofflow.storage.db import Store
-from proofflow.storage.records import ProblemRow, RunProblemRow, RunRow
+from proofflow.storage.records import ProblemRow, RunProblemRow
 from proofflow.tasks.context import RunContext, WorkItem, close_runtime, open_runtime, to_json
 from proofflow.tasks.execute import execute
 from proofflow.tasks.generate import generate
 from proofflow.tasks.repair import repair
 from proofflow.tasks.select import select
 from proofflow.tasks.verify import verify
-
-
-class RunConfigMismatch(ValueError):
-    pass
 
 
 def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
@@ -58,15 +56,6 @@ def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
     }
 
 
-def expand_run_name(template: str, now: datetime | None = None) -> str:
-    """`{date}` / `{datetime}` in a run name become today's date / the current minute
-    (UTC), so a scheduled deployment starts one run per day (or per trigger) and a
-    repeated trigger on the same day resumes that day's run."""
-    now = now or datetime.now(timezone.utc)
-    return template.replace("{date}", now.strftime("%Y-%m-%d")).replace(
-        "{datetime}", now.strftime("%Y-%m-%dT%H%M"))
-
-
 def default_run_name(problem_file: str, settings: Settings) -> str:
     """Deterministic, so running the same command again resumes the same run."""
     s = settings.solve
@@ -83,25 +72,6 @@ def problem_rows(problems: list[Problem], run_id: str) -> list:
         ))
         rows.append(RunProblemRow(run_id=run_id, problem_id=p.id, position=position))
     return rows
-
-
-def start_run(store: Store, name: str, problem_file: str, settings: Settings) -> RunRow:
-    identity = run_identity(settings, problem_file)
-    wanted = RunRow(
-        run_id=run_id_for(name), name=name, strategy=settings.solve.strategy, problem_set=Path(problem_file).stem,
-        model=settings.endpoint.model,
-        config=json.dumps({"identity": identity, "settings": json.loads(settings.model_dump_json())}),
-        config_hash=config_hash(identity), code_version=__version__, status="running",
-    )
-    run = store.start_run(wanted)
-    if run.config_hash != wanted.config_hash:
-        stored = json.loads(run.config).get("identity", {})
-        changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
-        raise RunConfigMismatch(
-            f"run {name!r} already exists with different settings ({', '.join(changed)}); "
-            "resume it with the same settings or choose another --run name"
-        )
-    return run
 
 
 def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
@@ -128,7 +98,8 @@ def solve_flow(
     problems = load_problems(problem_file, limit=settings.solve.limit)
     name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings)
     store = Store(settings.storage.db_path, lock_timeout_s=settings.storage.lock_timeout_s)
-    run = start_run(store, name, problem_file, settings)
+    run = start_run(store, name, settings.solve.strategy, problem_file, settings,
+                    run_identity(settings, problem_file))
     ctx = RunContext(run_id=run.run_id, run_name=name, problem_set=Path(problem_file).stem, settings=settings)
 
     state = store.load_run_state(run.run_id)
@@ -142,21 +113,13 @@ def solve_flow(
     try:
         rt.writer.put(*problem_rows(problems, run.run_id))
         progress_id = create_progress_artifact(
-            progress=100.0 * already / len(problems), key=_artifact_key("progress", name),
+            progress=100.0 * already / len(problems), key=artifact_key("progress", name),
             description=f"{name}: problems done out of {len(problems)}",
         )
         publish(Progress(name, already, len(problems), solved))
-        # A window of `problems_in_flight` stage chains: a chain is submitted when one
-        # finishes. Submitting every chain at once would park downstream stages on
-        # worker threads while they wait for their upstream, starving the model of work.
-        finished: queue.Queue = queue.Queue()
-        chains: dict[Any, list[Any]] = {}
-        backlog = iter(chunked(todo, settings.solve.problems_per_task))
+        done, tokens = already, 0
 
-        def submit_next() -> bool:
-            chunk = next(backlog, None)
-            if chunk is None:
-                return False
+        def submit(chunk: list[WorkItem]) -> list[Any]:
             label = _label(ctx, chunk)
             chain = [generate.submit(ctx, chunk, label)]
             for round_ in range(0, settings.solve.repair_rounds + 1):
@@ -165,34 +128,30 @@ def solve_flow(
                 if settings.solve.runs_code:  # pot / csv: run the model's code first
                     chain.append(execute.submit(ctx, chain[-1], label))
                 chain.append(verify.submit(ctx, chain[-1], label))
-            final = select.submit(ctx, chain[-1], label)
-            chains[final] = chain
-            final.add_done_callback(finished.put)
-            return True
+            chain.append(select.submit(ctx, chain[-1], label))
+            return chain
 
-        in_flight = sum(submit_next() for _ in range(settings.solve.problems_in_flight))
-        done, tokens = already, 0
-        while in_flight:
-            final = finished.get()
-            in_flight -= 1
-            chain = chains.pop(final)
-            for result in _result_or_root_cause(final, chain):
+        def finished(results: list[Any], chain: list[Any]) -> None:
+            nonlocal done, solved, tokens
+            for result in results:
                 done += 1
                 solved += int(result.solved)
                 publish(Progress(name, done, len(problems), solved, result.problem_id))
-            tokens += _tokens(chain[-1].result())
+            tokens += _tokens(chain[-2].result())
             update_progress_artifact(
                 progress_id, 100.0 * done / len(problems),
                 description=f"{name}: {done}/{len(problems)} problems done, {solved} solved, "
                             f"{tokens:,} tokens spent on them",
             )
-            in_flight += submit_next()
+
+        run_chains(chunked(todo, settings.solve.problems_per_task),
+                   settings.solve.problems_in_flight, submit, finished)
         status = "completed"
     finally:
         close_runtime(ctx)  # flushes everything queued, also when a stage failed
         store.finish_run(run.run_id, status)
 
-    summary = _publish_summary(store, run.run_id, name)
+    summary = publish_summary(store, run.run_id, name)
     return summary
 
 
@@ -219,19 +178,6 @@ def run_solve(
                       overrides=overrides)
 
 
-def _result_or_root_cause(final: Any, chain: list[Any]) -> Any:
-    """The final stage's result; if a stage upstream failed, that stage's own exception
-    (the final stage then never ran, and its future only says "not ready")."""
-    final.wait()
-    if final.state.is_completed():
-        return final.result()
-    for stage in chain:
-        stage.wait()
-        if stage.state.is_failed() or stage.state.is_crashed():
-            stage.result()  # raises the stage's exception
-    return final.result()
-
-
 def _tokens(items: list[WorkItem]) -> int:
     return sum((s.prompt_tokens or 0) + (s.completion_tokens or 0)
                for item in items for s in item.state.samples.values())
@@ -250,25 +196,3 @@ def _label(ctx: RunContext, chunk: list[WorkItem]) -> str:
     first = chunk[0].problem.label
     what = first if len(chunk) == 1 else f"{first} +{len(chunk) - 1}"
     return f"{ctx.problem_set} · {ctx.model} · {what}"
-
-
-def _artifact_key(kind: str, run_name: str) -> str:
-    # Artifact keys allow lowercase letters, digits and dashes only.
-    safe = "".join(c if c.isalnum() else "-" for c in run_name.lower()).strip("-")
-    return f"proofflow-{kind}-{safe}"[:120]
-
-
-def _publish_summary(store: Store, run_id: str, name: str) -> dict[str, Any]:
-    """The end-of-run summary, as a table and a Markdown artifact in the Prefect UI."""
-    from proofflow.report.summary import summary_markdown, summary_table_rows
-    from proofflow.storage.summary import run_summary
-
-    create_table_artifact(
-        table=summary_table_rows(store, run_id), key=_artifact_key("summary", name),
-        description=f"Summary of run {name}",
-    )
-    create_markdown_artifact(
-        markdown=summary_markdown(store, run_id), key=_artifact_key("report", name),
-        description=f"Report of run {name}",
-    )
-    return run_summary(store, run_id)

@@ -11,7 +11,6 @@ the load with the file, the line number and the field named.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,15 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from proofflow.keys import problem_id
+from proofflow.problems.jsonl import ProblemFileError, read_jsonl
 
 _GSM8K_FINAL = re.compile(r"####\s*(?P<answer>.+?)\s*$", re.S)
-
-
-class ProblemFileError(ValueError):
-    def __init__(self, path: Path | str, line: int | None, field_name: str | None, message: str):
-        where = f"{path}" + (f", line {line}" if line else "") + (f", field '{field_name}'" if field_name else "")
-        super().__init__(f"{where}: {message}")
-        self.path, self.line, self.field, self.reason = str(path), line, field_name, message
 
 
 @dataclass(frozen=True)
@@ -100,21 +93,9 @@ def parse_problem(obj: Any, path: Path, line: int) -> Problem:
 def load_problems(path: str | Path, limit: int | None = None) -> list[Problem]:
     """Load and validate a whole file; raises ProblemFileError on the first bad line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProblemFileError(path, None, None, "file does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise ProblemFileError(path, None, None, f"not UTF-8 text ({exc.reason})") from None
     problems: list[Problem] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ProblemFileError(path, number, None, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    for number, obj in read_jsonl(path):
         problem = parse_problem(obj, path, number)
         if problem.id in seen:  # same content twice: one problem, not two
             continue

@@ -12,12 +12,12 @@ naming the file, the line and the field.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from proofflow.problems.answer import ProblemFileError, example_path
+from proofflow.problems.answer import example_path
+from proofflow.problems.jsonl import ProblemFileError, read_jsonl
 from proofflow.verifiers.formal import Backend, FormalProblem
 
 _LEAN_NAME = re.compile(r"^\s*(?:theorem|lemma)\s+([^\s(:{\[]+)")
@@ -99,21 +99,9 @@ def parse_formal_problem(obj: Any, path: Path, line: int) -> FormalProblem:
 def load_formal_problems(path: str | Path, limit: int | None = None, split: str | None = None) -> list[FormalProblem]:
     """Load and validate a whole file (raises ProblemFileError on the first bad line)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProblemFileError(path, None, None, "file does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise ProblemFileError(path, None, None, f"not UTF-8 text ({exc.reason})") from None
     problems: list[FormalProblem] = []
     names: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ProblemFileError(path, number, None, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    for number, obj in read_jsonl(path):
         p = parse_formal_problem(obj, path, number)
         if p.name in names:
             raise ProblemFileError(path, number, "name", f"duplicate theorem name {p.name!r} (first on line {names[p.name]})")
