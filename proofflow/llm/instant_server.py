@@ -29,12 +29,15 @@ class Behaviour:
     text: str | None = None      # answer every sample with exactly this text (garbage tests)
     requests: int = 0            # generation requests answered with 200
     received: int = 0            # generation requests received (any status)
+    prompts: list[str] = field(default_factory=list)  # every answered prompt, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-
-def _completion_text(prompt: str, seed: int, index: int, answers: tuple[str, ...]) -> str:
-    rng = random.Random(f"{seed}:{index}:{len(prompt)}")
-    return f"Let me think step by step. The answer is \\boxed{{{rng.choice(answers)}}}"
+    def completion(self, prompt: str, seed: int, index: int) -> str:
+        """The text of choice `index` of a request; subclasses answer differently."""
+        if self.text is not None:
+            return self.text
+        rng = random.Random(f"{seed}:{index}:{len(prompt)}")
+        return f"Let me think step by step. The answer is \\boxed{{{rng.choice(self.answers)}}}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -77,11 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
         if b.delay_s:
             time.sleep(b.delay_s)
-        prompt = json.dumps(body.get("messages") or body.get("prompt"))
+        if chat:
+            prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+        else:
+            prompt = str(body.get("prompt", ""))
         n, seed = int(body.get("n") or 1), int(body.get("seed") or 0)
-        texts = [b.text if b.text is not None else _completion_text(prompt, seed, i, b.answers)
-                 for i in range(n)]
-        token_counts = [len(t.split()) for t in texts]
+        texts = [b.completion(prompt, seed, i) for i in range(n)]
+        token_counts = [max(1, len(t.split())) for t in texts]
         choices = []
         for i, (text, count) in enumerate(zip(texts, token_counts)):
             choice: dict[str, Any] = {"index": i, "finish_reason": "stop", "token_ids": list(range(count))}
@@ -89,6 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
             choices.append(choice)
         with b.lock:
             b.requests += 1
+            b.prompts.append(prompt)
         self._send(200, {
             "id": f"cmpl-{b.requests}", "object": "chat.completion" if chat else "text_completion",
             "created": int(time.time()), "model": b.model, "choices": choices,
