@@ -268,47 +268,10 @@ def clip(text: str, limit: int = 3000) -> str:
 
 # --------------------------------------------------------------------------- model calls
 
-@dataclass(frozen=True)
-class Plan:
-    """One model request of a stage: `ids[i]` is the sample for choice i."""
+# Plan and request_samples live in tasks/sampling.py, shared with the solve stages.
+from proofflow.tasks.sampling import Plan, request_samples  # noqa: E402,F401
 
-    item: WorkItem
-    prompt: str
-    stage: str
-    ids: list[str]
-    indices: list[int]
-    parent_id: str | None
-    round: int
-
-
-def request_samples(ctx: RunContext, plans: list[Plan]) -> None:
-    """Send the plans concurrently, store one sample per choice (tokens, cost, call id)
-    as soon as each answer arrives; raise after storing what did come back."""
-    from proofflow.keys import seed_for
-    from proofflow.llm.client import EndpointError, Request
-    from proofflow.tasks.generate import sample_rows
-
-    if not plans:
-        return
-    rt = runtime(ctx)
-    requests = [Request(prompt=p.prompt, n=len(p.ids), seed=seed_for(p.ids[0]),
-                        context={"run_id": ctx.run_id, "problem_id": p.item.problem.id, "stage": p.stage})
-                for p in plans]
-    responses = rt.client.complete_many(requests)
-    params = rt.client.sampling_params()
-    failures = []
-    for plan, response in zip(plans, responses):
-        if isinstance(response, EndpointError):
-            failures.append(f"{plan.item.problem.label}: {response}")
-            continue
-        rows = sample_rows(ctx, plan.item, response, plan.prompt, plan.stage, plan.ids, plan.indices,
-                           plan.parent_id, plan.round, params)
-        rt.writer.put(*rows)
-        for row in rows:
-            plan.item.state.samples[row.sample_id] = row
-    if failures:
-        rt.writer.flush()
-        raise EndpointError("model calls failed for " + "; ".join(failures))
+__all__ = ["Plan", "request_samples"]  # re-exported for the proving stages
 
 
 def prompt_name(base: str, ctx: RunContext) -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.keys import sample_id, seed_for
-from proofflow.llm.client import EndpointError, Request
+from proofflow.keys import sample_id
 from proofflow.storage.records import VerdictRow
-from proofflow.tasks.context import RunContext, WorkItem, render_prompt, runtime
-from proofflow.tasks.generate import sample_rows
+from proofflow.tasks.context import RunContext, WorkItem, render_prompt
+from proofflow.tasks.sampling import Plan, request_samples
 
 STAGE = "repair"
 PROMPTS = {"generate-verify-repair": "repair", "pot": "repair_pot", "csv": "repair_csv"}
@@ -34,7 +33,6 @@ def _feedback(item: WorkItem, sample_id: str, decisive: VerdictRow) -> str:
 
 
 def repair_failures(ctx: RunContext, items: list[WorkItem], round_: int) -> list[WorkItem]:
-    rt = runtime(ctx)
     solve = ctx.settings.solve
     # Whose verdict decides: the reference check (oracle feedback) or, for csv, the
     # sample's own check; for pot a program that crashed is repaired like a wrong one.
@@ -55,25 +53,8 @@ def repair_failures(ctx: RunContext, items: list[WorkItem], round_: int) -> list
                 attempt=_clip(parent.completion or "(empty answer)"),
                 feedback=_feedback(item, parent.sample_id, verdict),
             )
-            request = Request(
-                prompt=prompt, n=1, seed=seed_for(sid),
-                context={"run_id": ctx.run_id, "problem_id": item.problem.id, "stage": STAGE},
-            )
-            plans.append((item, request, sid, parent.sample_id))
-    responses = rt.client.complete_many([p[1] for p in plans])
-    params = rt.client.sampling_params()
-    failures = []
-    for (item, request, sid, parent_id), response in zip(plans, responses):
-        if isinstance(response, EndpointError):
-            failures.append(f"{item.problem.label}: {response}")
-            continue
-        rows = sample_rows(ctx, item, response, request.prompt, STAGE, [sid], [0], parent_id, round_, params)
-        rt.writer.put(*rows)
-        for row in rows:
-            item.state.samples[row.sample_id] = row
-    if failures:
-        rt.writer.flush()
-        raise EndpointError("repair failed for " + "; ".join(failures))
+            plans.append(Plan(item, prompt, STAGE, [sid], [0], parent.sample_id, round_))
+    request_samples(ctx, plans)
     return items
 
 
