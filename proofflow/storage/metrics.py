@@ -28,6 +28,14 @@ def _order(rows: Rows, run_ids: Sequence[str], *more: str) -> Rows:
     return sorted(rows, key=lambda r: (pos.get(r["run_id"], len(pos)), *(_sortable(r[c]) for c in more)))
 
 
+def _view_rows(store: Store, view: str, run_ids: Sequence[str], *order_by: str) -> Rows:
+    """Rows of one of our views for the given runs, in the caller's run order.
+    `view` is always a name from views.sql, never user input."""
+    rows = _rows(store, f"SELECT * FROM {view} WHERE list_contains($runs, run_id)",
+                 {"runs": list(run_ids)})
+    return _order(rows, run_ids, *order_by)
+
+
 def _sortable(v: Any) -> tuple[bool, Any]:
     return (v is None, v if v is not None else 0)
 
@@ -54,9 +62,7 @@ def views_version(store: Store) -> str | None:
 
 def run_summary(store: Store, run_ids: Sequence[str]) -> Rows:
     """v_run_summary: solved/total, pass@1, pass@N, maj@N, tokens, cost, cost-of-pass."""
-    rows = _rows(store, "SELECT * FROM v_run_summary WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids)
+    return _view_rows(store, "v_run_summary", run_ids)
 
 
 def problem_outcomes(store: Store, run_id: str) -> Rows:
@@ -83,15 +89,11 @@ def pass_at_k_problem(store: Store, run_id: str, stages: Sequence[str] = ("gener
 
 
 def coverage(store: Store, run_ids: Sequence[str]) -> Rows:
-    rows = _rows(store, "SELECT * FROM v_coverage WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids, "k")
+    return _view_rows(store, "v_coverage", run_ids, "k")
 
 
 def maj_at_k(store: Store, run_ids: Sequence[str]) -> Rows:
-    rows = _rows(store, "SELECT * FROM v_maj_at_k WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids, "k")
+    return _view_rows(store, "v_maj_at_k", run_ids, "k")
 
 
 def maj_at_k_problem(store: Store, run_id: str) -> Rows:
@@ -100,40 +102,28 @@ def maj_at_k_problem(store: Store, run_id: str) -> Rows:
 
 
 def cost_of_pass(store: Store, run_ids: Sequence[str]) -> Rows:
-    rows = _rows(store, "SELECT * FROM v_cost_of_pass WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids)
+    return _view_rows(store, "v_cost_of_pass", run_ids)
 
 
 def cost_of_pass_by_model(store: Store, run_ids: Sequence[str]) -> Rows:
-    rows = _rows(store, "SELECT * FROM v_cost_of_pass_by_model WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids, "model")
+    return _view_rows(store, "v_cost_of_pass_by_model", run_ids, "model")
 
 
 def usage(store: Store, run_ids: Sequence[str]) -> Rows:
     """Tokens and cost by (run, stage, model)."""
-    rows = _rows(store, "SELECT * FROM v_usage WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids, "stage", "model")
+    return _view_rows(store, "v_usage", run_ids, "stage", "model")
 
 
 def verifier_agreement(store: Store, run_ids: Sequence[str]) -> Rows:
-    rows = _rows(store, "SELECT * FROM v_verifier_agreement WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids, "verifier_a", "verifier_b")
+    return _view_rows(store, "v_verifier_agreement", run_ids, "verifier_a", "verifier_b")
 
 
 def verifier_audit(store: Store, run_ids: Sequence[str]) -> Rows:
-    rows = _rows(store, "SELECT * FROM v_verifier_audit WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids, "verifier")
+    return _view_rows(store, "v_verifier_audit", run_ids, "verifier")
 
 
 def verdict_reasons(store: Store, run_ids: Sequence[str]) -> Rows:
-    rows = _rows(store, "SELECT * FROM v_verdict_reasons WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids)})
-    return _order(rows, run_ids, "verifier", "outcome", "reason")
+    return _view_rows(store, "v_verdict_reasons", run_ids, "verifier", "outcome", "reason")
 
 
 # The version views.sql records in schema_info; bump both together.
