@@ -22,7 +22,6 @@ import re
 import resource
 import select
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -30,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from proofflow.verifiers._procs import kill_group
 from proofflow.verifiers import _coq_lex
 from proofflow.verifiers.formal import (
     AuditPolicy,
@@ -75,17 +75,6 @@ def _limits(memory_mb: int):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     return apply
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 _PROMPT = re.compile(rb"<prompt>(?P<body>.*?)</prompt>", re.S)
@@ -166,7 +155,7 @@ class CoqSession:
 
     def close(self) -> None:
         if self.proc is not None:
-            _kill_group(self.proc)
+            kill_group(self.proc)
             self.proc = None
 
     def destroy(self) -> None:
@@ -459,7 +448,7 @@ class CoqChecker:
             try:
                 out_b, _ = proc.communicate(timeout=self.config.timeout_s)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                kill_group(proc)
                 return result("timeout", detail=f"coqc killed after {self.config.timeout_s}s")
             out = out_b.decode("utf-8", "replace")
             holes = split_holes(source, "coq")

@@ -26,7 +26,6 @@ import re
 import resource
 import select
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proofflow.verifiers._procs import kill_group
 from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message
 
 
@@ -164,14 +164,7 @@ class LeanRepl:
 
     def close(self) -> None:
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            kill_group(self.proc)
             self.proc = None
 
     def command(self, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:

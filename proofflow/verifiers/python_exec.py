@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proofflow.verifiers._procs import kill_group
 from proofflow.verifiers.verdict import Outcome, Verdict
 
 VERSION = "python_exec-1.0"
@@ -177,14 +178,7 @@ class _Zygote:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_group(self.proc)
         self._host.close()
 
 
