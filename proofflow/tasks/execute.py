@@ -3,13 +3,12 @@ self-verification strategies). Model output is only ever run inside the sandbox.
 
 from __future__ import annotations
 
-import time
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.tasks.context import RunContext, WorkItem, runtime
-from proofflow.tasks.verify import verdict_row
+from proofflow.tasks.context import RunContext, WorkItem
+from proofflow.tasks.verify import judge_unjudged
 from proofflow.verifiers import Outcome, Verdict
 from proofflow.verifiers import python_exec
 from proofflow.verifiers.code_blocks import last_code_block
@@ -46,28 +45,14 @@ def run_self_check(code: str | None, timeout_s: float) -> Verdict:
 
 
 def execute_code(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
-    rt = runtime(ctx)
     solve = ctx.settings.solve
     verifier = verifier_for(solve.strategy)
     run = run_self_check if verifier == CSV_VERIFIER else run_program
-    for item in items:
-        for sample in item.samples():
-            if item.verdict(sample.sample_id, verifier) is not None:
-                continue
-            started = time.perf_counter()
-            try:
-                verdict = run(last_code_block(sample.completion or ""), solve.exec_timeout_s)
-            except Exception as exc:  # the sandbox failing is an ERROR verdict, never a pass
-                verdict = Verdict(
-                    verifier=verifier, verifier_version="sandbox", outcome=Outcome.ERROR,
-                    reason="sandbox_error", feedback="The code could not be run.",
-                    details={"exception": f"{type(exc).__name__}: {exc}"},
-                    duration_s=time.perf_counter() - started,
-                )
-            row = verdict_row(ctx, item, sample.sample_id, verdict)
-            rt.writer.put(row)
-            item.state.verdicts[(sample.sample_id, verifier)] = row
-    return items
+    # A sandbox failure is an ERROR verdict ("sandbox_error"), never a pass.
+    return judge_unjudged(
+        ctx, items, verifier, "sandbox", ("sandbox_error", "The code could not be run."),
+        lambda item, sample: run(last_code_block(sample.completion or ""), solve.exec_timeout_s),
+    )
 
 
 @task(name="execute", task_run_name="execute · {label}", cache_policy=NO_CACHE)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.storage.records import VerdictRow
+from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, WorkItem, runtime, to_json
 from proofflow.verifiers import Outcome, Verdict
 from proofflow.verifiers import answer as answer_verifier
@@ -15,19 +16,32 @@ from proofflow.verifiers import answer as answer_verifier
 VERIFIER = "answer"
 
 
-def _check(completion: str, reference: str, timeout_s: float, allow_last_number: bool) -> Verdict:
-    started = time.perf_counter()
-    try:
-        return answer_verifier.check_answer(
-            completion, reference, timeout_s=timeout_s, allow_last_number=allow_last_number
-        )
-    except Exception as exc:  # a checker bug is an ERROR verdict, never a pass or a crash
-        return Verdict(
-            verifier=VERIFIER, verifier_version=answer_verifier.VERSION, outcome=Outcome.ERROR,
-            reason="checker_error", feedback="The checker failed on this answer.",
-            details={"exception": f"{type(exc).__name__}: {exc}"},
-            duration_s=time.perf_counter() - started,
-        )
+def judge_unjudged(
+    ctx: RunContext, items: list[WorkItem], verifier: str, version: str,
+    crash: tuple[str, str], judge: Callable[[WorkItem, SampleRow], Verdict],
+) -> list[WorkItem]:
+    """Give every sample that has no `verifier` verdict yet one, and store it. A judge
+    that raises yields an ERROR verdict with `crash` = (reason, feedback): never a pass,
+    never a crash of the stage."""
+    rt = runtime(ctx)
+    for item in items:
+        for sample in item.samples():
+            if item.verdict(sample.sample_id, verifier) is not None:
+                continue
+            started = time.perf_counter()
+            try:
+                verdict = judge(item, sample)
+            except Exception as exc:
+                verdict = Verdict(
+                    verifier=verifier, verifier_version=version, outcome=Outcome.ERROR,
+                    reason=crash[0], feedback=crash[1],
+                    details={"exception": f"{type(exc).__name__}: {exc}"},
+                    duration_s=time.perf_counter() - started,
+                )
+            row = verdict_row(ctx, item, sample.sample_id, verdict)
+            rt.writer.put(row)
+            item.state.verdicts[(sample.sample_id, verifier)] = row
+    return items
 
 
 def verdict_row(ctx: RunContext, item: WorkItem, sample_id: str, verdict: Verdict) -> VerdictRow:
@@ -51,19 +65,16 @@ def candidate_text(ctx: RunContext, item: WorkItem, sample_id: str, completion: 
 
 
 def verify_answers(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
-    rt = runtime(ctx)
     solve = ctx.settings.solve
-    for item in items:
-        for sample in item.samples():
-            if item.verdict(sample.sample_id, VERIFIER) is not None:
-                continue
-            text = candidate_text(ctx, item, sample.sample_id, sample.completion or "")
-            verdict = _check(text, item.problem.reference_answer,
-                             solve.verify_timeout_s, solve.allow_last_number)
-            row = verdict_row(ctx, item, sample.sample_id, verdict)
-            rt.writer.put(row)
-            item.state.verdicts[(sample.sample_id, VERIFIER)] = row
-    return items
+
+    def judge(item: WorkItem, sample: SampleRow) -> Verdict:
+        text = candidate_text(ctx, item, sample.sample_id, sample.completion or "")
+        return answer_verifier.check_answer(text, item.problem.reference_answer,
+                                            timeout_s=solve.verify_timeout_s,
+                                            allow_last_number=solve.allow_last_number)
+
+    return judge_unjudged(ctx, items, VERIFIER, answer_verifier.VERSION,
+                          ("checker_error", "The checker failed on this answer."), judge)
 
 
 @task(name="verify", task_run_name="verify · {label}", cache_policy=NO_CACHE)
