@@ -68,7 +68,7 @@ def main() -> None:
     from proofflow.storage.records import SampleRow, VerdictRow
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "proofflow.llm.instant_server", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "proofflow.testing.instant_server", "--port", str(port)],
                               stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     workdir = Path(tempfile.mkdtemp(prefix="proofflow-bench-"))

@@ -1,7 +1,7 @@
 """Prove-flow bench: the DSP+ path through the real Coq checker, and the verdict-cache
 hit rate when another run meets the same proofs.
 
-Model outputs come from the RECORDED-COMPLETION stand-in (proofflow/llm/recorded_server.py)
+Model outputs come from the RECORDED-COMPLETION stand-in (proofflow/testing/recorded_server.py)
 so the figures measure proofflow and Coq, not a model: every problem gets the same
 one-hole sketch (`intros. admit.` — automation must find the tactic), i.e. per problem
 one draft, one sketch, up to 8 automation attempts, one assembly.
@@ -32,7 +32,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from proofflow.flows.prove import run_prove
-    from proofflow.llm.recorded_server import RecordedServer, Recording
+    from proofflow.testing.recorded_server import RecordedServer, Recording
     from proofflow.storage.db import Store
 
     workdir = Path(tempfile.mkdtemp(prefix="proofflow-bench-prove-"))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from proofflow.llm.instant_server import InstantServer
+    from proofflow.testing.instant_server import InstantServer
 
 import pytest
 
@@ -57,7 +57,7 @@ def prefect_api() -> Iterator[str]:
 @pytest.fixture()
 def instant_server() -> Iterator["InstantServer"]:
     """STAND-IN OpenAI-compatible server (answers at once; fault injection)."""
-    from proofflow.llm.instant_server import InstantServer
+    from proofflow.testing.instant_server import InstantServer
 
     with InstantServer() as srv:
         yield srv

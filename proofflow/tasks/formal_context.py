@@ -18,11 +18,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from proofflow.config import Settings
 from proofflow.keys import problem_id as content_id
 from proofflow.storage.check_cache import cache_row, load_all
 from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, WorkItem, runtime, to_json
+from proofflow.verifiers.factory import make_checker
 from proofflow.verifiers.formal import (
     AuditPolicy,
     CheckResult,
@@ -68,32 +68,11 @@ def formal(item: WorkItem) -> FormalProblem:
 
 # --------------------------------------------------------------------------- checker runtime
 
-def make_checker(settings: Settings) -> FormalChecker:
-    p = settings.prove
-    if p.backend == "coq":
-        from proofflow.verifiers.coq import CoqChecker, CoqConfig
-        return CoqChecker(CoqConfig(timeout_s=p.check_timeout_s, workers=p.workers))
-    if p.backend == "lean":
-        from proofflow.verifiers.lean import (
-            LeanConfig,
-            LeanReplChecker,
-            find_lean_toolchain,
-        )
-        cfg = LeanConfig(project_dir=p.lean_project_dir, repl_command=tuple(p.lean_repl_command),
-                         timeout_s=p.check_timeout_s, workers=p.workers, memory_mb=p.lean_memory_mb)
-        missing = find_lean_toolchain(cfg)
-        if missing:
-            raise RuntimeError(f"Lean backend unavailable: {missing} (docs/proving.md, 'miniF2F with Lean')")
-        return LeanReplChecker(cfg)
-    from proofflow.verifiers.lean import KiminaChecker, KiminaConfig
-    return KiminaChecker(KiminaConfig(url=p.kimina_url, api_key=p.kimina_api_key, timeout_s=p.check_timeout_s))
-
-
 class ProveRuntime:
     """Per-run checker and verdict cache, shared by the stage threads."""
 
     def __init__(self, ctx: RunContext, checker: FormalChecker | None = None):
-        self.checker = checker or make_checker(ctx.settings)
+        self.checker = checker or make_checker(ctx.settings.prove)
         self.backend = "coq" if ctx.settings.prove.backend == "coq" else "lean"
         self.policy = AuditPolicy.for_backend(self.backend)
         writer = runtime(ctx).writer

@@ -14,7 +14,7 @@ that overruns kills the process group and the next check on that worker respawns
 is recycled after N checks because every command keeps a new env alive in it.
 
 No Lean toolchain can be installed on the machines this was written on: this module's
-process handling is tested with a protocol stand-in (tests/fake_lean_repl.py); real-Lean
+process handling is tested with a protocol stand-in (tests/verifiers/fake_lean_repl.py); real-Lean
 tests run where `lake` and a REPL binary are found.
 """
 

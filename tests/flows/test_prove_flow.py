@@ -1,6 +1,6 @@
 """The prove flows end to end with the REAL Coq checker and a real Prefect harness.
 
-Model outputs come from a RECORDED-COMPLETION stand-in (proofflow/llm/recorded_server.py):
+Model outputs come from a RECORDED-COMPLETION stand-in (proofflow/testing/recorded_server.py):
 each test writes the completions it needs (a good sketch, a broken sketch, a proof with a
 hole, a changed statement, an extra axiom) in plain sight. Everything else — the flow,
 masking, automation, the audit, storage, the verdict cache — is the real thing. The same
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from proofflow.flows.prove import run_prove
-from proofflow.llm.recorded_server import RecordedServer, Recording
+from proofflow.testing.recorded_server import RecordedServer, Recording
 from proofflow.problems.formal import coq_examples
 from proofflow.storage.db import Store
 
@@ -245,8 +245,8 @@ def test_problem_loading_detects_formats_and_backend(shared_data: Path) -> None:
 
 def test_lean_backend_without_toolchain_says_why(tmp_path: Path) -> None:
     from proofflow.config import load_settings
-    from proofflow.tasks.formal_context import make_checker
+    from proofflow.verifiers.factory import make_checker
 
     settings = load_settings(overrides={"prove.backend": "lean", "prove.lean_project_dir": str(tmp_path)})
     with pytest.raises(RuntimeError, match="Lean backend unavailable"):
-        make_checker(settings)
+        make_checker(settings.prove)

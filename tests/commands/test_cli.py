@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from proofflow.llm.instant_server import InstantServer
+from proofflow.testing.instant_server import InstantServer
 from proofflow.problems import example_path
 
 pytestmark = pytest.mark.prefect

@@ -19,7 +19,7 @@ from proofflow.verifiers.formal import (
 )
 from proofflow.verifiers.verdict import Outcome
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 P = FormalProblem(name="t1", header="Require Import ZArith Lia.\nOpen Scope Z_scope.\n",
                   statement="Theorem t1 : forall x y : Z, x < y -> x + 1 <= y.", backend="coq")
 OK = P.statement + "\nProof.\n  intros x y h.\n  lia.\nQed.\n"

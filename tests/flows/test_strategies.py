@@ -10,7 +10,7 @@ import pytest
 
 from proofflow.config import VoteWeights
 from proofflow.flows.solve import run_solve
-from proofflow.llm.instant_server import Behaviour, InstantServer
+from proofflow.testing.instant_server import Behaviour, InstantServer
 from proofflow.problems import example_path, load_problems
 from proofflow.storage.db import Store
 from proofflow.storage.records import SampleRow, VerdictRow

@@ -13,7 +13,7 @@ import pytest
 from proofflow.flows.common import RunConfigMismatch
 from proofflow.flows.solve import run_solve
 from proofflow.llm.client import EndpointError
-from proofflow.llm.instant_server import Behaviour, InstantServer
+from proofflow.testing.instant_server import Behaviour, InstantServer
 from proofflow.problems import example_path
 from proofflow.storage.db import Store
 

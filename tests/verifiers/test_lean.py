@@ -1,6 +1,6 @@
 """Lean backend. Real-Lean tests run only where a toolchain is configured
 (PROOFFLOW_LEAN_PROJECT = a Lean project with Mathlib and a built REPL); the pool's
-process handling is tested against tests/fake_lean_repl.py, a protocol STAND-IN that
+process handling is tested against tests/verifiers/fake_lean_repl.py, a protocol STAND-IN that
 checks nothing."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from proofflow.problems.answer import ProblemFileError
 from proofflow.problems.formal import coq_examples, load_formal_problems, strip_lean_proof
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DEEPSEEK = DATA / "minif2f-deepseek" / "minif2f.jsonl"
 YANGKY = DATA / "minif2f-yangky11" / "minif2f_yangky11.jsonl"
 

@@ -3,7 +3,7 @@
 The mechanism under test (docs/sql.md, "Reading while a run writes"): the writer opens the
 file only for each flush and closes it again; a reader opens it read-only between flushes
 and both sides retry while the other holds the lock. This file is also the two processes'
-entry point: `python tests/test_concurrent_read.py writer|reader DB ...`.
+entry point: `python tests/storage/test_concurrent_read.py writer|reader DB ...`.
 """
 
 from __future__ import annotations

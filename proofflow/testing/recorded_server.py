@@ -6,19 +6,19 @@ a hole, a proof that changes the statement) to drive the proving flows down a pa
 real local model would only take by luck. The table is written in the test, in plain
 sight; the flows, the checker and the storage under test are all real. Tests that must
 show the pipeline works with a real model use the vLLM server instead
-(tests/test_prove_vllm.py).
+(tests/flows/test_prove_vllm.py).
 
 Matching: the first key (in insertion order) that occurs in the request's prompt (the
 user message, or the completions prompt) wins; no match → `default`. Every choice of a
 request with n > 1 gets the same text. The HTTP side is the instant stand-in's
-(llm/instant_server.py), which also counts requests and keeps the prompts.
+(testing/instant_server.py), which also counts requests and keeps the prompts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from proofflow.llm.instant_server import Behaviour, InstantServer
+from proofflow.testing.instant_server import Behaviour, InstantServer
 
 
 @dataclass

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from proofflow.flows.common import expand_run_name
-from proofflow.llm.instant_server import InstantServer
+from proofflow.testing.instant_server import InstantServer
 from proofflow.storage.db import Store
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def prefect(api: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:

@@ -19,8 +19,8 @@ from proofflow.verifiers.answer import (
     normalize_answer,
 )
 
-PAIRS = Path(__file__).parent / "data" / "answer_pairs.jsonl"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PAIRS = Path(__file__).resolve().parents[1] / "data" / "answer_pairs.jsonl"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 # Known false rejects on the labeled set (documented in docs/verifiers.md): \sin 30^\circ
 # and e^{i\pi}. A change that rejects more than this many equivalent pairs fails the test.
 MAX_FALSE_REJECTS = 3

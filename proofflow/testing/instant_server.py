@@ -5,7 +5,7 @@ It exists for two jobs a real model cannot do: measuring proofflow's own overhea
 (HTTP 500s, slow answers) in tests. It is never a substitute for the integration tests
 against the real vLLM server. Completions are deterministic in (prompt, seed, index):
 "... The answer is \\boxed{K}" with K drawn from the seed, so a verifier has real work.
-Run it: python -m proofflow.llm.instant_server --port 8011
+Run it: python -m proofflow.testing.instant_server --port 8011
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from proofflow.config import EndpointConfig, PriceConfig, SamplingConfig
 from proofflow.llm.client import EndpointError, ModelClient, Request, _apportion
-from proofflow.llm.instant_server import Behaviour, InstantServer
+from proofflow.testing.instant_server import Behaviour, InstantServer
 from proofflow.storage.records import CallRow
 
 
