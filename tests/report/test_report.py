@@ -19,7 +19,7 @@ from proofflow.report.tables import collect
 from proofflow.storage import metrics
 from proofflow.storage.db import Store, StorageError
 from proofflow.storage.export import export_runs
-from test_views import build_fixture_db
+from storage.test_views import build_fixture_db
 
 runner = CliRunner()
 
