@@ -1,0 +1,138 @@
+"""The process-pool primitive (verifiers/_procs.py) on real child processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+
+import pytest
+
+from proofflow.verifiers._procs import (
+    Child,
+    ChildDied,
+    ChildSpec,
+    NoWorkerFree,
+    Pool,
+    ReadTimeout,
+    Rlimits,
+    blank_line,
+    length_prefixed,
+    lines,
+    until,
+)
+
+# Echo each line back; "sleep" never answers; "spawn" starts a grandchild and prints its pid;
+# "rlimit" prints the RLIMIT_AS it runs under; "exit" exits.
+_ECHO = r"""
+import os, resource, subprocess, sys, time
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "sleep":
+        time.sleep(60)
+    elif cmd == "exit":
+        sys.exit(3)
+    elif cmd == "spawn":
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        print(p.pid, flush=True)
+    elif cmd == "rlimit":
+        print(resource.getrlimit(resource.RLIMIT_AS)[0], flush=True)
+    else:
+        print(cmd, flush=True)
+"""
+
+
+def _child(**kw: object) -> Child:
+    return Child(ChildSpec(argv=(sys.executable, "-I", "-c", _ECHO), **kw))  # type: ignore[arg-type]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_framers() -> None:
+    assert lines(b"ab\ncd") == (b"ab", 3)
+    assert lines(b"ab") is None
+    assert blank_line(b'\n{"a": 1}\n\nrest') == (b'{"a": 1}', 11)
+    assert blank_line(b'{"a": 1}\n') is None
+    assert length_prefixed(b"\x00\x00\x00\x02hix") == (b"hi", 6)
+    assert length_prefixed(b"\x00\x00\x00\x05hi") is None
+    assert until(re.compile(rb"</p>"))(b"x<p>1</p>y") == (b"x<p>1</p>", 9)
+
+
+def test_request_timeout_kill_respawn_and_rlimits() -> None:
+    c = _child(limits=Rlimits(memory_mb=512))
+    c.start()
+    assert c.request(b"hello\n", lines, time.monotonic() + 10) == b"hello"
+    assert int(c.request(b"rlimit\n", lines, time.monotonic() + 10)) == 512 * 1024 * 1024
+    grandchild = int(c.request(b"spawn\n", lines, time.monotonic() + 10))
+    t0 = time.monotonic()
+    with pytest.raises(ReadTimeout):
+        c.request(b"sleep\n", lines, time.monotonic() + 0.3)
+    assert time.monotonic() - t0 < 2
+    c.kill()  # the whole group: the grandchild dies with it
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+    assert c.ensure_started() and c.spawns == 2
+    assert c.request(b"again\n", lines, time.monotonic() + 10) == b"again"
+    with pytest.raises(ChildDied) as info:
+        c.request(b"exit\n", lines, time.monotonic() + 10)
+    assert info.value.returncode == 3
+    c.kill()
+
+
+class _W:
+    made = 0
+
+    def __init__(self) -> None:
+        _W.made += 1
+        self.n = _W.made
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_pool_acquire_deadline_recycle_and_broken() -> None:
+    pool: Pool[_W] = Pool(_W, size=2, recycle_after=3, name="test")
+    a = pool.acquire(1)
+    b = pool.acquire(1)
+    t0 = time.monotonic()
+    with pytest.raises(NoWorkerFree) as info:
+        pool.acquire(0.3)
+    assert 0.25 < time.monotonic() - t0 < 2 and info.value.pool == "test"
+    # A release from another thread wakes a waiter.
+    threading.Timer(0.2, pool.release, args=(a,)).start()
+    assert pool.acquire(5) is a
+    pool.release(b, broken=True)  # broken: closed and replaced
+    assert b.closed and b not in pool.workers()
+    pool.release(a)  # a: 2 uses
+    assert pool.acquire(1, prefer=lambda w: w is a) is a
+    pool.release(a)  # 3rd use: recycled
+    assert a.closed and pool.recycled == 1
+    with pytest.raises(RuntimeError):
+        with pool.lease(1) as w:
+            raise RuntimeError("boom")
+    assert w.closed
+    pool.close()
+    assert all(w.closed for w in pool.workers()) and not pool.workers()
+
+
+def test_pool_close_closes_lent_workers() -> None:
+    pool: Pool[_W] = Pool(_W, size=1)
+    pool.fill()
+    w = pool.acquire(1)
+    pool.close()
+    assert w.closed
+    pool.release(w)  # a late release after close is harmless
+    with pytest.raises(RuntimeError):
+        pool.acquire(1)
