@@ -70,6 +70,18 @@ def _lock_message(path: Path, exc: BaseException, waited: float) -> str:
     )
 
 
+# The connection a user's own SQL runs on (Store.user_query): no file outside the
+# database, no extension loading, and settings locked so SQL cannot undo any of it.
+USER_SQL_CONFIG: dict[str, Any] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "lock_configuration": True,
+}
+
+
 class Store:
     """A DuckDB file holding runs, problems, samples, verdicts and results."""
 
@@ -81,7 +93,9 @@ class Store:
     # -- connections -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(
+        self, read_only: bool = False, config: Mapping[str, Any] | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the file, retrying while another process holds its lock."""
         if read_only and not self.path.exists():
             raise StorageError(f"database {self.path} does not exist")
@@ -90,7 +104,7 @@ class Store:
         start = time.monotonic()
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                con = duckdb.connect(str(self.path), read_only=read_only, config=dict(config or {}))
                 break
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
@@ -216,6 +230,32 @@ class Store:
             cur = con.execute(sql, dict(params) if isinstance(params, Mapping) else list(params))
             cols = [d[0] for d in cur.description] if cur.description else []
             return cols, cur.fetchall()
+
+    def user_query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Run a user's SQL (`proofflow sql`) on a sandboxed read-only connection.
+
+        Why: a read-only open still lets SQL read and write any file the user can (COPY TO
+        overwrote another database, read_csv('/etc/...'), EXPORT DATABASE, ATTACH) and load
+        extensions. With external access off and the configuration locked, only this
+        file's tables and views are reachable and no statement can turn that back on.
+        `proofflow export` stays the one command that writes files.
+        """
+        try:
+            with self.connect(read_only=True, config=USER_SQL_CONFIG) as con:
+                cur = con.execute(sql)
+                cols = [d[0] for d in cur.description] if cur.description else []
+                return cols, cur.fetchall()
+        except (duckdb.PermissionException, duckdb.InvalidInputException) as exc:
+            text = str(exc)
+            if "disabled" in text or "configuration has been locked" in text:
+                raise StorageError(
+                    f"{text.splitlines()[0]}\nproofflow sql reads this database's tables and "
+                    "views only (no other files, extensions or settings); `proofflow export "
+                    "RUN` writes a run's rows to files."
+                ) from exc
+            raise StorageError(text) from exc
+        except duckdb.Error as exc:
+            raise StorageError(str(exc)) from exc
 
 
 @dataclass

@@ -145,8 +145,6 @@ def ensure_views(store: Store) -> None:
 
 
 def sql_query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
-    """A user's own SQL, read-only; DuckDB's errors come back as StorageError."""
-    try:
-        return store.query(sql)
-    except duckdb.Error as exc:
-        raise StorageError(str(exc)) from exc
+    """A user's own SQL, read-only and sandboxed to the database's own tables and views
+    (Store.user_query); DuckDB's errors come back as StorageError."""
+    return store.user_query(sql)
