@@ -53,6 +53,7 @@ import select
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -131,15 +132,25 @@ class Rlimits:
                 out.append((res, val))
         return out
 
-    def preexec(self) -> Callable[[], None]:
-        """A ``preexec_fn`` applying the limits (only setrlimit calls: safe after fork)."""
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run under these limits. Why not ``preexec_fn``: it runs Python in the
+        forked child of a threaded host (the flows call checkers from worker threads) and
+        can deadlock there; a small exec wrapper sets the limits and execs ``argv``."""
         pairs = self.pairs()
+        if not pairs:
+            return list(argv)
+        spec = ",".join(f"{res}:{val}" for res, val in pairs)
+        return [sys.executable, "-I", "-S", "-c", _WRAPPER, spec, *argv]
 
-        def apply() -> None:
-            for res, val in pairs:
-                resource.setrlimit(res, (val, val))
 
-        return apply
+# Sets the rlimits named in argv[1] ("resource:value,...") and execs argv[2:].
+_WRAPPER = (
+    "import os, resource, sys\n"
+    "for item in sys.argv[1].split(','):\n"
+    "    res, val = map(int, item.split(':'))\n"
+    "    resource.setrlimit(res, (val, val))\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def kill_group(proc: subprocess.Popen[bytes], wait_s: float = 5.0) -> None:
@@ -229,14 +240,13 @@ class Child:
         spec = self.spec
         pipe = spec.channel == "pipe"
         self.proc = subprocess.Popen(
-            list(spec.argv),
+            spec.limits.wrap(spec.argv),
             stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stderr=subprocess.STDOUT if spec.stderr == "stdout" and pipe else subprocess.DEVNULL,
             cwd=spec.cwd,
             env=dict(spec.env) if spec.env is not None else None,
             pass_fds=spec.pass_fds,
-            preexec_fn=spec.limits.preexec() if spec.limits.pairs() else None,
             start_new_session=True,  # its own process group: kill() takes everything it spawned
         )
         if pipe:
@@ -370,6 +380,7 @@ class Pool(Generic[W]):
         self._starting = 0  # workers being made outside the lock
         self._closed = False
         self.recycled = 0
+        self.last_error: BaseException | None = None  # a failed eager replacement
 
     def fill(self) -> None:
         """Make every missing worker now (pay start-up before the first caller)."""
@@ -454,8 +465,8 @@ class Pool(Generic[W]):
         if replace:
             try:
                 self._add(self._make())
-            except Exception:
-                pass  # the next acquire tries again (and raises to its caller)
+            except Exception as exc:  # noqa: BLE001 - kept; the next acquire makes one and raises to its caller
+                self.last_error = exc
 
     @contextmanager
     def lease(self, timeout_s: float | None = None, prefer: Callable[[W], bool] | None = None) -> Iterator[W]:

@@ -119,9 +119,8 @@ def test_pool_acquire_deadline_recycle_and_broken() -> None:
     assert pool.acquire(1, prefer=lambda w: w is a) is a
     pool.release(a)  # 3rd use: recycled
     assert a.closed and pool.recycled == 1
-    with pytest.raises(RuntimeError):
-        with pool.lease(1) as w:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), pool.lease(1) as w:
+        raise RuntimeError("boom")
     assert w.closed
     pool.close()
     assert all(w.closed for w in pool.workers()) and not pool.workers()
