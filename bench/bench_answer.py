@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from proofflow.verifiers import answer
+from proofflow.verifiers.answer.equivalence import clear_cache, decide
 
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "answer_pairs.jsonl"
 
@@ -70,7 +71,7 @@ def main() -> None:
     n_eq = sum(p["equivalent"] for p in pairs)
     answer.answers_equivalent("\\sqrt{2}", "\\sqrt{3}")  # start the sympy worker untimed
     rows = [
-        _score(f"proofflow answer {answer.VERSION}", _ours, pairs, args.rounds, answer._cache.clear),
+        _score(f"proofflow answer {answer.VERSION}", _ours, pairs, args.rounds, clear_cache),
         _score("math_verify parse+verify", _math_verify(), pairs, args.rounds, lambda: None),
     ]
     print(f"labeled pairs: {len(pairs)} ({n_eq} equivalent, {len(pairs) - n_eq} not); best of {args.rounds} rounds")
@@ -82,8 +83,8 @@ def main() -> None:
             f"| {r['name']:<32} | {r['checks_per_s']:>9.0f} | {r['accuracy']:>8.1%} | "
             f"{r['false_accepts']:>13} | {r['false_rejects']:>13} | {r['undecided']:>9} |"
         )
-    answer._cache.clear()
-    fast = sum(answer._decide(p["candidate"], p["reference"], 5.0).status == "fast" for p in pairs)
+    clear_cache()
+    fast = sum(decide(p["candidate"], p["reference"], 5.0).status == "fast" for p in pairs)
     print(f"\nproofflow: {fast}/{len(pairs)} pairs decided in-process by the fast path, the rest by sympy in the worker")
     for r in rows:
         print(f"\n{r['name']}:")

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
+
+_CONFIG: list[Any] | None = None
 
 
-_CONFIG: list | None = None
-
-
-def _config() -> list:
+def _config() -> list[Any]:
     """math-verify's default extraction config, but without its unit stripping: that reads
     "2m" as 2 metres and "3g" as 3 grams, accepting 2 for the expression 2m. Units are
     removed by the parent's cleaning instead, only when spelled out after a space or in
@@ -45,22 +45,17 @@ def _compare(gold: str, pred: str) -> tuple[bool | None, str]:
     # of searching it for something answer-like (which is extraction, done by the parent).
     # parsing_timeout/timeout_seconds=None: math-verify's own limits use signal.alarm; the
     # parent's hard kill is the bound that actually holds.
-    g = parse("\\boxed{" + gold + "}", _config(), parsing_timeout=None)  # type: ignore[arg-type]
+    g = parse("\\boxed{" + gold + "}", _config(), parsing_timeout=None)
     if not g:
         return None, "reference_unparseable"
-    p = parse("\\boxed{" + pred + "}", _config(), parsing_timeout=None)  # type: ignore[arg-type]
+    p = parse("\\boxed{" + pred + "}", _config(), parsing_timeout=None)
     if not p:
         return None, "candidate_unparseable"
     return bool(verify(g, p, timeout_seconds=None)), "sympy"
 
 
-_MEMORY_LIMIT = 2 << 30  # bytes of address space: a runaway simplification fails, the host lives
-
-
 def main() -> None:
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+    # RLIMIT_AS is set by the pool that starts this process (answer/pool.py).
     import math_verify  # noqa: F401  (warm the import before announcing readiness)
 
     out = sys.stdout
