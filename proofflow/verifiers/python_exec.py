@@ -23,19 +23,18 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
-import queue
 import secrets
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from proofflow.verifiers._procs import kill_group
+from proofflow.verifiers._procs import Child, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, length_prefixed
 from proofflow.verifiers.verdict import Outcome, Verdict
 
 VERSION = "python_exec-1.0"
@@ -94,7 +93,7 @@ class ExecResult:
     details: dict[str, object] = field(default_factory=dict)
 
 
-def _classify(raw: dict) -> tuple[Outcome, str]:
+def _classify(raw: dict[str, Any]) -> tuple[Outcome, str]:
     sig = raw.get("signal")
     if raw.get("timed_out") or sig == signal.SIGXCPU:
         return Outcome.TIMEOUT, "timeout"
@@ -115,91 +114,84 @@ class _Zygote:
     def __init__(self, uid: int, scratch_mb: int) -> None:
         self.uid = uid
         self._host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        spec = ChildSpec(
+            # The base interpreter, not a virtualenv's: the zygote needs only the standard
+            # library, and a venv (often under /tmp) would vanish under the scratch tmpfs.
+            argv=(_BASE_PYTHON, "-I", str(_ZYGOTE), str(child.fileno()), str(uid), "/tmp", str(scratch_mb)),
+            limits=Rlimits(core_bytes=None),  # the zygote sets each execution's limits itself
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            channel="socket",
+            pass_fds=(child.fileno(),),
+        )
+        self.child = Child(spec, channel_fd=self._host.fileno())
         try:
-            self.proc = subprocess.Popen(
-                # The base interpreter, not a virtualenv's: the zygote needs only the standard
-                # library, and a venv (often under /tmp) would vanish under the scratch tmpfs.
-                [_BASE_PYTHON, "-I", str(_ZYGOTE), str(child.fileno()), str(uid), "/tmp", str(scratch_mb)],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C at the host's terminal is the host's business
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            )
+            self.child.start()
         finally:
             child.close()
         self.pid: int | None = None
         self._ready = False
 
-    def _recv(self, deadline: float) -> dict | None:
-        def read(n: int) -> bytes | None:
-            buf = bytearray()
-            while len(buf) < n:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._host.settimeout(remaining)
-                try:
-                    chunk = self._host.recv(min(1 << 20, n - len(buf)))
-                except TimeoutError:
-                    return None
-                if not chunk:
-                    raise EOFError("zygote closed its socket")
-                buf += chunk
-            return bytes(buf)
-
-        head = read(4)
-        if head is None:
+    def _recv(self, deadline: float) -> dict[str, Any] | None:
+        try:
+            body = self.child.read_frame(length_prefixed, deadline)
+        except ReadTimeout:
             return None
-        body = read(struct.unpack(">I", head)[0])
-        return None if body is None else pickle.loads(body)
+        msg: dict[str, Any] = pickle.loads(body)
+        return msg
 
     def ensure_ready(self, timeout_s: float = 30.0) -> None:
         if self._ready:
             return
         msg = self._recv(time.monotonic() + timeout_s)
         if msg is None or not msg.get("ready"):
-            self.kill()
+            self.close()
             why = "timed out starting" if msg is None else msg.get("error")
             raise SandboxUnavailable(f"sandbox zygote failed: {why} (the sandbox needs root)")
         self.pid = int(msg["pid"])
         self._ready = True
 
-    def execute(self, req: dict, timeout_s: float) -> dict | None:
+    def execute(self, req: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
         self.ensure_ready()
         data = pickle.dumps(req, protocol=pickle.HIGHEST_PROTOCOL)
-        self._host.settimeout(None)
-        self._host.sendall(struct.pack(">I", len(data)) + data)
+        self.child.send(struct.pack(">I", len(data)) + data)
         # The zygote enforces the limit itself; the slack covers teardown and transfer.
         return self._recv(time.monotonic() + timeout_s + 10.0)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.child.alive()
 
-    def kill(self) -> None:
-        kill_group(self.proc)
+    def close(self) -> None:
+        self.child.kill()
         self._host.close()
 
 
 class Sandbox:
     """A pool of isolated zygotes. Thread-safe; use as a context manager or call close()."""
 
-    def __init__(self, size: int | None = None, limits: Limits | None = None, scratch_mb: int = 256) -> None:
+    def __init__(
+        self,
+        size: int | None = None,
+        limits: Limits | None = None,
+        scratch_mb: int = 256,
+        acquire_timeout_s: float = 600.0,
+    ) -> None:
         if os.geteuid() != 0:
             raise SandboxUnavailable("the Python sandbox needs root (namespaces, mounts, setuid)")
         self.size = size or max(1, os.cpu_count() or 1)
         self.limits = limits or Limits()
+        # How long run() waits for a free zygote before it answers ERROR "no zygote free".
+        self.acquire_timeout_s = acquire_timeout_s
         self._scratch_mb = scratch_mb
-        self._idle: queue.Queue[_Zygote] = queue.Queue()
-        self._all: list[_Zygote] = []
-        self._lock = threading.Lock()
         self._closed = False
-        for _ in range(self.size):
-            self._idle.put(self._spawn())
+        self._pool: Pool[_Zygote] = Pool(self._spawn, self.size, name="sandbox", replace_eagerly=True)
+        self._pool.fill()
         # Fail fast (and pay start-up now, not on the first run).
-        for z in list(self._all):
-            z.ensure_ready()
+        try:
+            for z in self._pool.workers():
+                z.ensure_ready()
+        except SandboxUnavailable:
+            self._pool.close()
+            raise
 
     def _spawn(self) -> _Zygote:
         global _uid_counter
@@ -207,21 +199,15 @@ class Sandbox:
             slot = os.getpid() % 100_000
             uid = _UID_BASE + slot * _UIDS_PER_PROCESS + _uid_counter
             _uid_counter = (_uid_counter + 1) % _UIDS_PER_PROCESS
-        z = _Zygote(uid, self._scratch_mb)
-        with self._lock:
-            self._all.append(z)
-        return z
+        return _Zygote(uid, self._scratch_mb)
 
-    def _retire(self, z: _Zygote) -> None:
-        z.kill()
-        with self._lock:
-            if z in self._all:
-                self._all.remove(z)
+    def zygote_uids(self) -> set[int]:
+        """The uids the live zygotes run executions under (tests look for leftovers)."""
+        return {z.uid for z in self._pool.workers()}
 
     def zygote_pids(self) -> list[int]:
         """Host pids of the live zygotes (tests check that hostile programs cannot kill them)."""
-        with self._lock:
-            return [z.proc.pid for z in self._all if z.alive()]
+        return [z.child.pid for z in self._pool.workers() if z.alive() and z.child.pid is not None]
 
     def run(
         self,
@@ -252,8 +238,14 @@ class Sandbox:
             "max_output": lim.max_output,
             "marker": marker,
         }
-        z = self._idle.get()
         t0 = time.monotonic()
+        try:
+            z = self._pool.acquire(self.acquire_timeout_s)
+        except NoWorkerFree as exc:
+            return ExecResult("", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error",
+                              details={"error": str(exc)})
+        t0 = time.monotonic()
+        raw: dict[str, Any] | None
         try:
             raw = z.execute(req, timeout)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
@@ -261,11 +253,8 @@ class Sandbox:
             z_ok = False
         else:
             z_ok = raw is not None and z.alive()
-        if not z_ok:
-            # A zygote that died or stopped answering is replaced, never reused.
-            self._retire(z)
-            z = self._spawn()
-        self._idle.put(z)
+        # A zygote that died or stopped answering is replaced, never reused.
+        self._pool.release(z, broken=not z_ok)
         if raw is None or "error" in raw:
             why = "zygote did not answer" if raw is None else str(raw["error"])
             return ExecResult("", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error", details={"error": why})
@@ -285,11 +274,7 @@ class Sandbox:
 
     def close(self) -> None:
         self._closed = True
-        with self._lock:
-            zs = list(self._all)
-            self._all.clear()
-        for z in zs:
-            z.kill()
+        self._pool.close()
 
     def __enter__(self) -> Sandbox:
         return self

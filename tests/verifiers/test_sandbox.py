@@ -51,7 +51,7 @@ def _uid_procs(uids: set[int]) -> list[int]:
 
 
 def _sandbox_uids(sb: Sandbox) -> set[int]:
-    return {z.uid for z in sb._all}
+    return sb.zygote_uids()
 
 
 def _assert_healthy(sb: Sandbox, zygotes_before: list[int] | None = None) -> None:
@@ -328,7 +328,7 @@ def test_dead_zygote_is_replaced() -> None:
     with Sandbox(size=1) as s:
         (pid,) = s.zygote_pids()
         os.kill(pid, 9)
-        s._all[0].proc.wait()
+        s._pool.workers()[0].child.proc.wait()  # type: ignore[union-attr]
         r = s.run("print(1)")  # the run on the dead zygote reports a sandbox error ...
         assert r.outcome is Outcome.ERROR and r.reason == "sandbox_error"
         r = s.run("print(1)")  # ... and the pool has replaced it
