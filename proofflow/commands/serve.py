@@ -8,6 +8,7 @@ from dataclasses import replace
 import typer
 from rich.console import Console
 
+from proofflow.config import DEFAULT_PORT
 from proofflow.llm import server
 
 _console = Console()
@@ -21,7 +22,7 @@ def serve(
     setup_only: bool = typer.Option(False, "--setup-only", help="Create the venv and model, do not start."),
     stop: bool = typer.Option(False, "--stop", help="Stop the server started on --port."),
     show_status: bool = typer.Option(False, "--status", help="Show whether the server on --port runs."),
-    port: int | None = typer.Option(None, help="Port (default $PROOFFLOW_SERVER_PORT or 8000)."),
+    port: int | None = typer.Option(None, help=f"Port (default $PROOFFLOW_SERVER_PORT or {DEFAULT_PORT})."),
     host: str | None = typer.Option(None, help="Interface to bind (default 127.0.0.1)."),
     timeout: float | None = typer.Option(None, help="Seconds to wait for the server to answer."),
 ) -> None:

@@ -1,2 +1,3 @@
 """Where proofflow calls models: the OpenAI-compatible client (client.py) and the local
-vLLM server it defaults to (server.py)."""
+vLLM server it defaults to (server.py: start/stop/status; install.py: its virtualenv and model;
+server_config.py: where it lives)."""

@@ -5,7 +5,7 @@ transformers, which the main proofflow environment deliberately does not import)
 
     VENV/bin/python -m proofflow.llm.convert_gguf --gguf FILE.gguf --out DIR
 
-or by path (`VENV/bin/python .../convert_gguf.py ...`), which is how `server.setup()`
+or by path (`VENV/bin/python .../convert_gguf.py ...`), which is how `install.setup()`
 runs it, so the venv does not need proofflow installed. It only uses the standard
 library at import time; torch/transformers are imported inside `convert()`.
 
