@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from proofflow.commands import prove, report, serve, solve
 
 app = typer.Typer(
     name="proofflow",
@@ -13,22 +13,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Each module exposes `register(app)`; a module that is not there yet is skipped so that
-# the areas can land independently.
-_COMMAND_MODULES = (
-    "proofflow.commands.solve",      # solve, runs, show, demo
-    "proofflow.commands.serve",      # serve (local vLLM server)
-    "proofflow.commands.prove",      # prove (formal pipelines)
-    "proofflow.commands.report",     # report, export, sql
-)
-
-for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != _name:
-            raise
-        continue
+# Each command module exposes `register(app)`. They are plain imports: every one ships
+# with the package, so one that fails to import is a bug and its traceback surfaces.
+for _module in (
+    solve,  # solve, runs, show, demo
+    serve,  # serve (local vLLM server)
+    prove,  # prove (formal pipelines)
+    report,  # report, export, sql
+):
     _module.register(app)
 
 
