@@ -55,7 +55,7 @@ def prefect_api() -> Iterator[str]:
 
 
 @pytest.fixture()
-def instant_server() -> Iterator["InstantServer"]:
+def instant_server() -> Iterator[InstantServer]:
     """STAND-IN OpenAI-compatible server (answers at once; fault injection)."""
     from proofflow.testing.instant_server import InstantServer
 
