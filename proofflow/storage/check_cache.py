@@ -18,13 +18,13 @@ from typing import ClassVar
 
 import duckdb
 
-from proofflow.storage import db as _db
+from proofflow.storage.bulk import PRIMARY_KEYS
 from proofflow.storage.db import Store
 from proofflow.storage.records import Row, utcnow
 from proofflow.verifiers.formal import CacheKey, CheckResult, Hole, Message
 
-# The generic bulk insert needs each table's key; registered here so db.py stays as is.
-_db._PRIMARY_KEYS.setdefault("check_cache", ("checker", "header_hash", "source_hash"))
+# The generic bulk insert needs each table's key; registered here, beside the row type.
+PRIMARY_KEYS.setdefault("check_cache", ("checker", "header_hash", "source_hash"))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from proofflow.storage.db import Store, StorageError
+from proofflow.storage.db import StorageError, Store
 
 Rows = list[dict[str, Any]]
 
@@ -144,7 +144,7 @@ def ensure_views(store: Store) -> None:
         Store(store.path, lock_timeout_s=store.lock_timeout_s).init()
 
 
-def sql_query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
+def sql_query(store: Store, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """A user's own SQL, read-only and sandboxed to the database's own tables and views
     (Store.user_query); DuckDB's errors come back as StorageError."""
     return store.user_query(sql)

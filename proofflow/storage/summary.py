@@ -53,7 +53,7 @@ WHERE rp.run_id = $run ORDER BY rp.position
 
 
 
-def proof_status(store: Store, run_id: str) -> list[tuple]:
+def proof_status(store: Store, run_id: str) -> list[tuple[Any, ...]]:
     """(source_id, solved, proved_by stage, last audit verdict, samples, automation
     attempts, tokens) per problem of a proving run, in problem-file order."""
     return store.query(_PROOF_STATUS, {"run": run_id})[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from proofflow.storage.db import BatchWriter, DatabaseLockedError, Store, StorageError
+from proofflow.storage.db import BatchWriter, DatabaseLockedError, StorageError, Store
 from proofflow.storage.records import ResultRow, RunRow, SampleRow, VerdictRow
 
 
@@ -139,3 +139,76 @@ def test_lock_wait_succeeds_when_holder_leaves(tmp_path: Path) -> None:
     finally:
         proc.wait()
     assert Store(path).query("SELECT count(*) FROM samples")[1][0][0] == 1
+
+
+READER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    con.execute("SELECT 1").fetchall()
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    """
+)
+
+
+def test_lock_message_says_whether_the_holder_reads_or_writes(tmp_path: Path) -> None:
+    # Issue 12.8: a read-only reader was reported as "open for writing".
+    path = tmp_path / "held.duckdb"
+    Store(path).init()
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(path), "30"],
+                              stdout=subprocess.PIPE, text=True)
+    assert reader.stdout is not None and reader.stdout.readline().strip() == "locked"
+    try:
+        with pytest.raises(DatabaseLockedError) as err:
+            Store(path, lock_timeout_s=0.3).write([sample(0)])
+        message = str(err.value)
+        assert f"process {reader.pid}" in message and "read-only" in message
+        assert "for writing" not in message
+    finally:
+        reader.kill()
+        reader.wait()
+    writer = _hold_lock(path, 30)
+    try:
+        with pytest.raises(DatabaseLockedError) as err:
+            Store(path, lock_timeout_s=0.3).query("SELECT 1")
+        assert f"process {writer.pid}" in str(err.value) and "for writing" in str(err.value)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+KILLED_MID_FLUSH = textwrap.dedent(
+    """
+    import os, signal, sys
+    from proofflow.storage import bulk
+    from proofflow.storage.db import Store
+    sys.path.insert(0, sys.argv[2])
+    from test_storage import sample
+    real_dumps, calls = bulk.json.dumps, [0]
+    def dumps(*a, **k):
+        calls[0] += 1
+        if calls[0] == 3:  # the batch file is open and half written
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_dumps(*a, **k)
+    bulk.json.dumps = dumps
+    Store(sys.argv[1]).write([sample(i) for i in range(5)])
+    """
+)
+
+
+def test_a_run_killed_mid_flush_leaves_no_prompts_in_tmp(tmp_path: Path) -> None:
+    # Issue 12.8: /tmp/proofflow-batch-*.jsonl files holding prompts were left behind.
+    db = tmp_path / "data" / "k.duckdb"
+    db.parent.mkdir()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**__import__("os").environ, "TMPDIR": str(tmp)}
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_FLUSH, str(db), str(Path(__file__).parent)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert list(tmp.iterdir()) == []  # nothing in the temp dir
+    left = list((tmp_path / "data").rglob("*.jsonl"))
+    assert len(left) == 1 and left[0].parent == db.with_name("k.duckdb.work")
+    Store(db).write([sample(0)])  # the next writer on this database removes it
+    assert list((tmp_path / "data").rglob("*.jsonl")) == []

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from storage.test_views import build_fixture_db
 
 from proofflow.storage import metrics
-from proofflow.storage.db import Store, StorageError
-from storage.test_views import build_fixture_db
+from proofflow.storage.db import StorageError, Store
 
 
 @pytest.fixture()
