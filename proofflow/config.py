@@ -52,10 +52,34 @@ class EndpointConfig(BaseModel):
     api: Literal["chat", "completions"] = "chat"
     supports_n: bool = Field(True, description="send n samples in one request")
     max_concurrency: int = Field(8, ge=1, description="requests in flight per base URL")
-    timeout_s: float = Field(600.0, gt=0)
+    timeout_s: float | None = Field(
+        None, gt=0, description="one HTTP attempt's limit [default: max_tokens / slow_decode_tokens_per_s + timeout_margin_s]"
+    )
+    slow_decode_tokens_per_s: float = Field(
+        2.0, gt=0, description="the slowest decode rate a healthy server is expected to reach per sequence (sizes the timeout)"
+    )
+    timeout_margin_s: float = Field(30.0, ge=0, description="added to the sized timeout: queueing and prefill")
+    give_up_s: float | None = Field(
+        None, gt=0, description="a request, retries included, fails after this long [default: the attempt timeout + 60 s]"
+    )
+    stall_after_s: float = Field(
+        5.0, gt=0, description="requests waiting this long trigger a health probe; a server that does not answer it is reported"
+    )
     max_retries: int = Field(4, ge=0, description="retries on connection errors, 429 and 5xx")
     backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry")
     price: PriceConfig = Field(default_factory=PriceConfig)
+
+    def request_timeout(self, max_tokens: int) -> float:
+        """One attempt's HTTP timeout: `timeout_s`, or what `max_tokens` take at the slow rate."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return max_tokens / self.slow_decode_tokens_per_s + self.timeout_margin_s
+
+    def give_up_after(self, max_tokens: int) -> float:
+        """How long one request may take, retries included, before the stage fails with it."""
+        if self.give_up_s is not None:
+            return self.give_up_s
+        return self.request_timeout(max_tokens) + 60.0
 
     @field_validator("base_urls", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,29 @@ def publish(progress: Progress) -> None:
         listeners = list(_listeners)
     for listener in listeners:
         listener(progress)
+
+
+# --- model requests waiting on a server that does not answer (llm/client.py Stall) ---
+# A separate channel, so Progress listeners keep receiving only Progress.
+
+StallListener = Callable[[Any], None]  # receives proofflow.llm.client.Stall
+_stall_listeners: list[StallListener] = []
+
+
+def subscribe_stalls(listener: StallListener) -> Callable[[], None]:
+    with _lock:
+        _stall_listeners.append(listener)
+
+    def unsubscribe() -> None:
+        with _lock:
+            if listener in _stall_listeners:
+                _stall_listeners.remove(listener)
+
+    return unsubscribe
+
+
+def publish_stall(stall: Any) -> None:
+    with _lock:
+        listeners = list(_stall_listeners)
+    for listener in listeners:
+        listener(stall)

@@ -1,11 +1,23 @@
 """The one place proofflow calls a model: OpenAI-compatible servers (vLLM's).
 
-Every HTTP attempt, successful or not, becomes a `CallRow` handed to `on_call`, so the
-database records tokens and latency of failed and retried calls too.
+Every HTTP attempt, successful or not, becomes a `CallRow`: a `Response` (and an
+`EndpointError`) carries the rows of every attempt it made (`.calls`), so a stage task can
+return them for the flow to store, and the database records tokens and latency of failed
+and retried calls too. (`on_call`, if given, also sees each row as it is made.)
+
+Hooks keep this module free of Prefect: `slot(url)` is held around each HTTP attempt
+(the flows pass a Prefect global concurrency slot when many processes share an endpoint,
+tasks/resources.py), and `on_stall` hears when requests wait on a server that has stopped
+answering (the CLI's progress bar shows it).
+
+Time limits (docs/configuration.md): one attempt may take `EndpointConfig.request_timeout`
+(sized from max_tokens at a slow decode rate unless `timeout_s` is set); one request,
+retries included, gives up after `EndpointConfig.give_up_after` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
@@ -14,9 +26,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import openai
 
 from proofflow.config import EndpointConfig, SamplingConfig
@@ -28,7 +42,17 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 class EndpointError(RuntimeError):
-    """A model call failed for good (after retries, or with a non-retryable status)."""
+    """A model call failed for good (after retries, or with a non-retryable status).
+
+    `calls`: the CallRow of every attempt made, so the failed attempts are stored too."""
+
+    def __init__(self, message: str, calls: Sequence[CallRow] = ()):
+        super().__init__(message)
+        self.calls: list[CallRow] = list(calls)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (a Dask / Ray worker's task raising it).
+        return (type(self), (str(self), self.calls))
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,28 @@ class Response:
     completion_tokens: int
     latency_s: float
     cost: float | None
+    # One row per HTTP attempt this response took (failed retries included).
+    calls: list[CallRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Requests are waiting on a base URL that does not answer a health probe
+    (`answering` False), or it answers again (`answering` True, sent once on recovery)."""
+
+    url: str
+    waiting: int
+    oldest_s: float
+    answering: bool
+
+    def message(self) -> str:
+        if self.answering:
+            return f"{self.url} answers again"
+        return (f"{self.waiting} request(s) waiting on {self.url} for up to {self.oldest_s:.0f}s; "
+                "the server does not answer (stopped or overloaded?)")
+
+
+SlotHook = Callable[[str], AbstractContextManager[Any]]
 
 
 class ModelClient:
@@ -72,16 +118,28 @@ class ModelClient:
         endpoint: EndpointConfig,
         sampling: SamplingConfig,
         on_call: Callable[[CallRow], None] | None = None,
+        slot: SlotHook | None = None,
+        on_stall: Callable[[Stall], None] | None = None,
     ):
         self.endpoint = endpoint
         self.sampling = sampling
         self.on_call = on_call or (lambda row: None)
+        # Held around every HTTP attempt, inside the per-process semaphore (so a process
+        # never holds a global slot while it waits for one of its own).
+        self._slot: SlotHook = slot or (lambda url: contextlib.nullcontext())
+        self.on_stall = on_stall
+        self.request_timeout_s = endpoint.request_timeout(sampling.max_tokens)
+        self.give_up_s = endpoint.give_up_after(sampling.max_tokens)
         self._clients = {
             url: openai.OpenAI(
-                base_url=url, api_key=endpoint.api_key, timeout=endpoint.timeout_s, max_retries=0
+                base_url=url, api_key=endpoint.api_key, timeout=self.request_timeout_s, max_retries=0
             )
             for url in endpoint.base_urls
         }
+        # url -> {attempt token: start time}: what the stall watcher looks at.
+        self._waiting: dict[str, dict[int, float]] = {url: {} for url in endpoint.base_urls}
+        self._waiting_ids = itertools.count()
+        self._watcher: _StallWatcher | None = None
         self._slots = {url: threading.BoundedSemaphore(endpoint.max_concurrency) for url in endpoint.base_urls}
         self._in_flight = {url: 0 for url in endpoint.base_urls}
         self._pick_lock = threading.Lock()
@@ -92,6 +150,8 @@ class ModelClient:
         )
 
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
             client.close()
@@ -124,12 +184,14 @@ class ModelClient:
 
     def _merge_singles(self, request: Request) -> Response:
         """For servers without `n`: n requests with consecutive seeds, merged."""
-        parts = [
-            self._call_with_retries(
-                Request(request.prompt, 1, request.seed + i, request.context, request.system)
-            )
-            for i in range(request.n)
-        ]
+        parts: list[Response] = []
+        for i in range(request.n):
+            try:
+                parts.append(self._call_with_retries(
+                    Request(request.prompt, 1, request.seed + i, request.context, request.system)))
+            except EndpointError as exc:
+                # The answered parts were paid for: their calls go with the error.
+                raise EndpointError(str(exc), [c for p in parts for c in p.calls] + exc.calls) from exc
         return Response(
             call_id=parts[0].call_id,
             endpoint=parts[0].endpoint,
@@ -140,6 +202,7 @@ class ModelClient:
             completion_tokens=sum(p.completion_tokens for p in parts),
             latency_s=sum(p.latency_s for p in parts),
             cost=None if any(p.cost is None for p in parts) else sum(p.cost for p in parts),  # type: ignore[misc]
+            calls=[c for p in parts for c in p.calls],
         )
 
     def _pick_replica(self) -> str:
@@ -159,55 +222,78 @@ class ModelClient:
         attempts = self.endpoint.max_retries + 1
         last_error = ""
         tried: list[str] = []
+        calls: list[CallRow] = []
+        give_up_at = time.monotonic() + self.give_up_s
+        made = 0
         for attempt in range(attempts):
+            left = give_up_at - time.monotonic()
+            if left <= 0:
+                break
             url = self._pick_replica()
             tried.append(url)
+            made += 1
             try:
-                with self._slots[url]:
-                    return self._call_once(url, request, attempt)
+                with self._slots[url], self._slot(url):
+                    # The last attempt gets only what is left of the give-up time.
+                    return self._call_once(url, request, attempt, calls, min(self.request_timeout_s, left))
             except _Retryable as exc:
                 last_error = str(exc)
                 if attempt + 1 < attempts:
                     delay = self.endpoint.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
+                    delay = min(delay, max(0.0, give_up_at - time.monotonic()))
                     log.warning("model call to %s failed (%s); retry %d/%d in %.1fs",
                                 url, exc, attempt + 1, attempts - 1, delay)
                     time.sleep(delay)
+            except EndpointError as exc:
+                raise EndpointError(str(exc), calls) from exc
             finally:
                 self._release(url)
+        gave_up = f" (give-up time {self.give_up_s:.0f}s reached)" if made < attempts else ""
         raise EndpointError(
-            f"model {self.endpoint.model!r} unreachable after {attempts} attempt(s) "
-            f"at {', '.join(sorted(set(tried)))}: {last_error}"
+            f"model {self.endpoint.model!r} unreachable after {made} attempt(s){gave_up} "
+            f"at {', '.join(sorted(set(tried)))}: {last_error}",
+            calls,
         )
 
-    def _call_once(self, url: str, request: Request, attempt: int) -> Response:
+    def _call_once(
+        self, url: str, request: Request, attempt: int, calls: list[CallRow] | None = None,
+        timeout_s: float | None = None,
+    ) -> Response:
         call_id = "c_" + uuid.uuid4().hex[:20]
         client = self._clients[url]
         params = self.sampling_params()
         started = time.perf_counter()
 
-        def record(status: str, error: str | None, prompt_tokens=None, completion_tokens=None, cost=None):
-            self.on_call(CallRow(
+        calls = calls if calls is not None else []
+        timeout = timeout_s if timeout_s is not None else self.request_timeout_s
+
+        def record(status: str, error: str | None, prompt_tokens: int | None = None,
+                   completion_tokens: int | None = None, cost: float | None = None) -> None:
+            row = CallRow(
                 call_id=call_id, run_id=request.context.get("run_id"),
                 problem_id=request.context.get("problem_id"), stage=request.context.get("stage"),
                 endpoint=url, model=self.endpoint.model, n=request.n, seed=request.seed,
                 attempt=attempt, status=status, error=error, prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens, latency_s=time.perf_counter() - started, cost=cost,
-            ))
+            )
+            calls.append(row)
+            self.on_call(row)
 
+        waiting = self._start_waiting(url)
         try:
             if self.endpoint.api == "chat":
-                messages = ([{"role": "system", "content": request.system}] if request.system else [])
+                messages: list[Any] = ([{"role": "system", "content": request.system}] if request.system else [])
                 messages.append({"role": "user", "content": request.prompt})
                 raw = client.chat.completions.create(
                     model=self.endpoint.model, messages=messages, n=request.n, seed=request.seed,
-                    extra_body={"return_token_ids": True}, **params,
+                    extra_body={"return_token_ids": True}, timeout=timeout, **params,
                 )
                 texts = [(c.message.content or "", c.finish_reason, _token_count(c)) for c in raw.choices]
             else:
                 prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
                 raw = client.completions.create(
                     model=self.endpoint.model, prompt=prompt, n=request.n, seed=request.seed,
-                    extra_body={"return_token_ids": True}, **params,
+                    extra_body={"return_token_ids": True}, timeout=timeout, **params,
                 )
                 texts = [(c.text or "", c.finish_reason, _token_count(c)) for c in raw.choices]
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -219,8 +305,10 @@ class ModelClient:
                 raise _Retryable(f"HTTP {exc.status_code}") from exc
             raise EndpointError(
                 f"{url} rejected the request for model {self.endpoint.model!r}: "
-                f"HTTP {exc.status_code}: {_short(exc)}"
+                f"HTTP {exc.status_code}: {_short(exc)}", calls,
             ) from exc
+        finally:
+            self._stop_waiting(url, waiting)
 
         latency = time.perf_counter() - started
         usage = raw.usage
@@ -230,7 +318,27 @@ class ModelClient:
         cost = self._cost(prompt_tokens, completion_tokens, latency)
         record("ok", None, prompt_tokens, completion_tokens, cost)
         return Response(call_id, url, self.endpoint.model, request.seed, choices,
-                        prompt_tokens, completion_tokens, latency, cost)
+                        prompt_tokens, completion_tokens, latency, cost, list(calls))
+
+    # -- waiting requests (a frozen server must not be silent) ----------------------
+
+    def _start_waiting(self, url: str) -> int:
+        token = next(self._waiting_ids)
+        with self._pick_lock:
+            self._waiting[url][token] = time.monotonic()
+            if self._watcher is None:
+                self._watcher = _StallWatcher(self)
+        return token
+
+    def _stop_waiting(self, url: str, token: int) -> None:
+        with self._pick_lock:
+            self._waiting[url].pop(token, None)
+
+    def waiting(self) -> dict[str, tuple[int, float]]:
+        """url -> (requests in flight, age in seconds of the oldest)."""
+        now = time.monotonic()
+        with self._pick_lock:
+            return {url: (len(w), now - min(w.values())) for url, w in self._waiting.items() if w}
 
     def _cost(self, prompt_tokens: int, completion_tokens: int, latency_s: float) -> float | None:
         price = self.endpoint.price
@@ -246,6 +354,66 @@ class _Retryable(Exception):
     pass
 
 
+class _StallWatcher:
+    """Once a second: a base URL whose oldest request has waited `stall_after_s` gets a
+    health probe (GET /models, short timeout). A server that answers it is only slow
+    (long generations are normal); one that does not (frozen, SIGSTOPped, wedged) is
+    reported through `on_stall` at once and every `stall_after_s` while it lasts, and
+    once more when it answers again. Why a probe and not a shorter request timeout: a
+    512-token generation on a loaded server legitimately takes minutes."""
+
+    def __init__(self, client: ModelClient):
+        self.client = client
+        self._stop = threading.Event()
+        self._reported: dict[str, float] = {}  # url -> when last reported as stalled
+        self._thread = threading.Thread(target=self._run, name="proofflow-llm-stall", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        ep = self.client.endpoint
+        while not self._stop.wait(1.0):
+            waiting = self.client.waiting()
+            for url in ep.base_urls:
+                count, oldest = waiting.get(url, (0, 0.0))
+                stalled = count > 0 and oldest >= ep.stall_after_s
+                if not stalled and url not in self._reported:
+                    continue
+                answering = _probe(url, ep.api_key, timeout_s=min(2.0, ep.stall_after_s))
+                if not answering and not stalled:
+                    continue  # reported already, and nothing waits on it now
+                self._report(url, count, oldest, answering)
+
+    def _report(self, url: str, count: int, oldest: float, answering: bool) -> None:
+        now = time.monotonic()
+        last = self._reported.get(url)
+        if answering:
+            if last is None:
+                return
+            del self._reported[url]
+        elif last is not None and now - last < self.client.endpoint.stall_after_s:
+            return
+        else:
+            self._reported[url] = now
+        stall = Stall(url, count, oldest, answering)
+        (log.info if answering else log.warning)("%s", stall.message())
+        if self.client.on_stall is not None:
+            try:
+                self.client.on_stall(stall)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop the watch
+                log.debug("stall listener failed", exc_info=True)
+
+
+def _probe(url: str, api_key: str, timeout_s: float) -> bool:
+    try:
+        r = httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout_s)
+        return r.status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
 def _short(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else None
     message = (body or {}).get("message") if body else None
@@ -259,7 +427,7 @@ def _token_count(choice: Any) -> int | None:
     return len(ids) if isinstance(ids, list) else None
 
 
-def _apportion(texts: list[tuple[str, str | None, int | None]], total: int) -> list[Choice]:
+def _apportion(texts: Sequence[tuple[str, str | None, int | None]], total: int) -> list[Choice]:
     """Per-choice completion tokens: exact when the server said, else split by length."""
     if all(count is not None for _, _, count in texts):
         return [Choice(t, f, int(c), True) for t, f, c in texts]  # type: ignore[arg-type]
