@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from proofflow.problems.formal import coq_examples  # noqa: E402
+from proofflow.problems import coq_examples  # noqa: E402
 from proofflow.verifiers.coq import CoqChecker, CoqConfig  # noqa: E402
 from proofflow.verifiers.formal import VerdictCache, check_cached  # noqa: E402
 

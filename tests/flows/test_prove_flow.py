@@ -17,7 +17,7 @@ import pytest
 
 from proofflow.flows.prove import run_prove
 from proofflow.testing.recorded_server import RecordedServer, Recording
-from proofflow.problems.formal import coq_examples
+from proofflow.problems import coq_examples
 from proofflow.storage.db import Store
 
 pytestmark = [pytest.mark.prefect, pytest.mark.skipif(shutil.which("coqtop") is None, reason="Coq not installed")]

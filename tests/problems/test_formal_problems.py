@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from proofflow.problems.answer import ProblemFileError
-from proofflow.problems.formal import coq_examples, load_formal_problems, strip_lean_proof
+from proofflow.problems import ProblemFileError, coq_examples, load_formal_problems, strip_lean_proof
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DEEPSEEK = DATA / "minif2f-deepseek" / "minif2f.jsonl"
@@ -84,3 +83,19 @@ def test_bad_json_and_missing_file(tmp_path):
     dup.write_text(row + "\n" + row + "\n")
     with pytest.raises(ProblemFileError, match="duplicate"):
         load_formal_problems(dup)
+
+
+def test_formal_hostile_input(tmp_path):
+    # Issue 12.8 / 12.5: BOM accepted, surrogate and directory named, id 0 kept.
+    line = {"id": 0, "header": "", "statement": "Theorem t : 1 = 1.", "backend": "coq"}
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps(line).encode() + b"\n")
+    [p] = load_formal_problems(f)
+    assert p.metadata["id"] == "0"
+    g = tmp_path / "sur.jsonl"
+    g.write_text(json.dumps(line) .replace("Theorem t", "Theorem t \\ud800") + "\n")
+    with pytest.raises(ProblemFileError, match="surrogate") as err:
+        load_formal_problems(g)
+    assert err.value.line == 1 and err.value.field == "statement"
+    with pytest.raises(ProblemFileError, match="directory"):
+        load_formal_problems(tmp_path)

@@ -73,3 +73,46 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_text("\n\n")
     with pytest.raises(ProblemFileError, match="no problems"):
         load_problems(tmp_path / "empty.jsonl")
+
+
+# --- hostile input (issue 12.8): clear errors naming the file, no tracebacks -------------
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "a", "problem": "1+1?", "answer": "2"}).encode() + b"\n")
+    [p] = load_problems(f)
+    assert p.source_id == "a" and p.reference_answer == "2"
+
+
+def test_a_lone_surrogate_names_line_and_field(tmp_path: Path) -> None:
+    f = tmp_path / "sur.jsonl"
+    f.write_text('{"id": "a", "problem": "p", "answer": "1"}\n'
+                 '{"id": "b", "problem": "x \\ud800 y", "answer": "2"}\n')
+    with pytest.raises(ProblemFileError) as err:
+        load_problems(f)
+    assert (err.value.line, err.value.field) == (2, "problem")
+    assert "surrogate" in str(err.value) and "sur.jsonl" in str(err.value)
+
+
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path: Path) -> None:
+    f = tmp_path / "latin1.jsonl"
+    f.write_bytes(b'{"id": "a", "problem": "p", "answer": "1"}\n{"id": "b", "problem": "caf\xe9", "answer": "2"}\n')
+    with pytest.raises(ProblemFileError) as err:
+        load_problems(f)
+    assert err.value.line == 2 and "not UTF-8" in str(err.value)
+
+
+def test_a_directory_is_not_a_problem_file(tmp_path: Path) -> None:
+    with pytest.raises(ProblemFileError) as err:
+        load_problems(tmp_path)
+    assert str(tmp_path) in str(err.value) and "directory" in str(err.value)
+
+
+def test_id_zero_is_an_id(tmp_path: Path) -> None:
+    # `"id": 0` was labelled "line 1" (falsy zero).
+    f = tmp_path / "zero.jsonl"
+    f.write_text(json.dumps({"id": 0, "problem": "1+1?", "answer": "2"}) + "\n"
+                 + json.dumps({"question": "q?", "answer": "so\n#### 3", "id": 0.0}) + "\n"
+                 + json.dumps({"id": None, "problem": "2+2?", "answer": "4"}) + "\n")
+    assert [p.source_id for p in load_problems(f)] == ["0", "0.0", "line 3"]

@@ -1,4 +1,6 @@
-"""Problems with a final answer, loaded from JSONL.
+"""Answer problem sets: problems with a final answer, loaded from JSONL.
+
+(Checking an answer is verifiers/answer/; this module only reads problem files.)
 
 Accepted line formats (detected per line, so a file may mix them):
 - plain:    {"id": ..., "problem": ..., "answer": ...}   (extra keys kept as metadata)
@@ -58,6 +60,16 @@ def _require_text(obj: dict[str, Any], key: str, path: Path, line: int) -> str:
     return value
 
 
+def _source_id(obj: dict[str, Any], line: int) -> str:
+    """The problem's id in its file: `id`, else MATH-500's `unique_id`, else "line N".
+    Checked against None, not truthiness: `"id": 0` is a real id."""
+    for key in ("id", "unique_id"):
+        value = obj.get(key)
+        if value is not None and value != "":
+            return str(value)
+    return f"line {line}"
+
+
 def parse_problem(obj: Any, path: Path, line: int) -> Problem:
     if not isinstance(obj, dict):
         raise ProblemFileError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
@@ -68,12 +80,12 @@ def parse_problem(obj: Any, path: Path, line: int) -> Problem:
         if not match:
             raise ProblemFileError(path, line, "answer", "GSM8K answer has no final '#### N' line")
         answer = match["answer"].replace(",", "").strip()
-        source_id = str(obj.get("id", f"line {line}"))
+        source_id = _source_id(obj, line)
         metadata = {"solution": worked, "format": "gsm8k"}
     elif "problem" in obj:  # plain or MATH-500
         statement = _require_text(obj, "problem", path, line)
         answer = _require_text(obj, "answer", path, line)
-        source_id = str(obj.get("id") or obj.get("unique_id") or f"line {line}")
+        source_id = _source_id(obj, line)
         fmt = "math500" if "unique_id" in obj else "plain"
         metadata = {k: v for k, v in obj.items() if k not in {"id", "problem", "answer"}}
         metadata["format"] = fmt
