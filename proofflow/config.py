@@ -187,6 +187,28 @@ class ProveConfig(BaseModel):
         return self.automation_coq if self.backend == "coq" else self.automation_lean
 
 
+class RunnerConfig(BaseModel):
+    """Where the stage tasks run (docs/configuration.md, deployments/scaling.md)."""
+
+    kind: Literal["threads", "dask", "ray"] = Field(
+        "threads", description="threads: in the flow's process; dask / ray: on a cluster's worker processes"
+    )
+    address: str | None = Field(
+        None, description="an existing cluster (dask: tcp://host:8786, ray: ray://host:10001); unset: a local one"
+    )
+    workers: int = Field(2, ge=1, description="worker processes of the local cluster")
+    threads_per_worker: int = Field(
+        4, ge=1, description="task threads per worker process (a stage waiting on the model holds one)"
+    )
+    global_concurrency: bool | None = Field(
+        None, description="bound model requests per endpoint with Prefect global concurrency limits [default: on for dask/ray]"
+    )
+
+    @property
+    def global_limits(self) -> bool:
+        return self.global_concurrency if self.global_concurrency is not None else self.kind != "threads"
+
+
 class StorageConfig(BaseModel):
     db_path: Path = Path("proofflow.duckdb")
     flush_interval_s: float = Field(0.5, gt=0)
@@ -203,6 +225,7 @@ class Settings(BaseSettings):
     solve: SolveConfig = Field(default_factory=SolveConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     prove: ProveConfig = Field(default_factory=ProveConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -226,6 +249,7 @@ class _ResolvedSettings(BaseModel):
     solve: SolveConfig
     storage: StorageConfig
     prove: ProveConfig
+    runner: RunnerConfig
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
