@@ -12,7 +12,7 @@ import pytest
 if not shutil.which("coqc") or not shutil.which("coqtop"):
     pytest.skip("coqc/coqtop not found: install Coq (Debian: apt-get install -y coq)", allow_module_level=True)
 
-from proofflow.problems.formal import coq_examples
+from proofflow.problems.formal_set import coq_examples
 from proofflow.verifiers.coq import CoqChecker, CoqConfig
 from proofflow.verifiers.formal import (
     FormalProblem, VerdictCache, audit, check_cached, fill_hole, mask_failing_lines, split_holes,
@@ -220,3 +220,16 @@ def test_unicode_positions(session):
     r = session.check(q, src)
     m = r.errors[0]
     assert src.split("\n")[m.line - 1][m.column:m.end_column] == "0"
+
+
+def test_library_import_in_source_is_not_a_statement_mismatch(checker):
+    # Issue 12.6: after `Require Import Arith`, `Init.Nat.add` no longer prints as
+    # `Nat.add`; the same statement must not be rejected as statement_type_mismatch.
+    p = FormalProblem("t", "", "Theorem t (a b : nat) : a + b = b + a.", "coq")
+    src = "Require Import Arith.\n" + p.statement + "\nProof. apply Nat.add_comm. Qed.\n"
+    r = checker.check(p, src)
+    assert r.status == "complete" and r.rejections == [], r.detail
+    assert audit(p, src, r).outcome is Outcome.PASS
+    # A genuinely different statement under the same import is still rejected.
+    other = "Require Import Arith.\nOpen Scope nat_scope.\nTheorem t (a b : nat) : a * b = b * a.\nProof. apply Nat.mul_comm. Qed.\n"
+    assert audit(p, other, checker.check(p, other)).outcome is Outcome.FAIL

@@ -1,0 +1,61 @@
+"""CoqChecker: the FormalChecker for Coq, a thread-safe pool of warm sessions or one coqc per check."""
+
+from __future__ import annotations
+
+from proofflow.verifiers._procs import NoWorkerFree, Pool
+from proofflow.verifiers.coq.common import CoqConfig, coq_version
+from proofflow.verifiers.coq.coqc import check_coqc
+from proofflow.verifiers.coq.session import CoqSession, SessionStats
+from proofflow.verifiers.formal import AuditPolicy, CheckResult, FormalProblem, static_rejections
+
+
+class CoqChecker:
+    """FormalChecker for Coq: a thread-safe pool of warm sessions, or one coqc per check."""
+
+    name = "coq"
+
+    def __init__(self, config: CoqConfig | None = None) -> None:
+        self.config = config or CoqConfig()
+        self.version = coq_version(self.config.coqc)
+        self._stats = SessionStats()
+        # A session is recycled (fresh process, fresh scratch dir) after recycle_after checks.
+        self._pool: Pool[CoqSession] = Pool(
+            lambda: CoqSession(self.config, self.version, self._stats),
+            max(1, self.config.workers), recycle_after=self.config.recycle_after, name="coq session")
+
+    def __enter__(self) -> CoqChecker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"spawns": self._stats.spawns, "header_loads": self._stats.header_loads}
+
+    def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
+        # Commands that would break the session's isolation or protocol (Reset, BackTo,
+        # Load, Quit, Cd, Redirect, Declare ML Module ...) are refused before Coq sees them.
+        unsafe = [r for r in static_rejections(problem, proof_source, AuditPolicy.for_backend("coq"))
+                  if r == "session_command"]
+        if unsafe:
+            return CheckResult("rejected", "coq", self.version, rejections=unsafe)
+        if self.config.mode == "coqc":
+            return check_coqc(self.config, self.version, problem, proof_source)
+        # Prefer a session whose header is loaded (BackTo is ~free; a different header
+        # costs Reset Initial + its Requires).
+        try:
+            session = self._pool.acquire(self.config.acquire_timeout_s,
+                                         prefer=lambda s: s.header == problem.header and s.alive())
+        except NoWorkerFree as exc:
+            return CheckResult("timeout", "coq", self.version, detail=str(exc))
+        with_error = True
+        try:
+            result = session.check(problem, proof_source)
+            with_error = False
+            return result
+        finally:
+            self._pool.release(session, broken=with_error)
