@@ -1,4 +1,5 @@
-"""Formal problem sets (checking a proof is verifiers/; this module only reads files): miniF2F (both Lean 4 JSONL layouts) and a plain JSONL.
+"""Formal problem sets: miniF2F (both Lean 4 JSONL layouts) and a plain JSONL.
+(Checking a proof is verifiers/; this module only reads problem files.)
 
 Formats, detected per line:
 - DeepSeek miniF2F: {name, split, informal_prefix, formal_statement (`... := by\\n`), goal, header}

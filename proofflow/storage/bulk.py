@@ -27,6 +27,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "runs": ("run_id",),
     "problems": ("problem_id",),
     "run_problems": ("run_id", "problem_id"),
+    "run_problem_lines": ("run_id", "line"),
     "calls": ("call_id",),
     "samples": ("sample_id",),
     "verdicts": ("sample_id", "verifier"),

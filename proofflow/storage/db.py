@@ -33,6 +33,7 @@ from proofflow.storage.records import (
     WRITE_ORDER,
     ResultRow,
     Row,
+    RunProblemLineRow,
     RunRow,
     SampleRow,
     VerdictRow,
@@ -173,6 +174,18 @@ class Store:
                 [status, utcnow(), run_id],
             )
 
+    def set_problem_file(self, run_id: str, lines: Sequence[RunProblemLineRow]) -> None:
+        """Record (or, when a run is extended, replace) the problem file of a run."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM run_problem_lines WHERE run_id = ?", [run_id])
+                insert_rows(con, RunProblemLineRow, list(lines), self.work_dir)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     # -- reads -------------------------------------------------------------------
 
     def load_run_state(self, run_id: str) -> RunState:
@@ -188,6 +201,17 @@ class Store:
             for row in _select(con, ResultRow, "WHERE run_id = ?", [run_id]):
                 state.problem(row.problem_id).result = row
         return state
+
+    def problem_file(self, run_id: str) -> list[RunProblemLineRow]:
+        """The problem file the run was started with (empty for a new run, or one stored
+        before proofflow recorded it)."""
+        if not self.path.exists():
+            return []
+        with self.connect(read_only=True) as con:
+            try:
+                return _select(con, RunProblemLineRow, "WHERE run_id = ? ORDER BY line", [run_id])
+            except duckdb.CatalogException:  # a file last written by an older proofflow
+                return []
 
     def get_run(self, name_or_id: str) -> RunRow | None:
         with self.connect(read_only=True) as con:

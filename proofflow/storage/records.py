@@ -65,6 +65,22 @@ class RunProblemRow(Row):
     run_id: str
     problem_id: str
     position: int
+    # The problem as this run's file names it: `problems` is shared by every run that
+    # has the same content, and keeps the first file's id and metadata.
+    source_id: str | None = None
+    metadata: str | None = None  # JSON
+
+
+@dataclass
+class RunProblemLineRow(Row):
+    """One line of the problem file a run was started with (problems/file_identity.py)."""
+
+    table: ClassVar[str] = "run_problem_lines"
+    run_id: str
+    line: int
+    digest: str
+    label: str
+    content: str  # the line's JSON, keys sorted
 
 
 @dataclass

@@ -22,8 +22,8 @@ CREATE TABLE IF NOT EXISTS runs (
 
 CREATE TABLE IF NOT EXISTS problems (
     problem_id VARCHAR PRIMARY KEY,  -- content hash (keys.problem_id)
-    source VARCHAR,                  -- the file it was loaded from
-    source_id VARCHAR,               -- the id it has in that file (or its line number)
+    source VARCHAR,                  -- the file it was first loaded from
+    source_id VARCHAR,               -- the id it has in that file (per run: run_problems)
     split VARCHAR,
     kind VARCHAR NOT NULL,           -- answer | formal
     statement VARCHAR,
@@ -33,12 +33,29 @@ CREATE TABLE IF NOT EXISTS problems (
     metadata JSON
 );
 
--- Which problems a run covers, in order.
+-- Which problems a run covers, in order, with the id and metadata this run's file gives
+-- them (`problems` keeps those of the first file that had the problem).
 CREATE TABLE IF NOT EXISTS run_problems (
     run_id VARCHAR NOT NULL,
     problem_id VARCHAR NOT NULL,
     position INTEGER,
+    source_id VARCHAR,
+    metadata JSON,
     PRIMARY KEY (run_id, problem_id)
+);
+-- Files written before these columns existed.
+ALTER TABLE run_problems ADD COLUMN IF NOT EXISTS source_id VARCHAR;
+ALTER TABLE run_problems ADD COLUMN IF NOT EXISTS metadata JSON;
+
+-- The problem file a run was started with, line by line: resuming with an edited file
+-- is refused naming the lines that changed (problems/file_identity.py).
+CREATE TABLE IF NOT EXISTS run_problem_lines (
+    run_id VARCHAR NOT NULL,
+    line INTEGER NOT NULL,
+    digest VARCHAR NOT NULL,         -- hash of the line's JSON value (key order, spacing ignored)
+    label VARCHAR,                   -- its id in the file, or "line N"
+    content JSON,                    -- the value, keys sorted
+    PRIMARY KEY (run_id, line)
 );
 
 -- Every request sent to a model server, including ones that failed or were retried.

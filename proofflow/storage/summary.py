@@ -39,7 +39,7 @@ WITH audited AS (
            count(*) FILTER (WHERE model = 'automation') AS automation
     FROM samples WHERE run_id = $run GROUP BY problem_id
 )
-SELECT p.source_id, r.solved,
+SELECT coalesce(rp.source_id, p.source_id) AS source_id, r.solved,
        (SELECT stage FROM audited a WHERE a.problem_id = rp.problem_id AND a.outcome = 'pass'
         ORDER BY created_at LIMIT 1) AS proved_by,
        (SELECT outcome || ':' || coalesce(reason, '') FROM audited a WHERE a.problem_id = rp.problem_id
