@@ -25,6 +25,16 @@ def count(value: int | None) -> str:
     return f"{value:,}"
 
 
+def tokens(value: float | None) -> str:
+    """A token count that may be a mean or a ratio (tokens-of-pass): whole tokens; ∞ when
+    nothing passed."""
+    if value is None:
+        return NA
+    if math.isinf(value):
+        return INF
+    return f"{round(value):,}"
+
+
 def fraction(num: int | None, den: int | None) -> str:
     if num is None or den is None:
         return NA

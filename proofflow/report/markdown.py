@@ -36,7 +36,8 @@ def render_markdown(data: ReportData, plots: dict[str, Path], base: Path) -> str
     out = [f"# proofflow report: {names}", "",
            f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", ""]
     titles = {"pass_at_k": "pass@k, coverage and maj@k vs samples",
-              "cost_of_pass": "Cost-of-pass", "tokens_by_stage": "Tokens by stage"}
+              "tokens_of_pass": "Tokens-of-pass", "cost_of_pass": "Cost-of-pass",
+              "tokens_by_stage": "Tokens by stage"}
     # Summary first, then the plots, then the detailed tables.
     for grid in grids[:1]:
         out += [f"## {grid.title}", "", markdown_table(grid), "", grid.note, ""]

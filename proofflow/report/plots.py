@@ -1,4 +1,6 @@
-"""PNG plots of a report: pass@k / coverage / maj@k vs samples, cost-of-pass, tokens by stage.
+"""PNG plots of a report: pass@k / coverage / maj@k vs samples, tokens-of-pass, cost-of-pass
+(only when something is priced: unpriced, it would be an empty chart on a dollar axis),
+tokens by stage.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot): no GUI backend is ever
 chosen, and nothing global is touched, so this works headless and from worker threads.
@@ -7,6 +9,7 @@ chosen, and nothing global is touched, so this works headless and from worker th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -74,12 +77,12 @@ def plot_pass_at_k(data: ReportData, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_cost_of_pass(data: ReportData, path: Path) -> Path:
-    """Horizontal bars per (run, model); an unknown cost is labelled n/a, an infinite one ∞
+def _bars(data: ReportData, rows: list[dict], key: str, label: Callable[[float | None], str],
+          xlabel: str, title: str, path: Path) -> Path:
+    """Horizontal bars per (run, model); an unknown value is labelled n/a, an infinite one ∞
     (neither is drawn as a bar: both would be misleading at any length)."""
-    rows = data.cost_of_pass_by_model
     labels = [f"{data.name(r['run_id'])} · {r['model'] or '?'}" for r in rows]
-    values = [r["cost_of_pass"] for r in rows]
+    values = [r[key] for r in rows]
     finite = [v for v in values if v is not None and not math.isinf(v)]
     fig = Figure(figsize=(7.5, 1.2 + 0.45 * max(1, len(rows))))
     ax = fig.add_subplot()
@@ -89,19 +92,37 @@ def plot_cost_of_pass(data: ReportData, path: Path) -> Path:
     top = max(finite, default=1.0) or 1.0
     for y, v in zip(ypos, values):
         ax.text((v if v is not None and not math.isinf(v) else 0) + top * 0.01, y,
-                _bar_label(v), va="center", fontsize=9)
+                label(v), va="center", fontsize=9)
     ax.set_yticks(ypos)
     ax.set_yticklabels(labels)
     ax.invert_yaxis()
     ax.set_xlim(0, top * 1.25)
-    ax.set_xlabel("expected cost of one passing first attempt ($)")
-    ax.set_title("Cost-of-pass by run and model")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     if not rows:
         ax.text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)
 
 
-def _bar_label(value: float | None) -> str:
+def plot_cost_of_pass(data: ReportData, path: Path) -> Path:
+    return _bars(data, data.cost_of_pass_by_model, "cost_of_pass", _cost_label,
+                 "expected cost of one passing first attempt ($)", "Cost-of-pass by run and model", path)
+
+
+def plot_tokens_of_pass(data: ReportData, path: Path) -> Path:
+    """Tokens per passing first attempt: needs no price, compares runs across hardware."""
+    return _bars(data, data.tokens_of_pass_by_model, "tokens_of_pass", _tokens_label,
+                 "expected tokens (prompt + completion) of one passing first attempt",
+                 "Tokens-of-pass by run and model", path)
+
+
+def _tokens_label(value: float | None) -> str:
+    if value is not None and math.isinf(value):
+        return f"{fmt.INF} (nothing passed)"
+    return f"{fmt.tokens(value)} tokens"
+
+
+def _cost_label(value: float | None) -> str:
     if value is None:
         return f"{fmt.NA} (unpriced)"
     if math.isinf(value):
@@ -141,8 +162,11 @@ def plot_tokens_by_stage(data: ReportData, path: Path) -> Path:
 
 def write_plots(data: ReportData, out_dir: Path) -> dict[str, Path]:
     out = Path(out_dir)
-    return {
-        "pass_at_k": plot_pass_at_k(data, out / "pass_at_k.png"),
-        "cost_of_pass": plot_cost_of_pass(data, out / "cost_of_pass.png"),
-        "tokens_by_stage": plot_tokens_by_stage(data, out / "tokens_by_stage.png"),
-    }
+    plots = {"pass_at_k": plot_pass_at_k(data, out / "pass_at_k.png"),
+             "tokens_of_pass": plot_tokens_of_pass(data, out / "tokens_of_pass.png")}
+    if data.priced():
+        plots["cost_of_pass"] = plot_cost_of_pass(data, out / "cost_of_pass.png")
+    else:  # a chart left over from an earlier, priced report would now be wrong
+        (out / "cost_of_pass.png").unlink(missing_ok=True)
+    plots["tokens_by_stage"] = plot_tokens_by_stage(data, out / "tokens_by_stage.png")
+    return plots

@@ -35,6 +35,11 @@ class ReportData:
     verifier_agreement: list[Row]
     verdict_reasons: list[Row]
     names: dict[str, str] = field(default_factory=dict)
+    tokens_of_pass_by_model: list[Row] = field(default_factory=list)
+
+    def priced(self) -> bool:
+        """Whether any (run, model) has a known cost-of-pass (a price was configured)."""
+        return any(r["cost_of_pass"] is not None for r in self.cost_of_pass_by_model)
 
     def name(self, run_id: str) -> str:
         return self.names.get(run_id, run_id)
@@ -56,6 +61,7 @@ def collect(store: Store, run_ids: Sequence[str], with_problems: bool = True) ->
         verifier_agreement=metrics.verifier_agreement(store, ids),
         verdict_reasons=metrics.verdict_reasons(store, ids),
         names={r["run_id"]: r["name"] for r in summary},
+        tokens_of_pass_by_model=metrics.tokens_of_pass_by_model(store, ids),
     )
 
 
@@ -90,6 +96,8 @@ SUMMARY_FIELDS: list[SummaryField] = [
     ("cost", lambda r: fmt.money(r["cost"])),
     ("cost-of-pass (per first attempt)", lambda r: fmt.money(r["cost_of_pass"])),
     ("cost per correct problem", lambda r: fmt.money(r["cost_of_pass_run"])),
+    ("tokens-of-pass (per first attempt)", lambda r: fmt.tokens(r.get("tokens_of_pass"))),
+    ("tokens per correct problem", lambda r: fmt.tokens(r.get("tokens_per_correct"))),
 ]
 
 
@@ -156,13 +164,20 @@ def pass_at_k_grid(data: ReportData) -> Grid:
 
 
 def cost_grid(data: ReportData) -> Grid:
-    body = [[data.name(r["run_id"]), fmt.plain(r["model"]), fmt.count(r["attempts"]),
-             fmt.rate(r["success_rate"]), fmt.money(r["attempt_cost"]), fmt.money(r["cost_of_pass"])]
-            for r in data.cost_of_pass_by_model]
-    return Grid(title="Cost-of-pass by model",
-                headers=["run", "model", "attempts", "success rate", "cost / attempt", "cost-of-pass"],
-                rows=body, numeric=frozenset({2, 3, 4, 5}),
-                note="cost-of-pass = mean cost of one first attempt ÷ share of attempts that pass.")
+    tokens = {(r["run_id"], r["model"]): r for r in data.tokens_of_pass_by_model}
+    body = []
+    for r in data.cost_of_pass_by_model:
+        t = tokens.get((r["run_id"], r["model"]), {})
+        body.append([data.name(r["run_id"]), fmt.plain(r["model"]), fmt.count(r["attempts"]),
+                     fmt.rate(r["success_rate"]), fmt.money(r["attempt_cost"]),
+                     fmt.money(r["cost_of_pass"]), fmt.tokens(t.get("attempt_tokens")),
+                     fmt.tokens(t.get("tokens_of_pass"))])
+    return Grid(title="Cost-of-pass and tokens-of-pass by model",
+                headers=["run", "model", "attempts", "success rate", "cost / attempt", "cost-of-pass",
+                         "tokens / attempt", "tokens-of-pass"],
+                rows=body, numeric=frozenset({2, 3, 4, 5, 6, 7}),
+                note="cost-of-pass = mean cost of one first attempt ÷ share of attempts that pass; "
+                     "tokens-of-pass the same in tokens (prompt + completion), known without prices.")
 
 
 def usage_grid(data: ReportData) -> Grid:

@@ -313,6 +313,57 @@ LEFT JOIN attempts a ON a.run_id = ids.run_id
 LEFT JOIN res r ON r.run_id = ids.run_id
 LEFT JOIN v_run_usage u ON u.run_id = ids.run_id;
 
+-- Tokens-of-pass: cost-of-pass counted in tokens (prompt + completion), known without
+-- any price, so runs are comparable across hardware and unpriced runs still get a figure.
+-- Per (run, model) over first attempts: the mean tokens of one first attempt divided by
+-- the share of first attempts that pass; +inf when none passed. A sample whose server
+-- reported no token counts adds 0.
+CREATE OR REPLACE VIEW v_tokens_of_pass_by_model AS
+SELECT run_id, model,
+       count(*) AS attempts,
+       count(*) FILTER (WHERE passed) AS passed,
+       count(*) FILTER (WHERE passed) / count(*) AS success_rate,
+       avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS attempt_tokens,
+       CASE WHEN count(*) FILTER (WHERE passed) = 0 THEN 'inf'::DOUBLE
+            ELSE avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0))
+                 / (count(*) FILTER (WHERE passed) / count(*)) END AS tokens_of_pass
+FROM v_sample_truth
+WHERE judged AND stage = 'generate'
+GROUP BY run_id, model;
+
+-- Tokens-of-pass per run, the two ways of v_cost_of_pass:
+--   tokens_of_pass: per first attempt, over all models;
+--   tokens_per_correct: every token the run spent (v_run_usage: all stages, failed calls
+--     included) divided by the problems whose selected answer is correct; +inf when none.
+CREATE OR REPLACE VIEW v_tokens_of_pass AS
+WITH attempts AS (
+    SELECT run_id, count(*) AS attempts, count(*) FILTER (WHERE passed) AS passed,
+           avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS mean_tokens
+    FROM v_sample_truth WHERE judged AND stage = 'generate' GROUP BY run_id
+),
+res AS (
+    SELECT run_id, count(*) AS problems_done, count(*) FILTER (WHERE correct) AS correct
+    FROM results GROUP BY run_id
+),
+ids AS (SELECT run_id FROM v_run_problem_ids UNION SELECT run_id FROM results)
+SELECT ids.run_id,
+       coalesce(a.attempts, 0) AS attempts,
+       coalesce(a.passed, 0) AS passed,
+       a.mean_tokens AS attempt_tokens,
+       CASE WHEN a.attempts IS NULL THEN NULL
+            WHEN a.passed = 0 THEN 'inf'::DOUBLE
+            ELSE a.mean_tokens / (a.passed / a.attempts) END AS tokens_of_pass,
+       coalesce(r.problems_done, 0) AS problems_done,
+       coalesce(r.correct, 0) AS correct,
+       coalesce(u.tokens, 0) AS total_tokens,
+       CASE WHEN r.problems_done IS NULL THEN NULL
+            WHEN r.correct = 0 THEN 'inf'::DOUBLE
+            ELSE coalesce(u.tokens, 0) / r.correct END AS tokens_per_correct
+FROM (SELECT DISTINCT run_id FROM ids) ids
+LEFT JOIN attempts a ON a.run_id = ids.run_id
+LEFT JOIN res r ON r.run_id = ids.run_id
+LEFT JOIN v_run_usage u ON u.run_id = ids.run_id;
+
 -- For every pair of verifiers that judged the same samples: the 2x2 table of
 -- pass / not-pass (fail, error and timeout are all "not pass") and their agreement.
 CREATE OR REPLACE VIEW v_verifier_agreement AS
@@ -389,12 +440,14 @@ SELECT r.run_id, r.name, r.strategy, r.model, r.status, r.started_at, r.finished
        coalesce(u.completion_tokens, 0) AS completion_tokens,
        coalesce(u.tokens, 0) AS tokens,
        CASE WHEN u.run_id IS NULL THEN 0.0 ELSE u.cost END AS cost,
-       cp.cost_of_pass, cp.cost_of_pass_run
+       cp.cost_of_pass, cp.cost_of_pass_run,
+       tp.tokens_of_pass, tp.tokens_per_correct
 FROM runs r
 LEFT JOIN po ON po.run_id = r.run_id
 LEFT JOIN att ON att.run_id = r.run_id
 LEFT JOIN maj ON maj.run_id = r.run_id
 LEFT JOIN v_run_usage u ON u.run_id = r.run_id
-LEFT JOIN v_cost_of_pass cp ON cp.run_id = r.run_id;
+LEFT JOIN v_cost_of_pass cp ON cp.run_id = r.run_id
+LEFT JOIN v_tokens_of_pass tp ON tp.run_id = r.run_id;
 
-INSERT OR REPLACE INTO schema_info VALUES ('views_version', '2');
+INSERT OR REPLACE INTO schema_info VALUES ('views_version', '3');

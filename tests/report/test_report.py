@@ -45,7 +45,7 @@ def test_markdown_report_with_plots(store: Store, tmp_path: Path) -> None:
     assert "| alpha | self_verify | answer | 10 | 2 | 2 | 1 | 5 | 0.286 | 0.333 | 0.500 |" in md
     assert "| alpha | self_verify | error | — | 1 | 0.100 |" in md
     assert "## Problems — alpha" in md and "| 2 | p2 | 4 | 2 | ✗ | 6 | 1 | repair r1 |" in md
-    assert set(files.plots) == {"pass_at_k", "cost_of_pass", "tokens_by_stage"}
+    assert set(files.plots) == {"pass_at_k", "tokens_of_pass", "cost_of_pass", "tokens_by_stage"}
     for path in files.plots.values():
         assert f"]({path.name})" in md  # linked relatively, so the folder can move
         assert path.stat().st_size > 5_000
