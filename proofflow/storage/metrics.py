@@ -109,6 +109,14 @@ def cost_of_pass_by_model(store: Store, run_ids: Sequence[str]) -> Rows:
     return _view_rows(store, "v_cost_of_pass_by_model", run_ids, "model")
 
 
+def tokens_of_pass(store: Store, run_ids: Sequence[str]) -> Rows:
+    return _view_rows(store, "v_tokens_of_pass", run_ids)
+
+
+def tokens_of_pass_by_model(store: Store, run_ids: Sequence[str]) -> Rows:
+    return _view_rows(store, "v_tokens_of_pass_by_model", run_ids, "model")
+
+
 def usage(store: Store, run_ids: Sequence[str]) -> Rows:
     """Tokens and cost by (run, stage, model)."""
     return _view_rows(store, "v_usage", run_ids, "stage", "model")
@@ -127,7 +135,7 @@ def verdict_reasons(store: Store, run_ids: Sequence[str]) -> Rows:
 
 
 # The version views.sql records in schema_info; bump both together.
-VIEWS_VERSION = "2"
+VIEWS_VERSION = "3"
 
 
 def ensure_views(store: Store) -> None:
