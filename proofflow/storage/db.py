@@ -55,6 +55,14 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.ConnectionException) and "different configuration" in str(exc)
 
 
+def _damaged(exc: BaseException) -> str:
+    text = str(exc)
+    if any(k in text for k in ("Could not read enough bytes", "not a valid DuckDB", "Corrupt", "checksum")):
+        return (" — the file looks truncated or damaged (a copy cut short, a full disk). Point --db "
+                "at another file, or restore this one from a copy.")
+    return ""
+
+
 # The connection a user's own SQL runs on (Store.user_query): no file outside the
 # database, no extension loading, and settings locked so SQL cannot undo any of it.
 USER_SQL_CONFIG: dict[str, Any] = {
@@ -94,7 +102,7 @@ class Store:
                 break
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
-                    raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+                    raise StorageError(f"cannot open database {self.path}: {exc}{_damaged(exc)}") from exc
                 if time.monotonic() >= deadline:
                     raise DatabaseLockedError(
                         lock_message(self.path, exc, time.monotonic() - start)
@@ -106,6 +114,10 @@ class Store:
                 self._ensure_schema(con)
                 clean_stale_batches(self.work_dir)  # left by a run killed mid-flush
             yield con
+        except (duckdb.IOException, duckdb.InternalException, duckdb.FatalException) as exc:
+            # A truncated or damaged file opens, then fails on the first read of a
+            # missing block: say which file, not a DuckDB traceback.
+            raise StorageError(f"database {self.path}: {exc}{_damaged(exc)}") from exc
         finally:
             con.close()
 

@@ -212,3 +212,26 @@ def test_a_run_killed_mid_flush_leaves_no_prompts_in_tmp(tmp_path: Path) -> None
     assert len(left) == 1 and left[0].parent == db.with_name("k.duckdb.work")
     Store(db).write([sample(0)])  # the next writer on this database removes it
     assert list((tmp_path / "data").rglob("*.jsonl")) == []
+
+
+def test_a_truncated_database_is_named_not_a_traceback(tmp_path: Path) -> None:
+    # Issue 12.8: `proofflow runs` / `solve` on a truncated file gave raw DuckDB tracebacks.
+    good = tmp_path / "good.duckdb"
+    store = Store(good)
+    store.start_run(RunRow("r1", "demo", "gvr", "examples", "m", "{}", "h1", "0.1", "running"))
+    data = good.read_bytes()
+    for size in (100, 300_000):
+        cut = tmp_path / f"cut{size}.duckdb"
+        cut.write_bytes(data[:size])
+        with pytest.raises(StorageError) as err:
+            Store(cut).list_runs()
+        assert str(cut) in str(err.value) and "truncated or damaged" in str(err.value)
+    junk = tmp_path / "junk.duckdb"
+    junk.write_text("not a database\n")
+    with pytest.raises(StorageError, match="junk.duckdb"):
+        Store(junk).write([sample(0)])
+    # The CLI prints one line naming the file, and no traceback.
+    proc = subprocess.run([sys.executable, "-m", "proofflow.cli", "runs", "--db", str(tmp_path / "cut300000.duckdb")],
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "cut300000.duckdb" in out and "Traceback" not in out
