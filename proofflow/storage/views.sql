@@ -60,12 +60,14 @@ CREATE OR REPLACE MACRO pf_pass_at_k(n, c, k) AS
     END;
 
 -- Every (run, problem) a run covers: run_problems, plus any problem it has samples for.
+-- source_id is the id this run's file gives the problem (NULL for runs stored before
+-- run_problems had it: then problems.source_id, the first file's, is all there is).
 CREATE OR REPLACE VIEW v_run_problem_ids AS
-SELECT run_id, problem_id, min(position) AS position
+SELECT run_id, problem_id, min(position) AS position, any_value(source_id) AS source_id
 FROM (
-    SELECT run_id, problem_id, position FROM run_problems
+    SELECT run_id, problem_id, position, source_id FROM run_problems
     UNION ALL
-    SELECT DISTINCT run_id, problem_id, NULL::INTEGER FROM samples
+    SELECT DISTINCT run_id, problem_id, NULL::INTEGER, NULL::VARCHAR FROM samples
 )
 GROUP BY run_id, problem_id;
 
@@ -92,7 +94,8 @@ LEFT JOIN truth t USING (sample_id);
 
 -- Per-problem outcome of a run.
 CREATE OR REPLACE VIEW v_problem_outcomes AS
-SELECT rp.run_id, rp.problem_id, rp.position, p.source_id, p.kind, p.reference_answer,
+SELECT rp.run_id, rp.problem_id, rp.position, coalesce(rp.source_id, p.source_id) AS source_id,
+       p.kind, p.reference_answer,
        count(st.sample_id) AS samples,
        count(st.sample_id) FILTER (WHERE st.stage = 'generate') AS generate_samples,
        count(st.sample_id) FILTER (WHERE st.judged) AS judged,
@@ -115,7 +118,7 @@ FROM v_run_problem_ids rp
 LEFT JOIN problems p ON p.problem_id = rp.problem_id
 LEFT JOIN v_sample_truth st ON st.run_id = rp.run_id AND st.problem_id = rp.problem_id
 LEFT JOIN results r ON r.run_id = rp.run_id AND r.problem_id = rp.problem_id
-GROUP BY rp.run_id, rp.problem_id, rp.position, p.source_id, p.kind, p.reference_answer;
+GROUP BY rp.run_id, rp.problem_id, rp.position, rp.source_id, p.source_id, p.kind, p.reference_answer;
 
 -- n judged and c passed attempts per (run, problem), counting the given stages.
 CREATE OR REPLACE MACRO pf_attempts(stages) AS TABLE
@@ -450,4 +453,4 @@ LEFT JOIN v_run_usage u ON u.run_id = r.run_id
 LEFT JOIN v_cost_of_pass cp ON cp.run_id = r.run_id
 LEFT JOIN v_tokens_of_pass tp ON tp.run_id = r.run_id;
 
-INSERT OR REPLACE INTO schema_info VALUES ('views_version', '3');
+INSERT OR REPLACE INTO schema_info VALUES ('views_version', '4');

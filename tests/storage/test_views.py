@@ -300,3 +300,20 @@ def test_views_survive_a_fresh_read_only_open(store: Store) -> None:
     other = Store(store.path)
     cols, rows = other.query("SELECT k, pass_at_k FROM v_pass_at_k WHERE run_id = 'A' ORDER BY k")
     assert cols == ["k", "pass_at_k"] and len(rows) == 5
+
+
+def test_each_run_shows_its_own_files_ids(tmp_path: Path) -> None:
+    # Issue 12.5: `problems` is shared by content, and the first file's source ids won:
+    # a second run over a file naming the same problem differently showed the first's ids.
+    s = Store(tmp_path / "ids.duckdb")
+    rows: list[Row] = [_run("A", "a", "m1"), _run("B", "b", "m1")]
+    rows.append(ProblemRow(problem_id="P1", source="first.jsonl", source_id="first-id", split=None,
+                           kind="answer", statement="s", formal_statement=None, header=None,
+                           reference_answer="7", metadata='{"from": "first"}'))
+    rows.append(RunProblemRow("A", "P1", 0, source_id="first-id", metadata='{"from": "first"}'))
+    rows.append(RunProblemRow("B", "P1", 0, source_id="second-id", metadata='{"from": "second"}'))
+    s.write(rows)
+    assert [r["source_id"] for r in metrics.problem_outcomes(s, "A")] == ["first-id"]
+    assert [r["source_id"] for r in metrics.problem_outcomes(s, "B")] == ["second-id"]
+    _, meta = s.query("SELECT metadata FROM run_problems WHERE run_id = 'B'")
+    assert meta == [('{"from": "second"}',)]
