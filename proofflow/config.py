@@ -209,8 +209,20 @@ class RunnerConfig(BaseModel):
         return self.global_concurrency if self.global_concurrency is not None else self.kind != "threads"
 
 
+# The one place that says which database a command uses without --db.
+DEFAULT_DB_PATH = Path("proofflow.duckdb")
+DB_PATH_ENV = "PROOFFLOW_DB_PATH"  # a short alias of PROOFFLOW_STORAGE__DB_PATH
+
+
+def default_db_path() -> Path:
+    """$PROOFFLOW_DB_PATH, else ./proofflow.duckdb: what every command uses without --db."""
+    return Path(os.environ.get(DB_PATH_ENV) or DEFAULT_DB_PATH)
+
+
 class StorageConfig(BaseModel):
-    db_path: Path = Path("proofflow.duckdb")
+    db_path: Path = DEFAULT_DB_PATH
+    wait_for_run: bool = Field(
+        False, description="another process is working on the run: wait for it (--wait) instead of exiting")
     flush_interval_s: float = Field(0.5, gt=0)
     lock_timeout_s: float = Field(30.0, ge=0)
 
@@ -274,8 +286,8 @@ def load_settings(
             raise ValueError(f"config file {config_file} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"config file {config_file}: {exc}") from None
-    if "PROOFFLOW_DB_PATH" in os.environ:  # a short alias used by every command
-        file_values = _deep_merge(file_values, {"storage": {"db_path": os.environ["PROOFFLOW_DB_PATH"]}})
+    if os.environ.get(DB_PATH_ENV):  # a short alias used by every command
+        file_values = _deep_merge(file_values, {"storage": {"db_path": default_db_path()}})
     settings = Settings(**file_values)
     if overrides:
         nested: dict[str, Any] = {}
