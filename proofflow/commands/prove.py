@@ -32,6 +32,9 @@ def prove(
     db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
     run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes"),
     config: Path | None = typer.Option(None, help="TOML config file ([prove] section)"),
+    name: str | None = typer.Option(
+        None, "--name",
+        help="the data set's name in labels [default: the file's directory for test/train files, else its stem]"),
 ) -> None:
     """Prove formal theorems (Coq here; Lean with a configured installation); resumable."""
     quiet_prefect()
@@ -45,23 +48,24 @@ def prove(
         "prove.kimina_url": kimina_url, "storage.db_path": str(db) if db else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    summary = _run_with_progress(problems, run, config, overrides)
+    summary = _run_with_progress(problems, run, config, overrides, name)
     _print_results(summary)
 
 
-def _run_with_progress(problems: str, run: str | None, config: Path | None, overrides: dict) -> dict:
-    from proofflow.flows.prove import default_run_name, run_prove
+def _run_with_progress(problems: str, run: str | None, config: Path | None, overrides: dict,
+                       problem_set: str | None = None) -> dict:
+    """Resolve settings, problems and the run name once ({date} expanded here too), then
+    run under a progress bar. A file for another backend or a checker that cannot start
+    (no Lean toolchain, no coqtop) is one clear line; anything else keeps its traceback."""
+    from proofflow.commands.solve import prepared_or_exit
+    from proofflow.flows.prove import ProveSetupError, prepare_prove, run_prepared
 
     settings = settings_or_exit(config, overrides)
-    name = run or default_run_name(problems, settings)
-    summary = run_with_progress(
-        f"prove {name}", "proved",
-        lambda: run_prove(problems, run_name=name, config_file=str(config) if config else None,
-                          overrides=overrides),
-        # a backend that cannot start (no Lean toolchain, no coqtop) says so
-        extra_errors=(ValueError, RuntimeError),
-    )
-    summary["run"] = name
+    spec = prepared_or_exit(lambda: prepare_prove(problems, run, settings=settings, problem_set=problem_set),
+                            (ProveSetupError,))
+    summary = run_with_progress(f"prove {spec.name}", "proved", lambda: run_prepared(spec),
+                                extra_errors=(ProveSetupError,))
+    summary["run"] = spec.name
     summary["db"] = str(settings.storage.db_path)
     return summary
 

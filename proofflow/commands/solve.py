@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit
+from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit, user_errors
 from proofflow.config import DEFAULT_PORT
 
 
@@ -27,24 +28,27 @@ def _default_db() -> Path:
 
 def solve(
     problems: Path = typer.Argument(..., help="JSONL problem file (plain, GSM8K or MATH-500 format)"),
-    model: Optional[str] = typer.Option(None, help="served model name [default: smollm2-135m-instruct]"),
-    base_url: Optional[list[str]] = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="candidates per problem [default: 4]"),
-    repair_rounds: Optional[int] = typer.Option(None, "--repair-rounds", "-r", help="repair rounds [default: 1]"),
-    strategy: Optional[str] = typer.Option(
+    model: str | None = typer.Option(None, help="served model name [default: smollm2-135m-instruct]"),
+    base_url: list[str] | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
+    samples: int | None = typer.Option(None, "--samples", "-n", help="candidates per problem [default: 4]"),
+    repair_rounds: int | None = typer.Option(None, "--repair-rounds", "-r", help="repair rounds [default: 1]"),
+    strategy: str | None = typer.Option(
         None, help="generate-verify-repair | pot (program of thought) | csv (code-based self-verification)"),
-    selection: Optional[str] = typer.Option(None, help="majority | weighted (by self-verification)"),
-    max_tokens: Optional[int] = typer.Option(None, help="max completion tokens per sample [default: 512]"),
-    temperature: Optional[float] = typer.Option(None),
-    top_p: Optional[float] = typer.Option(None),
-    limit: Optional[int] = typer.Option(None, help="only the first N problems"),
-    problems_in_flight: Optional[int] = typer.Option(None, help="problems worked on at once [default: 4]"),
-    price_in: Optional[float] = typer.Option(None, help="$ per 1M prompt tokens"),
-    price_out: Optional[float] = typer.Option(None, help="$ per 1M completion tokens"),
-    gpu_hour: Optional[float] = typer.Option(None, help="$ per GPU-hour (instead of token prices)"),
-    db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
-    run: Optional[str] = typer.Option(None, "--run", help="run name; an existing run resumes [default: derived from file, model, n, r]"),
-    config: Optional[Path] = typer.Option(None, help="TOML config file (see docs/configuration.md)"),
+    selection: str | None = typer.Option(None, help="majority | weighted (by self-verification)"),
+    max_tokens: int | None = typer.Option(None, help="max completion tokens per sample [default: 512]"),
+    temperature: float | None = typer.Option(None),
+    top_p: float | None = typer.Option(None),
+    limit: int | None = typer.Option(None, help="only the first N problems"),
+    problems_in_flight: int | None = typer.Option(None, help="problems worked on at once [default: 4]"),
+    price_in: float | None = typer.Option(None, help="$ per 1M prompt tokens"),
+    price_out: float | None = typer.Option(None, help="$ per 1M completion tokens"),
+    gpu_hour: float | None = typer.Option(None, help="$ per GPU-hour (instead of token prices)"),
+    db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
+    run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes [default: derived from file, model, n, r]"),
+    config: Path | None = typer.Option(None, help="TOML config file (see docs/configuration.md)"),
+    name: str | None = typer.Option(
+        None, "--name",
+        help="the data set's name in labels [default: the file's directory for test/train files, else its stem]"),
 ) -> None:
     """Sample, verify, repair and select answers for a problem file; resumable."""
     quiet_prefect()
@@ -58,23 +62,30 @@ def solve(
         "storage.db_path": str(db) if db else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    summary = _run_with_progress(problems, run, config, overrides)
+    summary = _run_with_progress(problems, run, config, overrides, name)
     _print_summary(summary)
 
 
-def _run_with_progress(problems: Path, run: str | None, config: Path | None, overrides: dict) -> dict:
-    from proofflow.flows.solve import default_run_name, run_solve
+def _run_with_progress(problems: Path, run: str | None, config: Path | None, overrides: dict,
+                       problem_set: str | None = None) -> dict:
+    """Resolve settings, problems and the run name once, then run under a progress bar."""
+    from proofflow.flows.solve import prepare_solve, run_prepared
 
     settings = settings_or_exit(config, overrides)
-    name = run or default_run_name(str(problems), settings)
-    summary = run_with_progress(
-        f"run {name}", "solved",
-        lambda: run_solve(str(problems), run_name=name, config_file=str(config) if config else None,
-                          overrides=overrides),
-    )
-    summary["run"] = name
+    spec = prepared_or_exit(lambda: prepare_solve(str(problems), run, settings=settings, problem_set=problem_set))
+    summary = run_with_progress(f"run {spec.name}", "solved", lambda: run_prepared(spec))
+    summary["run"] = spec.name
     summary["db"] = str(settings.storage.db_path)
     return summary
+
+
+def prepared_or_exit(prepare: Callable[[], Any], extra_errors: tuple[type[BaseException], ...] = ()) -> Any:
+    """A run resolved before Prefect starts: a bad problem file is one clear line."""
+    try:
+        return prepare()
+    except user_errors() + extra_errors as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
 
 
 def _print_summary(summary: dict) -> None:
@@ -91,9 +102,9 @@ def _print_summary(summary: dict) -> None:
     console.print(table)
 
 
-def runs(db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]")) -> None:
+def runs(db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]")) -> None:
     """List the runs stored in the database."""
-    from proofflow.storage.db import Store, StorageError
+    from proofflow.storage.db import StorageError, Store
 
     try:
         rows = Store(db or _default_db()).list_runs()
@@ -111,11 +122,11 @@ def runs(db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./p
 
 def show(
     run: str = typer.Argument(..., help="run name or id"),
-    db: Optional[Path] = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
+    db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
     problems: bool = typer.Option(True, help="also list every problem"),
 ) -> None:
     """Solved / total, pass@1, pass@N, tokens and cost of a run, per problem and in total."""
-    from proofflow.storage.db import Store, StorageError
+    from proofflow.storage.db import StorageError, Store
     from proofflow.storage.summary import per_problem, run_summary
 
     store = Store(db or _default_db())

@@ -1,24 +1,34 @@
-"""Orchestration shared by the solve and prove flows: starting or resuming a run,
-keeping a window of stage chains in flight, naming, and the end-of-run artifacts."""
+"""Orchestration shared by the solve and prove flows.
+
+`RunSpec` is what a run is (settings, problems, name), resolved once by whoever starts
+it (the CLI, a deployment's flow run). `RunSession` owns a run while it executes:
+start or resume (with the identity check), the stored state, the one database writer,
+the progress artifact and the end-of-run summary. The flows only say which stages run
+in which order (flows/solve.py, flows/prove.py); the chain driver is flows/chains.py.
+"""
 
 from __future__ import annotations
 
 import json
-import queue
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
-
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from types import TracebackType
+from typing import Any
 
 from proofflow import __version__
 from proofflow.config import Settings
+from proofflow.flows.progress import Progress, publish
 from proofflow.keys import config_hash, run_id_for
-from proofflow.storage.db import Store
-from proofflow.storage.records import RunRow
+from proofflow.storage.db import BatchWriter, RunState, Store
+from proofflow.storage.records import CallRow, ResultRow, Row, RunRow, SampleRow, VerdictRow
+from proofflow.tasks.context import AnyProblem, WorkItem
 
-Unit = TypeVar("Unit")
+log = logging.getLogger(__name__)
+
+# File stems that name a split, not a data set: gsm8k/test.jsonl is "gsm8k".
+SPLIT_NAMES = {"test", "train", "training", "validation", "valid", "val", "dev", "eval", "data"}
 
 
 class RunConfigMismatch(ValueError):
@@ -29,20 +39,69 @@ def expand_run_name(template: str, now: datetime | None = None) -> str:
     """`{date}` / `{datetime}` in a run name become today's date / the current minute
     (UTC), so a scheduled deployment starts one run per day (or per trigger) and a
     repeated trigger on the same day resumes that day's run."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return template.replace("{date}", now.strftime("%Y-%m-%d")).replace(
         "{datetime}", now.strftime("%Y-%m-%dT%H%M"))
 
 
-def start_run(
-    store: Store, name: str, strategy: str, problem_file: str, settings: Settings,
-    identity: dict[str, Any],
-) -> RunRow:
+def problem_set_name(problem_file: str, given: str | None = None) -> str:
+    """The data set's name for labels: `given` (a --name), else the file's stem, or its
+    directory's name when the stem only names a split (gsm8k/test.jsonl → gsm8k)."""
+    if given:
+        return given
+    path = Path(problem_file)
+    if path.stem.lower() in SPLIT_NAMES and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def problem_label(problem: AnyProblem, problem_set: str) -> str:
+    """A stable, short name for a problem: its source id, or `<set>-<line>` for files
+    without ids (GSM8K) instead of "line N"."""
+    sid = problem.source_id
+    if sid.startswith("line ") and sid[5:].isdigit():
+        sid = f"{problem_set}-{sid[5:]}"
+    return sid if len(sid) <= 40 else sid[:37] + "..."
+
+
+class RunSpec:
+    """One run, resolved once: settings, problems, the expanded name and the identity.
+
+    Deliberately not a dataclass: Prefect would walk (and try to store) every problem
+    when it is a flow parameter; as a plain object it is handed over as is.
+    """
+
+    __slots__ = ("kind", "problem_file", "problem_set", "name", "settings", "problems",
+                 "identity", "strategy", "problem_rows")
+
+    def __init__(self, kind: str, problem_file: str, problem_set: str, name: str, settings: Settings,
+                 problems: Sequence[AnyProblem], identity: dict[str, Any], strategy: str,
+                 problem_rows: Callable[[str], list[Row]]):
+        self.kind = kind
+        self.problem_file = problem_file
+        self.problem_set = problem_set
+        self.name = name
+        self.settings = settings
+        self.problems = list(problems)
+        self.identity = identity
+        self.strategy = strategy
+        self.problem_rows = problem_rows  # run_id -> problems + run_problems rows
+
+    def __repr__(self) -> str:
+        return f"RunSpec({self.kind} {self.name!r}, {len(self.problems)} problems)"
+
+    @property
+    def flow_run_name(self) -> str:
+        return f"{self.kind} · {self.problem_set} · {self.name}"
+
+
+def start_run(store: Store, spec: RunSpec) -> RunRow:
     """Create the run, or resume the stored one of that name. `identity` holds the
     settings that change what the run's samples mean; resuming with other values would
     mix incomparable samples, so it is refused with the differing keys named."""
+    settings, identity = spec.settings, spec.identity
     wanted = RunRow(
-        run_id=run_id_for(name), name=name, strategy=strategy, problem_set=Path(problem_file).stem,
+        run_id=run_id_for(spec.name), name=spec.name, strategy=spec.strategy, problem_set=spec.problem_set,
         model=settings.endpoint.model,
         config=json.dumps({"identity": identity, "settings": json.loads(settings.model_dump_json())}),
         config_hash=config_hash(identity), code_version=__version__, status="running",
@@ -52,60 +111,10 @@ def start_run(
         stored = json.loads(run.config).get("identity", {})
         changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         raise RunConfigMismatch(
-            f"run {name!r} already exists with different settings ({', '.join(changed)}); "
+            f"run {spec.name!r} already exists with different settings ({', '.join(changed)}); "
             "resume it with the same settings or choose another --run name"
         )
     return run
-
-
-def run_chains(
-    backlog: Iterable[Unit],
-    window: int,
-    submit: Callable[[Unit], list[Any]],
-    on_finished: Callable[[Any, list[Any]], None],
-) -> None:
-    """Keep `window` stage chains in flight, submitting the next unit's chain as one
-    finishes. `submit` returns a chain of Prefect futures whose last is the final stage;
-    `on_finished(final result, chain)` runs in the flow as each chain ends.
-
-    Why a window: every stage of every submitted chain holds a task-runner thread while
-    it waits for its upstream, so submitting everything at once would leave few threads
-    doing model calls.
-    """
-    finished: queue.Queue = queue.Queue()
-    chains: dict[Any, list[Any]] = {}
-    units = iter(backlog)
-
-    def submit_next() -> bool:
-        unit = next(units, None)
-        if unit is None:
-            return False
-        chain = submit(unit)
-        chains[chain[-1]] = chain
-        chain[-1].add_done_callback(finished.put)
-        return True
-
-    in_flight = sum(submit_next() for _ in range(window))
-    while in_flight:
-        final = finished.get()
-        in_flight -= 1
-        chain = chains.pop(final)
-        on_finished(result_or_root_cause(chain), chain)
-        in_flight += submit_next()
-
-
-def result_or_root_cause(chain: list[Any]) -> Any:
-    """The final stage's result; if a stage upstream failed, that stage's own exception
-    (the final stage then never ran, and its future only says "not ready")."""
-    final = chain[-1]
-    final.wait()
-    if final.state.is_completed():
-        return final.result()
-    for stage in chain:
-        stage.wait()
-        if stage.state.is_failed() or stage.state.is_crashed():
-            stage.result()  # raises the stage's exception
-    return final.result()
 
 
 def artifact_key(kind: str, run_name: str) -> str:
@@ -114,17 +123,162 @@ def artifact_key(kind: str, run_name: str) -> str:
     return f"proofflow-{kind}-{safe}"[:120]
 
 
-def publish_summary(store: Store, run_id: str, name: str) -> dict[str, Any]:
-    """The end-of-run summary, as a table and a Markdown artifact in the Prefect UI."""
-    from proofflow.report.summary import summary_markdown, summary_table_rows
-    from proofflow.storage.summary import run_summary
+def _tokens(rows: Iterable[SampleRow]) -> int:
+    return sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in rows)
 
-    create_table_artifact(
-        table=summary_table_rows(store, run_id), key=artifact_key("summary", name),
-        description=f"Summary of run {name}",
-    )
-    create_markdown_artifact(
-        markdown=summary_markdown(store, run_id), key=artifact_key("report", name),
-        description=f"Report of run {name}",
-    )
-    return run_summary(store, run_id)
+
+class RunSession:
+    """A run while it executes, in the flow's process: the only writer of its rows.
+
+        with RunSession(spec, counted="solved") as session:
+            ...submit stages for session.todo; session.persist(rows) as each returns...
+
+    Entering starts or resumes the run and registers its problems; leaving flushes every
+    row, marks the run completed or failed, and publishes the summary and a final
+    progress artifact, also when the run failed (then with what it did get done).
+    """
+
+    def __init__(self, spec: RunSpec, counted: str = "solved"):
+        self.spec = spec
+        self.counted = counted
+        storage = spec.settings.storage
+        self.store = Store(storage.db_path, lock_timeout_s=storage.lock_timeout_s)
+        self.run: RunRow | None = None
+        self.state: RunState | None = None
+        self.writer: BatchWriter | None = None
+        self.items: dict[str, WorkItem] = {}
+        self.summary: dict[str, Any] = {}
+        self.figures: dict[str, Any] = {}  # extra numbers for the summary (checks run, ...)
+        self.observers: list[Callable[[Sequence[Row]], None]] = []  # see rows as they are stored
+        self.done = self.solved = self.tokens = 0
+        self._progress_id: Any = None
+
+    # -- life cycle --------------------------------------------------------------
+
+    def __enter__(self) -> RunSession:
+        spec = self.spec
+        self.run = start_run(self.store, spec)
+        self.state = self.store.load_run_state(self.run.run_id)
+        self.writer = BatchWriter(self.store, flush_interval_s=spec.settings.storage.flush_interval_s)
+        self.writer.put(*spec.problem_rows(self.run.run_id))
+        for p in spec.problems:
+            self.items[p.id] = WorkItem(p, self.state.problem(p.id))
+        done = [i for i in self.items.values() if i.state.result is not None]
+        self.done = len(done)
+        self.solved = sum(1 for i in done if i.state.result is not None and i.state.result.solved)
+        # Run totals, not this session's: a resumed run counts what it already holds.
+        self.tokens = _tokens(s for ps in self.state.problems.values() for s in ps.samples.values())
+        self._publish_progress(first=True)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        status = "completed" if exc is None else "failed"
+        assert self.run is not None and self.writer is not None
+        try:
+            self.writer.close()  # everything returned so far, also when a stage failed
+        finally:
+            self.store.finish_run(self.run.run_id, status)
+        try:
+            self._publish_progress()
+            self.summary = self._publish_summary()
+        except Exception as publish_error:  # never hide the run's own error behind this one
+            if exc is None:
+                raise
+            log.warning("run %s: could not publish its partial summary: %s", self.spec.name, publish_error)
+
+    # -- what to do --------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        assert self.run is not None
+        return self.run.run_id
+
+    @property
+    def todo(self) -> list[WorkItem]:
+        return [i for i in self.items.values() if i.state.result is None]
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    # -- rows in -----------------------------------------------------------------
+
+    def persist(self, rows: Sequence[Row], figures: dict[str, int] | None = None) -> None:
+        """Store rows a stage returned and fold them into the run state; `figures` add
+        up into the summary. Rows already known are written idempotently."""
+        for key, value in (figures or {}).items():
+            self.figures[key] = self.figures.get(key, 0) + value
+        if not rows:
+            return
+        assert self.writer is not None
+        self.writer.put(*rows)
+        for observe in self.observers:
+            observe(rows)
+        finished: list[ResultRow] = []
+        for row in rows:
+            if isinstance(row, SampleRow):
+                state = self._state(row.problem_id)
+                if row.sample_id not in state.samples:
+                    state.samples[row.sample_id] = row
+                    self.tokens += _tokens([row])
+            elif isinstance(row, VerdictRow):
+                self._state(row.problem_id).verdicts[(row.sample_id, row.verifier)] = row
+            elif isinstance(row, ResultRow):
+                state = self._state(row.problem_id)
+                if state.result is None:
+                    finished.append(row)
+                state.result = row
+        for result in finished:
+            self.done += 1
+            self.solved += int(result.solved)
+            item = self.items.get(result.problem_id)
+            publish(Progress(self.spec.name, self.done, self.total, self.solved,
+                             item.problem.source_id if item else result.problem_id))
+        if finished:
+            self._publish_progress()
+
+    def persist_failure(self, exc: BaseException) -> None:
+        """A stage that failed may still have paid for model calls: keep their rows."""
+        calls = [c for c in getattr(exc, "calls", None) or () if isinstance(c, CallRow)]
+        if calls and self.writer is not None:
+            self.writer.put(*calls)
+
+    def _state(self, problem_id: str):  # -> ProblemState
+        assert self.state is not None
+        return self.state.problem(problem_id)
+
+    # -- artifacts ---------------------------------------------------------------
+
+    def _publish_progress(self, first: bool = False) -> None:
+        from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+        name, total = self.spec.name, max(1, self.total)
+        description = (f"{name}: {self.done}/{self.total} problems done, {self.solved} {self.counted}, "
+                       f"{self.tokens:,} tokens spent on the run")
+        if first or self._progress_id is None:
+            self._progress_id = create_progress_artifact(
+                progress=100.0 * self.done / total, key=artifact_key("progress", name), description=description)
+            publish(Progress(name, self.done, self.total, self.solved))
+        else:
+            update_progress_artifact(self._progress_id, 100.0 * self.done / total, description=description)
+
+    def _publish_summary(self) -> dict[str, Any]:
+        """The end-of-run summary, as a table and a Markdown artifact in the Prefect UI."""
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        from proofflow.report.summary import summary_markdown, summary_table_rows
+        from proofflow.storage.summary import run_summary
+
+        name, run_id = self.spec.name, self.run_id
+        create_table_artifact(
+            table=summary_table_rows(self.store, run_id), key=artifact_key("summary", name),
+            description=f"Summary of run {name}",
+        )
+        create_markdown_artifact(
+            markdown=summary_markdown(self.store, run_id), key=artifact_key("report", name),
+            description=f"Report of run {name}",
+        )
+        summary = run_summary(self.store, run_id)
+        summary.update(self.figures)
+        return summary

@@ -1,58 +1,51 @@
 """The prove flows: whole-proof (generate → check → repair → APOLLO repair) and DSP+
 (draft → sketch → check → prove holes), per problem.
 
-Orchestration only: which stage runs after which, for which problems, what is skipped
-because the database already has it. The stages are in proofflow/tasks/ (prove_generate,
-check_proofs, formal_repair, draft, sketch, prove_holes, finalize); the checker and its
-persisted verdict cache live in tasks/formal_context.py.
+Orchestration only: which stage runs after which, for which problems. The stages are in
+proofflow/tasks/ (prove_generate, check_proofs, formal_repair, draft, sketch,
+prove_holes, finalize); the checker runtime in tasks/formal_runtime.py. The flow holds
+the verdict cache (loaded once, grown from what check tasks return) and hands it to them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from proofflow.config import Settings, load_settings
-from proofflow.flows.progress import Progress, publish
+from proofflow.flows.chains import Call, Chain, Names, asks, drive
 from proofflow.flows.common import (
     RunConfigMismatch,
-    artifact_key,
+    RunSession,
+    RunSpec,
     expand_run_name,
-    publish_summary,
-    run_chains,
-    start_run,
+    problem_set_name,
 )
-from proofflow.problems import example_path
-from proofflow.problems.formal import load_formal_problems
-from proofflow.storage.db import Store
-from proofflow.storage.records import ProblemRow, RunProblemRow
+from proofflow.problems import example_path, load_formal_problems
+from proofflow.storage.check_cache import CheckCacheRow, load_all, result_from_json
+from proofflow.storage.records import ProblemRow, Row, RunProblemRow
 from proofflow.tasks.check_proofs import check_proofs
-from proofflow.tasks.context import (
-    RunContext,
-    WorkItem,
-    close_runtime,
-    open_runtime,
-    to_json,
-)
-from proofflow.tasks.draft import draft
+from proofflow.tasks.context import ProofProblem, RunContext, WorkItem, to_json
+from proofflow.tasks.draft import draft, given_drafts, plan_draft
 from proofflow.tasks.finalize import finalize
-from proofflow.tasks.formal_context import (
-    ProofProblem,
-    close_prove_runtime,
-    open_prove_runtime,
-)
-from proofflow.tasks.formal_repair import formal_repair
-from proofflow.tasks.prove_generate import prove_generate
+from proofflow.tasks.formal_repair import formal_repair, plan_formal_repair
+from proofflow.tasks.prove_generate import plan_prove_generate, prove_generate
 from proofflow.tasks.prove_holes import prove_holes
-from proofflow.tasks.sketch import sketch
+from proofflow.tasks.sketch import plan_sketch, sketch
+from proofflow.verifiers.formal import CacheKey, CheckResult
 
-__all__ = ["RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
+__all__ = ["ProveSetupError", "RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
 
 BUNDLED = {"coq-examples": "coq_examples"}
+
+
+class ProveSetupError(ValueError):
+    """The user's setup, not a bug: a problem file for another backend, or a checker
+    that cannot start here (no coqtop, no Lean toolchain)."""
 
 
 def resolve_problem_file(problem_file: str) -> str:
@@ -66,7 +59,7 @@ def load_proof_problems(problem_file: str, settings: Settings) -> list[ProofProb
     want = "coq" if settings.prove.backend == "coq" else "lean"
     wrong = [p.name for p in problems if p.backend != want]
     if wrong:
-        raise ValueError(f"{problem_file}: {len(wrong)} problem(s) are not {want} problems "
+        raise ProveSetupError(f"{problem_file}: {len(wrong)} problem(s) are not {want} problems "
                          f"(e.g. {wrong[0]}); choose --backend to match the file")
     return [ProofProblem.of(p) for p in problems]
 
@@ -85,14 +78,14 @@ def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
     }
 
 
-def default_run_name(problem_file: str, settings: Settings) -> str:
+def default_run_name(problem_file: str, settings: Settings, problem_set: str | None = None) -> str:
     p = settings.prove
-    return (f"{Path(problem_file).stem}-{p.backend}-{p.strategy}-{settings.endpoint.model}"
+    return (f"{problem_set_name(problem_file, problem_set)}-{p.backend}-{p.strategy}-{settings.endpoint.model}"
             f"-n{p.samples}-r{p.repair_rounds}")
 
 
-def problem_rows(problems: list[ProofProblem], run_id: str) -> list:
-    rows: list = []
+def problem_rows(problems: list[ProofProblem], run_id: str) -> list[Row]:
+    rows: list[Row] = []
     for position, p in enumerate(problems):
         f = p.formal
         rows.append(ProblemRow(
@@ -104,99 +97,109 @@ def problem_rows(problems: list[ProofProblem], run_id: str) -> list:
     return rows
 
 
-def _chain(ctx: RunContext, item: WorkItem, label: str) -> list[Any]:
-    """The stage futures of one problem, in order; the last one is finalize."""
+def prepare_prove(
+    problem_file: str, run_name: str | None = None, config_file: str | None = None,
+    overrides: dict[str, Any] | None = None, *, settings: Settings | None = None,
+    problem_set: str | None = None,
+) -> RunSpec:
+    """Resolve a prove run once: settings, problems (validated), the expanded name."""
+    settings = settings or load_settings(Path(config_file) if config_file else None, overrides)
+    problems = load_proof_problems(problem_file, settings)
+    label = problem_set_name(problem_file, problem_set)
+    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings, problem_set)
+    return RunSpec("prove", str(problem_file), label, name, settings, problems,
+                   run_identity(settings, problem_file), f"prove-{settings.prove.strategy}",
+                   lambda run_id: problem_rows(problems, run_id))
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+def prove_chain(ctx: RunContext, item: WorkItem, known: dict[CacheKey, CheckResult],
+                persist: Any) -> Chain:
+    """whole: generate → check · r0 → repair · r1 → check · r1 → … → prove holes (repair) → finalize
+    dsp:   draft → sketch → check → prove holes (sketch) → finalize"""
     p = ctx.settings.prove
     items = [item]
+    names = Names(ctx, items)
     if p.strategy == "whole":
-        chain = [prove_generate.submit(ctx, items, label)]
-        chain.append(check_proofs.submit(ctx, chain[-1], label))
+        yield asks(prove_generate, ctx, plan_prove_generate(ctx, items), names, "generate")
+        yield [Call(check_proofs, (ctx, items, known, names("check · r0")))]
         for round_ in range(1, p.repair_rounds + 1):
-            chain.append(formal_repair.submit(ctx, chain[-1], round_, label))
-            chain.append(check_proofs.submit(ctx, chain[-1], label))
+            yield asks(formal_repair, ctx, plan_formal_repair(ctx, items, round_), names, f"repair · r{round_}")
+            yield [Call(check_proofs, (ctx, items, known, names(f"check · r{round_}")))]
         if p.repair_depth > 0 and p.repair_candidates > 0:
-            chain.append(prove_holes.submit(ctx, chain[-1], "repair", label))
+            yield [Call(prove_holes, (ctx, items, "repair", known, names("prove holes (repair)")))]
     else:
-        chain = [draft.submit(ctx, items, label)]
-        chain.append(sketch.submit(ctx, chain[-1], label))
-        chain.append(check_proofs.submit(ctx, chain[-1], label))
-        chain.append(prove_holes.submit(ctx, chain[-1], "sketch", label))
-    chain.append(finalize.submit(ctx, chain[-1], label))
-    return chain
+        persist(given_drafts(ctx, items))  # a data set's own informal proof: no call to wait for
+        yield asks(draft, ctx, plan_draft(ctx, items), names, "draft")
+        yield asks(sketch, ctx, plan_sketch(ctx, items), names, "sketch")
+        yield [Call(check_proofs, (ctx, items, known, names("check")))]
+        yield [Call(prove_holes, (ctx, items, "sketch", known, names("prove holes (sketch)")))]
+    yield [Call(finalize, (ctx, items, names("finalize")))]
 
 
-@flow(name="prove", flow_run_name="prove · {problem_file_name}", log_prints=True,
-      persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
-def prove_flow(problem_file: str, run_name: str | None = None, config_file: str | None = None,
-               overrides: dict[str, Any] | None = None, problem_file_name: str = "") -> dict[str, Any]:
-    """Run (or resume) one prove run. `problem_file_name` only names the flow run."""
+def execute_prove(spec: RunSpec) -> dict[str, Any]:
+    """Run (or resume) a resolved prove run in the current flow."""
+    from proofflow.tasks import resources
+
     logger = get_run_logger()
-    settings = load_settings(Path(config_file) if config_file else None, overrides)
-    problems = load_proof_problems(problem_file, settings)
-    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings)
-    store = Store(settings.storage.db_path, lock_timeout_s=settings.storage.lock_timeout_s)
-    run = start_run(store, name, f"prove-{settings.prove.strategy}", problem_file, settings,
-                    run_identity(settings, problem_file))
-    ctx = RunContext(run_id=run.run_id, run_name=name, problem_set=Path(problem_file).stem, settings=settings)
-
-    state = store.load_run_state(run.run_id)
-    todo = [WorkItem(p, state.problem(p.id)) for p in problems if not state.done(p.id)]  # type: ignore[arg-type]
-    already = len(problems) - len(todo)
-    solved = sum(1 for p in problems if state.done(p.id) and state.problems[p.id].result.solved)
-    logger.info("run %s: %d problems, %d already done, %d to do", name, len(problems), already, len(todo))
-
-    rt = open_runtime(ctx)
-    status, figures = "failed", {}
+    settings = spec.settings
     try:
-        rt.writer.put(*problem_rows(problems, run.run_id))
-        open_prove_runtime(ctx)
-        progress_id = create_progress_artifact(
-            progress=100.0 * already / len(problems), key=artifact_key("progress", name),
-            description=f"{name}: problems done out of {len(problems)}")
-        publish(Progress(name, already, len(problems), solved))
-        done = already
+        try:  # before the run starts: a checker that cannot start here fails nothing
+            checker = resources.formal_checker(settings.prove)
+        except RuntimeError as exc:  # CoqNotFound, "Lean backend unavailable: ..."
+            raise ProveSetupError(str(exc)) from exc
+        with RunSession(spec, counted="proved") as session:
+            ctx = RunContext(session.run_id, spec.name, spec.problem_set, settings)
+            known = load_all(session.store, f"{checker.name} {checker.version}")
 
-        def finished(results: list[Any], chain: list[Any]) -> None:
-            nonlocal done, solved
-            for result in results:
-                done += 1
-                solved += int(result.solved)
-                publish(Progress(name, done, len(problems), solved, result.problem_id))
-            update_progress_artifact(
-                progress_id, 100.0 * done / len(problems),
-                description=f"{name}: {done}/{len(problems)} problems done, {solved} proved")
+            def remember(rows: Sequence[Row]) -> None:  # later checks reuse what earlier ones found
+                for row in rows:
+                    if isinstance(row, CheckCacheRow):
+                        known[CacheKey(row.checker, row.header_hash, row.source_hash)] = result_from_json(row.result)
 
-        run_chains(todo, settings.prove.problems_in_flight,
-                   lambda item: _chain(ctx, item, f"{ctx.problem_set} · {ctx.model} · {item.problem.label}"),
-                   finished)
-        status = "completed"
+            session.observers.append(remember)
+            session.figures.update(checks_run=0, cache_hits=0, cache_misses=0)
+            todo = session.todo
+            logger.info("run %s: %d problems, %d already done, %d to do",
+                        spec.name, session.total, session.total - len(todo), len(todo))
+            drive(session, (prove_chain(ctx, item, known, session.persist) for item in todo),
+                  settings.prove.problems_in_flight)
     finally:
-        figures = close_prove_runtime(ctx)
-        close_runtime(ctx)  # flushes everything queued, also when a stage failed
-        store.finish_run(run.run_id, status)
+        resources.close_all()  # only after every task has returned (drive settles them)
+    logger.info("run %s: %s", spec.name, {k: session.figures.get(k) for k in ("checks_run", "cache_hits")})
+    return session.summary
 
-    summary = publish_summary(store, run.run_id, name)
-    summary.update(figures)
-    logger.info("run %s: %s", name, figures)
-    return summary
+
+@flow(name="prove", flow_run_name="prove · {problem_file}", log_prints=True,
+      persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=8))
+def prove_flow(problem_file: str, run_name: str | None = None, config_file: str | None = None,
+               overrides: dict[str, Any] | None = None, problem_set: str | None = None,
+               spec: Any = None) -> dict[str, Any]:
+    """Run (or resume) one prove run. `spec` is the run already resolved by the CLI
+    (then the other parameters only label the flow run)."""
+    if not isinstance(spec, RunSpec):
+        spec = prepare_prove(problem_file, run_name, config_file, overrides, problem_set=problem_set)
+    return execute_prove(spec)
 
 
 def task_threads(settings: Settings) -> int:
-    """Threads for a window of problems_in_flight chains, each stage of which may hold a
-    thread while it waits on its upstream."""
-    p = settings.prove
-    stages = 3 + 2 * p.repair_rounds + 1 if p.strategy == "whole" else 5
-    return p.problems_in_flight * stages
+    """One checking task per chain in flight, plus the model requests of their stages."""
+    p, e = settings.prove, settings.endpoint
+    requests = p.problems_in_flight * max(1, p.samples)
+    return p.problems_in_flight + max(1, min(requests, e.max_concurrency * len(e.base_urls)))
+
+
+def run_prepared(spec: RunSpec) -> dict[str, Any]:
+    """Run a resolved prove run with the task runner sized from its settings."""
+    configured = prove_flow.with_options(
+        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(spec.settings)),
+        flow_run_name=spec.flow_run_name)
+    return configured(problem_file=spec.problem_file, run_name=spec.name, problem_set=spec.problem_set,
+                      spec=spec)
 
 
 def run_prove(problem_file: str, run_name: str | None = None, config_file: str | None = None,
-              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Entry point for the CLI, tests and scripts: sizes the task runner from the settings."""
-    settings = load_settings(Path(config_file) if config_file else None, overrides)
-    load_proof_problems(problem_file, settings)  # fail on a bad file before Prefect starts
-    name = run_name or default_run_name(problem_file, settings)
-    configured = prove_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(settings)),
-        flow_run_name=f"prove · {name}")
-    return configured(problem_file=str(problem_file), run_name=name, config_file=config_file,
-                      overrides=overrides, problem_file_name=Path(problem_file).stem)
+              overrides: dict[str, Any] | None = None, problem_set: str | None = None) -> dict[str, Any]:
+    """Entry point for tests and scripts: resolve the run once, then run it."""
+    return run_prepared(prepare_prove(problem_file, run_name, config_file, overrides, problem_set=problem_set))

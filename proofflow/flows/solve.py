@@ -1,8 +1,8 @@
 """The solve flow: generate → verify → repair (R rounds) → select, per problem.
 
 This module only orchestrates: which stage runs after which, for which problems, how
-many at once, and what is skipped because the database already has it. The stages
-themselves are in proofflow/tasks/.
+many at once. What is already stored is skipped by the stages' planning; the stages
+themselves are in proofflow/tasks/, the run's bookkeeping in flows/common.py.
 """
 
 from __future__ import annotations
@@ -11,25 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from proofflow.config import Settings, load_settings
+from proofflow.flows.chains import Call, Chain, Names, asks, drive
 from proofflow.flows.common import (
-    artifact_key,
+    RunSession,
+    RunSpec,
     expand_run_name,
-    publish_summary,
-    run_chains,
-    start_run,
+    problem_set_name,
 )
-from proofflow.flows.progress import Progress, publish
 from proofflow.problems import Problem, load_problems
-from proofflow.storage.db import Store
-from proofflow.storage.records import ProblemRow, RunProblemRow
-from proofflow.tasks.context import RunContext, WorkItem, close_runtime, open_runtime, to_json
+from proofflow.storage.records import ProblemRow, Row, RunProblemRow
+from proofflow.tasks.context import RunContext, WorkItem, to_json
 from proofflow.tasks.execute import execute
-from proofflow.tasks.generate import generate
-from proofflow.tasks.repair import repair
+from proofflow.tasks.generate import generate, plan_generate
+from proofflow.tasks.repair import plan_repair, repair
 from proofflow.tasks.select import select
 from proofflow.tasks.verify import verify
 
@@ -56,14 +53,14 @@ def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
     }
 
 
-def default_run_name(problem_file: str, settings: Settings) -> str:
+def default_run_name(problem_file: str, settings: Settings, problem_set: str | None = None) -> str:
     """Deterministic, so running the same command again resumes the same run."""
     s = settings.solve
-    return f"{Path(problem_file).stem}-{settings.endpoint.model}-n{s.samples}-r{s.repair_rounds}"
+    return f"{problem_set_name(problem_file, problem_set)}-{settings.endpoint.model}-n{s.samples}-r{s.repair_rounds}"
 
 
-def problem_rows(problems: list[Problem], run_id: str) -> list:
-    rows: list = []
+def problem_rows(problems: list[Problem], run_id: str) -> list[Row]:
+    rows: list[Row] = []
     for position, p in enumerate(problems):
         rows.append(ProblemRow(
             problem_id=p.id, source=p.source, source_id=p.source_id, split=p.split, kind=p.kind,
@@ -74,8 +71,61 @@ def problem_rows(problems: list[Problem], run_id: str) -> list:
     return rows
 
 
+def prepare_solve(
+    problem_file: str, run_name: str | None = None, config_file: str | None = None,
+    overrides: dict[str, Any] | None = None, *, settings: Settings | None = None,
+    problem_set: str | None = None,
+) -> RunSpec:
+    """Resolve a solve run once: settings, problems (validated), the expanded name."""
+    settings = settings or load_settings(Path(config_file) if config_file else None, overrides)
+    problems = load_problems(problem_file, limit=settings.solve.limit)
+    label = problem_set_name(problem_file, problem_set)
+    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings, problem_set)
+    return RunSpec("solve", str(problem_file), label, name, settings, problems,
+                   run_identity(settings, problem_file), settings.solve.strategy,
+                   lambda run_id: problem_rows(problems, run_id))
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+def solve_chain(ctx: RunContext, items: list[WorkItem]) -> Chain:
+    """generate → [execute →] verify · r0 → repair · r1 → [execute →] verify · r1 → … → select.
+
+    Each `yield` is one stage; it resumes once the stage's rows are stored, so the next
+    stage plans from them (only failed candidates are repaired, ...)."""
+    s = ctx.settings.solve
+    names = Names(ctx, items)
+    yield asks(generate, ctx, plan_generate(ctx, items), names, "generate")
+    for round_ in range(0, s.repair_rounds + 1):
+        if round_ > 0:
+            yield asks(repair, ctx, plan_repair(ctx, items, round_), names, f"repair · r{round_}")
+        if s.runs_code:  # pot / csv: run the model's code first
+            yield [Call(execute, (ctx, items, names(f"execute · r{round_}")))]
+        yield [Call(verify, (ctx, items, names(f"verify · r{round_}")))]
+    yield [Call(select, (ctx, items, names("select")))]
+
+
 def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def execute_solve(spec: RunSpec) -> dict[str, Any]:
+    """Run (or resume) a resolved solve run in the current flow."""
+    from proofflow.tasks import resources
+
+    logger = get_run_logger()
+    settings = spec.settings
+    try:
+        with RunSession(spec, counted="solved") as session:
+            ctx = RunContext(session.run_id, spec.name, spec.problem_set, settings)
+            todo = session.todo
+            logger.info("run %s: %d problems, %d already done, %d to do",
+                        spec.name, session.total, session.total - len(todo), len(todo))
+            drive(session, (solve_chain(ctx, chunk) for chunk in chunked(todo, settings.solve.problems_per_task)),
+                  settings.solve.problems_in_flight)
+    finally:
+        resources.close_all()  # only after every task has returned (drive settles them)
+    return session.summary
 
 
 @flow(
@@ -91,96 +141,43 @@ def solve_flow(
     run_name: str | None = None,
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
+    problem_set: str | None = None,
+    spec: Any = None,
 ) -> dict[str, Any]:
-    """Run (or resume) one solve run: `run_name` may contain {date} / {datetime}."""
-    logger = get_run_logger()
-    settings = load_settings(Path(config_file) if config_file else None, overrides)
-    problems = load_problems(problem_file, limit=settings.solve.limit)
-    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings)
-    store = Store(settings.storage.db_path, lock_timeout_s=settings.storage.lock_timeout_s)
-    run = start_run(store, name, settings.solve.strategy, problem_file, settings,
-                    run_identity(settings, problem_file))
-    ctx = RunContext(run_id=run.run_id, run_name=name, problem_set=Path(problem_file).stem, settings=settings)
-
-    state = store.load_run_state(run.run_id)
-    todo = [WorkItem(p, state.problem(p.id)) for p in problems if not state.done(p.id)]
-    already = len(problems) - len(todo)
-    solved = sum(1 for p in problems if state.done(p.id) and state.problems[p.id].result.solved)
-    logger.info("run %s: %d problems, %d already done, %d to do", name, len(problems), already, len(todo))
-
-    rt = open_runtime(ctx)
-    status = "failed"
-    try:
-        rt.writer.put(*problem_rows(problems, run.run_id))
-        progress_id = create_progress_artifact(
-            progress=100.0 * already / len(problems), key=artifact_key("progress", name),
-            description=f"{name}: problems done out of {len(problems)}",
-        )
-        publish(Progress(name, already, len(problems), solved))
-        done, tokens = already, 0
-
-        def submit(chunk: list[WorkItem]) -> list[Any]:
-            label = _label(ctx, chunk)
-            chain = [generate.submit(ctx, chunk, label)]
-            for round_ in range(0, settings.solve.repair_rounds + 1):
-                if round_ > 0:
-                    chain.append(repair.submit(ctx, chain[-1], round_, label))
-                if settings.solve.runs_code:  # pot / csv: run the model's code first
-                    chain.append(execute.submit(ctx, chain[-1], label))
-                chain.append(verify.submit(ctx, chain[-1], label))
-            chain.append(select.submit(ctx, chain[-1], label))
-            return chain
-
-        def finished(results: list[Any], chain: list[Any]) -> None:
-            nonlocal done, solved, tokens
-            for result in results:
-                done += 1
-                solved += int(result.solved)
-                publish(Progress(name, done, len(problems), solved, result.problem_id))
-            tokens += _tokens(chain[-2].result())
-            update_progress_artifact(
-                progress_id, 100.0 * done / len(problems),
-                description=f"{name}: {done}/{len(problems)} problems done, {solved} solved, "
-                            f"{tokens:,} tokens spent on them",
-            )
-
-        run_chains(chunked(todo, settings.solve.problems_per_task),
-                   settings.solve.problems_in_flight, submit, finished)
-        status = "completed"
-    finally:
-        close_runtime(ctx)  # flushes everything queued, also when a stage failed
-        store.finish_run(run.run_id, status)
-
-    summary = publish_summary(store, run.run_id, name)
-    return summary
+    """Run (or resume) one solve run: `run_name` may contain {date} / {datetime};
+    `problem_set` names the data set (default: from the file's path). `spec` is the run
+    already resolved by the CLI (then the other parameters only label the flow run)."""
+    if not isinstance(spec, RunSpec):
+        spec = prepare_solve(problem_file, run_name, config_file, overrides, problem_set=problem_set)
+    return execute_solve(spec)
 
 
 def task_threads(settings: Settings) -> int:
-    """Threads for a window of problems_in_flight chains (generate, then verify — and
-    execute, for pot/csv — per round, repairs, select), all of which may hold a thread
-    while waiting on their upstream stage."""
-    stages_per_round = 3 if settings.solve.runs_code else 2
-    return settings.solve.problems_in_flight * (1 + stages_per_round * (1 + settings.solve.repair_rounds))
+    """Task-runner threads: every model request of the window's stages is its own task
+    and holds a thread while it waits for the model, so enough for the endpoint's
+    concurrency, plus one checking task per chain."""
+    s, e = settings.solve, settings.endpoint
+    requests = s.problems_in_flight * s.problems_per_task * max(1, s.samples)
+    return s.problems_in_flight + max(1, min(requests, e.max_concurrency * len(e.base_urls)))
+
+
+def run_prepared(spec: RunSpec) -> dict[str, Any]:
+    """Run a resolved solve run with the task runner sized from its settings."""
+    configured = solve_flow.with_options(
+        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(spec.settings)),
+        flow_run_name=spec.flow_run_name,
+    )
+    return configured(problem_file=spec.problem_file, run_name=spec.name, problem_set=spec.problem_set,
+                      spec=spec)
 
 
 def run_solve(
     problem_file: str, run_name: str | None = None, config_file: str | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None, problem_set: str | None = None,
 ) -> dict[str, Any]:
-    """Entry point for the CLI and scripts: sizes the task runner from the settings."""
-    settings = load_settings(Path(config_file) if config_file else None, overrides)
-    load_problems(problem_file, limit=settings.solve.limit)  # fail on a bad file before Prefect starts
-    name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings)
-    configured = solve_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(settings)),
-    )
-    return configured(problem_file=str(problem_file), run_name=name, config_file=config_file,
-                      overrides=overrides)
-
-
-def _tokens(items: list[WorkItem]) -> int:
-    return sum((s.prompt_tokens or 0) + (s.completion_tokens or 0)
-               for item in items for s in item.state.samples.values())
+    """Entry point for scripts and tests: resolve the run once, then run it."""
+    return run_prepared(prepare_solve(str(problem_file), run_name, config_file, overrides,
+                                      problem_set=problem_set))
 
 
 def _flow_run_name() -> str:
@@ -189,10 +186,4 @@ def _flow_run_name() -> str:
 
     params = flow_run.parameters
     run = params.get("run_name") or "default name"
-    return f"solve · {Path(params['problem_file']).stem} · {expand_run_name(run)}"
-
-
-def _label(ctx: RunContext, chunk: list[WorkItem]) -> str:
-    first = chunk[0].problem.label
-    what = first if len(chunk) == 1 else f"{first} +{len(chunk) - 1}"
-    return f"{ctx.problem_set} · {ctx.model} · {what}"
+    return f"solve · {problem_set_name(params['problem_file'], params.get('problem_set'))} · {expand_run_name(run)}"

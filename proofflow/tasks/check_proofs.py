@@ -7,33 +7,34 @@ candidates are not checked once one passed the audit: they would only cost check
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.tasks.context import RunContext, WorkItem
-from proofflow.tasks.formal_context import (
-    AUDIT,
-    check_sample,
-    extract_proof,
-    formal,
-    solved,
-)
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem
+from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, solved
+from proofflow.tasks.proof_text import extract_proof
+from proofflow.verifiers.formal import CacheKey, CheckResult
 
 CANDIDATE_STAGES = ("generate", "repair", "sketch")
 
 
-def check_candidates(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
+def check_candidates(ctx: RunContext, items: list[WorkItem],
+                     known: Mapping[CacheKey, CheckResult]) -> StageOutput:
     stop = ctx.settings.prove.stop_on_first_complete
-    for item in items:
+    rt = FormalRuntime(ctx, known, StageOutput())
+    for item in (i.copy() for i in items):
         for sample in item.samples():
             if sample.stage not in CANDIDATE_STAGES or item.verdict(sample.sample_id, AUDIT) is not None:
                 continue
             if stop and solved(item):
                 break
-            check_sample(ctx, item, sample, extract_proof(sample.completion or "", formal(item)))
-    return items
+            rt.check_sample(item, sample, extract_proof(sample.completion or "", item.formal))
+    return rt.finish()
 
 
-@task(name="check-proofs", task_run_name="check · {label}", cache_policy=NO_CACHE)
-def check_proofs(ctx: RunContext, items: list[WorkItem], label: str) -> list[WorkItem]:
-    return check_candidates(ctx, items)
+@task(name="check-proofs", task_run_name="{label}", cache_policy=NO_CACHE)
+def check_proofs(ctx: RunContext, items: list[WorkItem], known: Mapping[CacheKey, CheckResult],
+                 label: str) -> StageOutput:
+    return check_candidates(ctx, items, known)

@@ -1,19 +1,27 @@
-"""What the stage tasks share: the run's identity, the per-problem work item, and the
-process-wide resources (model client, database writer) they use."""
+"""What the stage tasks share: the run's identity, the per-problem work item, and what a
+stage returns.
+
+A stage is a pure function of what it is handed (the run context, the problems with the
+samples and verdicts stored so far) to the new rows it made (`StageOutput`). It holds no
+database handle and changes nothing it was handed: the flow process is the one writer,
+and folds the returned rows into its state (flows/common.py, RunSession.persist).
+Per-process resources (the model client, checker pools) come from tasks/resources.py.
+"""
 
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 
 from proofflow.config import Settings
-from proofflow.llm.client import ModelClient
+from proofflow.keys import problem_id as content_id
 from proofflow.problems import Problem
-from proofflow.storage.db import BatchWriter, ProblemState, Store
-from proofflow.storage.records import SampleRow, VerdictRow
+from proofflow.storage.db import ProblemState
+from proofflow.storage.records import ResultRow, Row, SampleRow, VerdictRow
+from proofflow.verifiers.formal import FormalProblem
+from proofflow.verifiers.verdict import Outcome
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,34 @@ class RunContext:
         return self.settings.endpoint.model
 
 
+@dataclass(frozen=True)
+class ProofProblem:
+    """A FormalProblem with the identity the work item and storage expect."""
+
+    id: str
+    source_id: str
+    formal: FormalProblem
+    kind: str = "formal"
+
+    @classmethod
+    def of(cls, formal: FormalProblem) -> ProofProblem:
+        pid = content_id({"kind": "formal", "backend": formal.backend, "header": formal.header,
+                          "statement": formal.statement})
+        return cls(id=pid, source_id=str(formal.metadata.get("id") or formal.name), formal=formal)
+
+    @property
+    def label(self) -> str:
+        return self.source_id if len(self.source_id) <= 40 else self.source_id[:37] + "..."
+
+    @property
+    def statement(self) -> str:
+        return self.formal.statement
+
+
+# Both problem kinds a work item can carry: an answer problem (solve) or a formal one (prove).
+AnyProblem = Problem | ProofProblem
+
+
 class WorkItem:
     """One problem and everything stored for it so far in this run.
 
@@ -38,12 +74,42 @@ class WorkItem:
 
     __slots__ = ("problem", "state")
 
-    def __init__(self, problem: Problem, state: ProblemState | None = None):
+    def __init__(self, problem: AnyProblem, state: ProblemState | None = None):
         self.problem = problem
         self.state = state if state is not None else ProblemState()
 
     def __repr__(self) -> str:
         return f"WorkItem({self.problem.source_id!r}, {len(self.state.samples)} samples)"
+
+    def copy(self) -> WorkItem:
+        """A private copy a stage may add its own rows to (the rows stay shared: frozen
+        in practice)."""
+        s = self.state
+        return WorkItem(self.problem, ProblemState(dict(s.samples), dict(s.verdicts), s.result))
+
+    def add(self, *rows: Row) -> None:
+        """Fold rows into this item (used on a stage's private copy)."""
+        for row in rows:
+            if isinstance(row, SampleRow):
+                self.state.samples.setdefault(row.sample_id, row)
+            elif isinstance(row, VerdictRow):
+                self.state.verdicts[(row.sample_id, row.verifier)] = row
+            elif isinstance(row, ResultRow):
+                self.state.result = row
+
+    @property
+    def formal(self) -> FormalProblem:
+        """The formal problem of a prove work item."""
+        if not isinstance(self.problem, ProofProblem):
+            raise TypeError(f"{self.problem.source_id} is an answer problem, not a formal one")
+        return self.problem.formal
+
+    @property
+    def answer_problem(self) -> Problem:
+        """The answer problem of a solve work item."""
+        if not isinstance(self.problem, Problem):
+            raise TypeError(f"{self.problem.source_id} is a formal problem, not an answer problem")
+        return self.problem
 
     def samples(self, stage: str | None = None, round_: int | None = None) -> list[SampleRow]:
         rows = [
@@ -56,44 +122,28 @@ class WorkItem:
         return self.state.verdicts.get((sample_id, verifier))
 
     def solved(self, verifier: str) -> bool:
-        return any(v.outcome == "pass" for (_, name), v in self.state.verdicts.items() if name == verifier)
+        return any(passed(v) for (_, name), v in self.state.verdicts.items() if name == verifier)
 
 
-class Runtime:
-    """Per-process resources of a run, shared by its task threads."""
-
-    def __init__(self, ctx: RunContext):
-        storage = ctx.settings.storage
-        self.store = Store(storage.db_path, lock_timeout_s=storage.lock_timeout_s)
-        self.writer = BatchWriter(self.store, flush_interval_s=storage.flush_interval_s)
-        self.client = ModelClient(ctx.settings.endpoint, ctx.settings.sampling, on_call=self.writer.put)
-
-    def close(self) -> None:
-        self.client.close()
-        self.writer.close()
+def passed(verdict: VerdictRow | None) -> bool:
+    return verdict is not None and verdict.outcome == Outcome.PASS.value
 
 
-_runtimes: dict[str, Runtime] = {}
-_runtimes_lock = threading.Lock()
+@dataclass
+class StageOutput:
+    """What a stage task returns: new rows (samples, verdicts, calls, results, cache
+    entries) for the flow to store, and figures to add up for the run's summary."""
 
+    rows: list[Row] = field(default_factory=list)
+    figures: dict[str, int] = field(default_factory=dict)
 
-def open_runtime(ctx: RunContext) -> Runtime:
-    with _runtimes_lock:
-        if ctx.run_id not in _runtimes:
-            _runtimes[ctx.run_id] = Runtime(ctx)
-        return _runtimes[ctx.run_id]
+    def add(self, *rows: Row) -> None:
+        self.rows.extend(rows)
 
-
-def runtime(ctx: RunContext) -> Runtime:
-    """The runtime the flow opened for this run (tasks run in the flow's process)."""
-    return _runtimes.get(ctx.run_id) or open_runtime(ctx)
-
-
-def close_runtime(ctx: RunContext) -> None:
-    with _runtimes_lock:
-        rt = _runtimes.pop(ctx.run_id, None)
-    if rt is not None:
-        rt.close()
+    def extend(self, other: StageOutput) -> None:
+        self.rows.extend(other.rows)
+        for k, v in other.figures.items():
+            self.figures[k] = self.figures.get(k, 0) + v
 
 
 def render_prompt(name: str, **values: str) -> str:

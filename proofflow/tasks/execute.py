@@ -3,14 +3,12 @@ self-verification strategies). Model output is only ever run inside the sandbox.
 
 from __future__ import annotations
 
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.tasks.context import RunContext, WorkItem
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem
 from proofflow.tasks.verify import judge_unjudged
-from proofflow.verifiers import Outcome, Verdict
-from proofflow.verifiers import python_exec
+from proofflow.verifiers import Outcome, Verdict, python_exec
 from proofflow.verifiers.code_blocks import last_code_block
 
 POT_VERIFIER = "python_exec"
@@ -44,17 +42,18 @@ def run_self_check(code: str | None, timeout_s: float) -> Verdict:
     return python_exec.self_verify(code, timeout_s=timeout_s)
 
 
-def execute_code(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
+def execute_code(ctx: RunContext, items: list[WorkItem]) -> StageOutput:
     solve = ctx.settings.solve
     verifier = verifier_for(solve.strategy)
     run = run_self_check if verifier == CSV_VERIFIER else run_program
     # A sandbox failure is an ERROR verdict ("sandbox_error"), never a pass.
     return judge_unjudged(
-        ctx, items, verifier, "sandbox", ("sandbox_error", "The code could not be run."),
+        ctx, items, verifier, "sandbox",
         lambda item, sample: run(last_code_block(sample.completion or ""), solve.exec_timeout_s),
+        crash_reason="sandbox_error", crash_feedback="The code could not be run.",
     )
 
 
-@task(name="execute", task_run_name="execute · {label}", cache_policy=NO_CACHE)
-def execute(ctx: RunContext, items: list[WorkItem], label: str) -> list[WorkItem]:
+@task(name="execute", task_run_name="{label}", cache_policy=NO_CACHE)
+def execute(ctx: RunContext, items: list[WorkItem], label: str) -> StageOutput:
     return execute_code(ctx, items)

@@ -6,30 +6,26 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from proofflow.storage.records import ResultRow
-from proofflow.tasks.context import RunContext, WorkItem, runtime
-from proofflow.tasks.formal_context import AUDIT
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed
+from proofflow.tasks.formal_runtime import AUDIT
 
 SELECTION = "first_complete"
 
 
-def finalize_items(ctx: RunContext, items: list[WorkItem]) -> list[ResultRow]:
-    rt = runtime(ctx)
-    results = []
+def finalize_items(ctx: RunContext, items: list[WorkItem]) -> StageOutput:
+    out = StageOutput()
     for item in items:
         judged = [(s, v) for s in item.samples() if (v := item.verdict(s.sample_id, AUDIT)) is not None]
-        passed = [s for s, v in judged if v.outcome == "pass"]
-        chosen = passed[0] if passed else None
-        result = ResultRow(
+        proofs = [s for s, v in judged if passed(v)]
+        chosen = proofs[0] if proofs else None
+        out.add(ResultRow(
             run_id=ctx.run_id, problem_id=item.problem.id, selection=SELECTION,
             selected_answer=None, selected_sample_id=chosen.sample_id if chosen else None,
-            correct=bool(passed), solved=bool(passed), n_samples=len(judged), n_passed=len(passed),
-        )
-        rt.writer.put(result)
-        item.state.result = result
-        results.append(result)
-    return results
+            correct=bool(proofs), solved=bool(proofs), n_samples=len(judged), n_passed=len(proofs),
+        ))
+    return out
 
 
-@task(name="finalize", task_run_name="finalize · {label}", cache_policy=NO_CACHE)
-def finalize(ctx: RunContext, items: list[WorkItem], label: str) -> list[ResultRow]:
+@task(name="finalize", task_run_name="{label}", cache_policy=NO_CACHE)
+def finalize(ctx: RunContext, items: list[WorkItem], label: str) -> StageOutput:
     return finalize_items(ctx, items)

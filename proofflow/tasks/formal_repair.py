@@ -1,51 +1,41 @@
-"""Stage (whole-proof): send each rejected proof of the previous round back to the model
-with the checker's feedback (reasons, errors with positions, open goals). Each repair is
-a new sample whose parent is the proof it repairs."""
+"""Stage (whole-proof): send each rejected proof of the previous round back with the
+checker's feedback; each repair is a new sample whose parent is the proof it repairs."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.keys import sample_id
-from proofflow.tasks.context import RunContext, WorkItem, render_prompt
-from proofflow.tasks.formal_context import (
-    AUDIT,
-    Plan,
-    clip,
-    extract_proof,
-    formal,
-    prompt_name,
-    request_samples,
-    solved,
-)
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt
+from proofflow.tasks.formal_runtime import AUDIT, prompt_name, solved
+from proofflow.tasks.proof_text import clip, extract_proof
+from proofflow.tasks.sampling import Plan, children_of, sample_request
 
 STAGE = "repair"
 
 
-def repair_proofs(ctx: RunContext, items: list[WorkItem], round_: int) -> list[WorkItem]:
-    plans = []
+def plan_formal_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Plan]:
+    plans: list[Plan] = []
     for item in items:
         if solved(item) and ctx.settings.prove.stop_on_first_complete:
             continue
-        p = formal(item)
+        p = item.formal
+        failed = {}
         for parent in item.samples(round_=round_ - 1):
-            if parent.stage not in ("generate", "repair"):
-                continue
             verdict = item.verdict(parent.sample_id, AUDIT)
-            if verdict is None or verdict.outcome == "pass":
-                continue
-            sid = sample_id(ctx.run_id, item.problem.id, STAGE, parent.sample_id, 0)
-            if sid in item.state.samples:
-                continue
-            prompt = render_prompt(prompt_name("formal_repair", ctx), header=p.header.strip(),
-                                   attempt=clip(extract_proof(parent.completion or "", p)),
-                                   feedback=clip(verdict.feedback or f"rejected: {verdict.reason}", 1500))
-            plans.append(Plan(item, prompt, STAGE, [sid], [0], parent.sample_id, round_))
-    request_samples(ctx, plans)
-    return items
+            if parent.stage in ("generate", "repair") and verdict is not None and not passed(verdict):
+                failed[parent.sample_id] = (parent, verdict)
+
+        def prompt(parent_id: str, p=p, failed=failed) -> str:
+            parent, verdict = failed[parent_id]
+            return render_prompt(prompt_name("formal_repair", ctx), header=p.header.strip(),
+                                 attempt=clip(extract_proof(parent.completion or "", p)),
+                                 feedback=clip(verdict.feedback or f"rejected: {verdict.reason}", 1500))
+
+        plans += children_of(ctx, item, STAGE, failed, prompt, round_)
+    return plans
 
 
-@task(name="formal-repair", task_run_name="repair {round_} · {label}", cache_policy=NO_CACHE)
-def formal_repair(ctx: RunContext, items: list[WorkItem], round_: int, label: str) -> list[WorkItem]:
-    return repair_proofs(ctx, items, round_)
+@task(name="formal-repair", task_run_name="{label}", cache_policy=NO_CACHE)
+def formal_repair(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
+    return sample_request(ctx, plan)

@@ -8,38 +8,25 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.keys import sample_id
-from proofflow.tasks.context import RunContext, WorkItem, render_prompt
-from proofflow.tasks.formal_context import (
-    Plan,
-    formal,
-    prompt_name,
-    request_samples,
-    solved,
-)
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, render_prompt
+from proofflow.tasks.formal_runtime import prompt_name, solved
+from proofflow.tasks.sampling import Plan, missing_indices, sample_request
 
 STAGE = "generate"
 
 
-def generate_proofs(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
-    n = ctx.settings.prove.samples
-    plans = []
+def plan_prove_generate(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
+    plans: list[Plan] = []
     for item in items:
         if solved(item):
             continue
-        have = {s.idx for s in item.samples(STAGE)}
-        missing = [i for i in range(n) if i not in have]
-        if not missing:
-            continue
-        p = formal(item)
-        prompt = render_prompt(prompt_name("prove", ctx), header=p.header.strip(), statement=p.statement,
-                               informal=p.informal or "(none)")
-        ids = [sample_id(ctx.run_id, item.problem.id, STAGE, None, i) for i in missing]
-        plans.append(Plan(item, prompt, STAGE, ids, missing, None, 0))
-    request_samples(ctx, plans)
-    return items
+        p = item.formal
+        plans += missing_indices(ctx, item, STAGE, ctx.settings.prove.samples, lambda p=p: render_prompt(
+            prompt_name("prove", ctx), header=p.header.strip(), statement=p.statement,
+            informal=p.informal or "(none)"))
+    return plans
 
 
-@task(name="prove-generate", task_run_name="generate · {label}", cache_policy=NO_CACHE)
-def prove_generate(ctx: RunContext, items: list[WorkItem], label: str) -> list[WorkItem]:
-    return generate_proofs(ctx, items)
+@task(name="prove-generate", task_run_name="{label}", cache_policy=NO_CACHE)
+def prove_generate(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
+    return sample_request(ctx, plan)

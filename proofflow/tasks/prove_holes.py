@@ -22,39 +22,25 @@ checks until it reaches what was never done.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from proofflow.keys import sample_id
 from proofflow.storage.records import SampleRow, VerdictRow
-from proofflow.tasks.context import (
-    RunContext,
-    WorkItem,
-    render_prompt,
-    runtime,
-    to_json,
-)
-from proofflow.tasks.formal_context import (
-    AUDIT,
-    Plan,
-    check_sample,
-    clip,
-    extract_proof,
-    extract_tactic,
-    formal,
-    prompt_name,
-    prove_runtime,
-    request_samples,
-    solved,
-    tool_sample,
-)
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt, to_json
+from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, prompt_name, solved
+from proofflow.tasks.proof_text import clip, extract_proof, extract_tactic
+from proofflow.tasks.sampling import Plan, sample_request, tool_sample
 from proofflow.verifiers.formal import (
+    CacheKey,
     CheckResult,
     fill_hole,
     mask_failing_lines,
     split_holes,
 )
+from proofflow.verifiers.verdict import Outcome
 
 MAX_MASK_ROUNDS = 12
 _COQ_CLOSED = re.compile(r"(?:Qed|Defined|Admitted|Abort)\s*\.$")
@@ -95,16 +81,23 @@ def _fill_closed(before: int, result: CheckResult, filled: str, backend: str) ->
 class _Prover:
     """Works one parent sample down to an assembled proof."""
 
-    def __init__(self, ctx: RunContext, item: WorkItem):
-        self.ctx, self.item = ctx, item
+    def __init__(self, ctx: RunContext, item: WorkItem, rt: FormalRuntime):
+        self.ctx, self.item, self.rt = ctx, item, rt  # item: the task's private copy
         self.cfg = ctx.settings.prove
-        self.prt = prove_runtime(ctx)
-        self.backend = self.prt.backend
-        self.problem = formal(item)
-        self.hole_verifier = f"{self.prt.checker.name}_hole"
+        self.backend = rt.backend
+        self.problem = item.formal
+        self.hole_verifier = f"{rt.checker.name}_hole"
 
     def check(self, source: str) -> CheckResult:
-        return self.prt.check(self.problem, source)[0]
+        return self.rt.check(self.item, source)[0]
+
+    def tool_sample(self, sid: str, stage: str, model: str, text: str, parent_id: str,
+                    idx: int, round_: int, prompt: str | None = None) -> SampleRow:
+        row = tool_sample(self.ctx, self.item.problem.id, sid, stage, model, text, parent_id, idx,
+                          round_, prompt)
+        self.rt.out.add(row)
+        self.item.add(row)
+        return row
 
     def mask(self, parent: SampleRow, source: str, round_: int) -> tuple[SampleRow, str, CheckResult] | None:
         result = self.check(source)
@@ -132,10 +125,10 @@ class _Prover:
         if masked == source:
             return parent, source, result
         sid = sample_id(self.ctx.run_id, self.item.problem.id, "mask", parent.sample_id, 0)
-        row = self.item.state.samples.get(sid) or tool_sample(
-            self.ctx, self.item, sid, "mask", "mask", masked, parent.sample_id, 0, round_)
+        row = self.item.state.samples.get(sid) or self.tool_sample(
+            sid, "mask", "mask", masked, parent.sample_id, 0, round_)
         if self.item.verdict(sid, AUDIT) is None:
-            check_sample(self.ctx, self.item, row, masked)
+            self.rt.check_sample(self.item, row, masked)
         return row, masked, result
 
     def attempt(self, base: SampleRow, sid: str, source: str, k: int, text: str,
@@ -148,13 +141,14 @@ class _Prover:
             row = VerdictRow(
                 sample_id=sid, verifier=self.hole_verifier, verifier_version=result.version,
                 run_id=self.ctx.run_id, problem_id=self.item.problem.id,
-                outcome="pass" if closed else "fail", reason="closed" if closed else (result.status if not first_error else "compile_error"),
+                outcome=(Outcome.PASS if closed else Outcome.FAIL).value,
+                reason="closed" if closed else (result.status if not first_error else "compile_error"),
                 answer=None, feedback=first_error,
                 details=to_json({"hole": k, "goal": goal, "tactic": text, "parent": base.sample_id}),
                 duration_s=result.duration_s,
             )
-            runtime(self.ctx).writer.put(row)
-            self.item.state.verdicts[(sid, self.hole_verifier)] = row
+            self.rt.out.add(row)
+            self.item.add(row)
         return closed, filled, result
 
     def prove_holes(self, base: SampleRow, source: str, result: CheckResult, round_: int) -> str:
@@ -171,8 +165,8 @@ class _Prover:
                 n += 1
                 text = tactic + "." if self.backend == "coq" and not tactic.endswith(".") else tactic
                 if sid not in self.item.state.samples:
-                    tool_sample(self.ctx, self.item, sid, "prove_hole", "automation", text,
-                                base.sample_id, n - 1, round_, prompt=f"hole {k}: {goal}"[:2000])
+                    self.tool_sample(sid, "prove_hole", "automation", text, base.sample_id, n - 1,
+                                     round_, prompt=f"hole {k}: {goal}"[:2000])
                 closed, filled, new = self.attempt(base, sid, source, k, text, goal, len(holes))
                 if closed:
                     break
@@ -184,8 +178,10 @@ class _Prover:
                 if missing:
                     prompt = render_prompt(prompt_name("hole", self.ctx), sketch=clip(source, 2500),
                                            goal=clip(goal or "(the goal at the hole)", 1500))
-                    request_samples(self.ctx, [Plan(self.item, prompt, "prove_hole", [s for s, _ in missing],
-                                                    [i for _, i in missing], base.sample_id, round_)])
+                    asked = sample_request(self.ctx, Plan(pid, prompt, "prove_hole", [s for s, _ in missing],
+                                                          [i for _, i in missing], base.sample_id, round_))
+                    self.rt.out.extend(asked)
+                    self.item.add(*asked.rows)
                 for sid in ids:
                     text = extract_tactic(self.item.state.samples[sid].completion or "", self.backend)
                     closed, filled, new = self.attempt(base, sid, source, k, text, goal, len(holes))
@@ -206,10 +202,10 @@ class _Prover:
             if assembled == start:
                 return  # nothing closed: another round from the same text would repeat this one
             sid = sample_id(self.ctx.run_id, self.item.problem.id, "assemble", base.sample_id, 0)
-            row = self.item.state.samples.get(sid) or tool_sample(
-                self.ctx, self.item, sid, "assemble", "assemble", assembled, base.sample_id, 0, round_)
+            row = self.item.state.samples.get(sid) or self.tool_sample(
+                sid, "assemble", "assemble", assembled, base.sample_id, 0, round_)
             if self.item.verdict(sid, AUDIT) is None:
-                check_sample(self.ctx, self.item, row, assembled)
+                self.rt.check_sample(self.item, row, assembled)
             if solved(self.item):
                 return
             parent, source = row, assembled
@@ -224,26 +220,30 @@ def parents_for(ctx: RunContext, item: WorkItem, mode: str) -> list[SampleRow]:
     if mode == "sketch":
         return [s for s in item.samples("sketch")]
     failed = [s for s in item.samples() if s.stage in ("generate", "repair")
-              and (v := item.verdict(s.sample_id, AUDIT)) is not None and v.outcome != "pass"]
+              and (v := item.verdict(s.sample_id, AUDIT)) is not None and not passed(v)]
     failed.sort(key=lambda s: (-s.round, s.idx))
     return failed[: ctx.settings.prove.repair_candidates]
 
 
-def prove_items(ctx: RunContext, items: list[WorkItem], mode: str) -> list[WorkItem]:
+def prove_items(ctx: RunContext, items: list[WorkItem], mode: str,
+                known: Mapping[CacheKey, CheckResult]) -> StageOutput:
+    """Work every parent of every item down to assembled proofs; returns the samples
+    (masks, hole attempts, model calls, assemblies), verdicts and cache entries made."""
     cfg = ctx.settings.prove
     depth = max(1, cfg.repair_depth) if mode == "sketch" else cfg.repair_depth
-    for item in items:
+    rt = FormalRuntime(ctx, known, StageOutput())
+    for item in (i.copy() for i in items):
         for parent in parents_for(ctx, item, mode):
             if solved(item) and cfg.stop_on_first_complete:
                 break
-            verdict = item.verdict(parent.sample_id, AUDIT)
-            if verdict is not None and verdict.outcome == "pass":
+            if passed(item.verdict(parent.sample_id, AUDIT)):
                 continue
-            source = extract_proof(parent.completion or "", formal(item))
-            _Prover(ctx, item).run(parent, source, depth)
-    return items
+            source = extract_proof(parent.completion or "", item.formal)
+            _Prover(ctx, item, rt).run(parent, source, depth)
+    return rt.finish()
 
 
-@task(name="prove-holes", task_run_name="prove holes ({mode}) · {label}", cache_policy=NO_CACHE)
-def prove_holes(ctx: RunContext, items: list[WorkItem], mode: str, label: str) -> list[WorkItem]:
-    return prove_items(ctx, items, mode)
+@task(name="prove-holes", task_run_name="{label}", cache_policy=NO_CACHE)
+def prove_holes(ctx: RunContext, items: list[WorkItem], mode: str, known: Mapping[CacheKey, CheckResult],
+                label: str) -> StageOutput:
+    return prove_items(ctx, items, mode, known)

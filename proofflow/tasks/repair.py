@@ -6,10 +6,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.keys import sample_id
 from proofflow.storage.records import VerdictRow
-from proofflow.tasks.context import RunContext, WorkItem, render_prompt
-from proofflow.tasks.sampling import Plan, request_samples
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt
+from proofflow.tasks.sampling import Plan, children_of, sample_request
 
 STAGE = "repair"
 PROMPTS = {"generate-verify-repair": "repair", "pot": "repair_pot", "csv": "repair_csv"}
@@ -27,37 +26,38 @@ def _feedback(item: WorkItem, sample_id: str, decisive: VerdictRow) -> str:
     traceback says more than "wrong answer"), else the deciding verdict's feedback."""
     for code_verifier in ("python_exec", "self_verify"):
         run = item.verdict(sample_id, code_verifier)
-        if run is not None and run.outcome != "pass" and run.feedback and run is not decisive:
+        if run is not None and not passed(run) and run.feedback and run is not decisive:
             return run.feedback
     return decisive.feedback or f"the answer was judged {decisive.outcome}"
 
 
-def repair_failures(ctx: RunContext, items: list[WorkItem], round_: int) -> list[WorkItem]:
+def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Plan]:
     solve = ctx.settings.solve
     # Whose verdict decides: the reference check (oracle feedback) or, for csv, the
     # sample's own check; for pot a program that crashed is repaired like a wrong one.
     verifier = solve.repair_verifier
-    plans = []
+    plans: list[Plan] = []
     for item in items:
         if item.solved(verifier) and not solve.repair_after_pass:
             continue
+        failed = {}
         for parent in item.samples(round_=round_ - 1):
             verdict = item.verdict(parent.sample_id, verifier)
-            if verdict is None or verdict.outcome == "pass":
-                continue
-            sid = sample_id(ctx.run_id, item.problem.id, STAGE, parent.sample_id, 0)
-            if sid in item.state.samples:
-                continue
-            prompt = render_prompt(
-                PROMPTS[solve.strategy], problem=item.problem.statement,
+            if verdict is not None and not passed(verdict):
+                failed[parent.sample_id] = (parent, verdict)
+
+        def prompt(parent_id: str, item: WorkItem = item, failed: dict = failed) -> str:
+            parent, verdict = failed[parent_id]
+            return render_prompt(
+                PROMPTS[solve.strategy], problem=item.answer_problem.statement,
                 attempt=_clip(parent.completion or "(empty answer)"),
-                feedback=_feedback(item, parent.sample_id, verdict),
+                feedback=_feedback(item, parent_id, verdict),
             )
-            plans.append(Plan(item, prompt, STAGE, [sid], [0], parent.sample_id, round_))
-    request_samples(ctx, plans)
-    return items
+
+        plans += children_of(ctx, item, STAGE, failed, prompt, round_)
+    return plans
 
 
-@task(name="repair", task_run_name="repair {round_} · {label}", cache_policy=NO_CACHE)
-def repair(ctx: RunContext, items: list[WorkItem], round_: int, label: str) -> list[WorkItem]:
-    return repair_failures(ctx, items, round_)
+@task(name="repair", task_run_name="{label}", cache_policy=NO_CACHE)
+def repair(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
+    return sample_request(ctx, plan)

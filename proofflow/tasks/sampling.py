@@ -1,21 +1,29 @@
-"""Turning planned model requests into stored samples: the one loop every generating
-stage (generate, repair, draft, sketch, prove, hole attempts) goes through."""
+"""Turning planned model requests into sample rows: the one path every generating stage
+(generate, repair, draft, sketch, prove, hole attempts) goes through.
+
+Planning is cheap and happens where the state is (the flow): `missing_indices` for the
+stages that draw N samples of one prompt (generate, prove_generate, draft) and
+`children_of` for the stages that make one child per parent (repair, formal_repair,
+sketch). Asking is one task per request (`sample_request`), so the flow stores each
+answer's samples the moment that request returns, not when a whole stage has.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from proofflow.keys import seed_for
-from proofflow.llm.client import EndpointError, Request, Response
-from proofflow.storage.records import SampleRow
-from proofflow.tasks.context import RunContext, WorkItem, runtime, to_json
+from proofflow.keys import sample_id, seed_for
+from proofflow.llm.client import Response
+from proofflow.storage.records import CallRow, SampleRow
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, to_json
 
 
 @dataclass(frozen=True)
 class Plan:
     """One model request of a stage: `ids[i]` is the sample for choice i."""
 
-    item: WorkItem
+    problem_id: str
     prompt: str
     stage: str
     ids: list[str]
@@ -24,54 +32,81 @@ class Plan:
     round: int
 
 
-def request_samples(ctx: RunContext, plans: list[Plan]) -> None:
-    """Send the plans concurrently, store one sample per choice (tokens, cost, call id)
-    as soon as each answer arrives; raise after storing what did come back."""
-    if not plans:
-        return
-    rt = runtime(ctx)
-    requests = [Request(prompt=p.prompt, n=len(p.ids), seed=seed_for(p.ids[0]),
-                        context={"run_id": ctx.run_id, "problem_id": p.item.problem.id, "stage": p.stage})
-                for p in plans]
-    responses = rt.client.complete_many(requests)
-    params = rt.client.sampling_params()
-    failures = []
-    for plan, response in zip(plans, responses):
-        if isinstance(response, EndpointError):
-            failures.append(f"{plan.item.problem.label}: {response}")
+def missing_indices(ctx: RunContext, item: WorkItem, stage: str, n: int,
+                    prompt: Callable[[], str]) -> list[Plan]:
+    """Request the indices 0..n-1 of `stage` not stored yet, in one request (n = missing,
+    seeded from the first missing sample's key): a rerun of a finished problem asks nothing."""
+    have = {s.idx for s in item.samples(stage)}
+    missing = [i for i in range(n) if i not in have]
+    if not missing:
+        return []
+    pid = item.problem.id
+    ids = [sample_id(ctx.run_id, pid, stage, None, i) for i in missing]
+    return [Plan(pid, prompt(), stage, ids, missing, None, 0)]
+
+
+def children_of(ctx: RunContext, item: WorkItem, stage: str, parents: Iterable[str],
+                prompt: Callable[[str], str], round_: int) -> list[Plan]:
+    """One child sample per parent sample id (a repair of a failed candidate, a sketch
+    of a draft), skipping parents whose child is stored already."""
+    plans = []
+    for parent in parents:
+        sid = sample_id(ctx.run_id, item.problem.id, stage, parent, 0)
+        if sid in item.state.samples:
             continue
-        rows = sample_rows(ctx, plan.item, response, plan.prompt, plan.stage, plan.ids, plan.indices,
-                           plan.parent_id, plan.round, params)
-        rt.writer.put(*rows)
-        for row in rows:
-            plan.item.state.samples[row.sample_id] = row
-    if failures:
-        rt.writer.flush()
-        raise EndpointError("model calls failed for " + "; ".join(failures))
+        plans.append(Plan(item.problem.id, prompt(parent), stage, [sid], [0], parent, round_))
+    return plans
 
 
-def sample_rows(
-    ctx: RunContext, item: WorkItem, response: Response, prompt: str, stage: str,
-    ids: list[str], indices: list[int], parent_id: str | None, round_: int, params: dict,
-) -> list[SampleRow]:
+def sample_request(ctx: RunContext, plan: Plan) -> StageOutput:
+    """Send one planned request; return its call rows (every attempt) and one sample row
+    per choice. A request that fails for good raises the client's EndpointError, which
+    carries the call rows of its attempts (`.calls`) for the flow to store."""
+    from proofflow.llm.client import Request
+    from proofflow.tasks import resources
+
+    client = resources.model_client(ctx.settings.endpoint, ctx.settings.sampling)
+    request = Request(prompt=plan.prompt, n=len(plan.ids), seed=seed_for(plan.ids[0]),
+                      context={"run_id": ctx.run_id, "problem_id": plan.problem_id, "stage": plan.stage})
+    response = client.complete(request)
+    out = StageOutput()
+    out.add(*[c for c in getattr(response, "calls", ()) if isinstance(c, CallRow)])
+    out.add(*sample_rows(ctx, plan, response, client.sampling_params()))
+    return out
+
+
+def sample_rows(ctx: RunContext, plan: Plan, response: Response, params: dict) -> list[SampleRow]:
     """One SampleRow per choice; the request's prompt tokens and cost are shared out."""
     n = len(response.choices)
     prompt_share = [response.prompt_tokens // n] * n
     prompt_share[0] += response.prompt_tokens - sum(prompt_share)
     rows = []
-    for i, (choice, sid, idx) in enumerate(zip(response.choices, ids, indices)):
+    for i, (choice, sid, idx) in enumerate(zip(response.choices, plan.ids, plan.indices)):
         cost = None
         if response.cost is not None and response.completion_tokens + response.prompt_tokens > 0:
             # Split the call's cost by the tokens each sample accounts for.
-            weight = (prompt_share[i] + choice.completion_tokens) / (response.prompt_tokens + response.completion_tokens)
+            total = response.prompt_tokens + response.completion_tokens
+            weight = (prompt_share[i] + choice.completion_tokens) / total
             cost = response.cost * weight
         rows.append(SampleRow(
-            sample_id=sid, run_id=ctx.run_id, problem_id=item.problem.id, stage=stage,
-            parent_id=parent_id, idx=idx, round=round_, call_id=response.call_id,
+            sample_id=sid, run_id=ctx.run_id, problem_id=plan.problem_id, stage=plan.stage,
+            parent_id=plan.parent_id, idx=idx, round=plan.round, call_id=response.call_id,
             model=response.model, endpoint=response.endpoint, params=to_json(params),
-            seed=response.seed, prompt=prompt, completion=choice.text,
+            seed=response.seed, prompt=plan.prompt, completion=choice.text,
             finish_reason=choice.finish_reason, prompt_tokens=prompt_share[i],
             completion_tokens=choice.completion_tokens, tokens_exact=choice.tokens_exact,
             latency_s=response.latency_s, cost=cost,
         ))
     return rows
+
+
+def tool_sample(ctx: RunContext, problem_id: str, sid: str, stage: str, model: str, text: str,
+                parent_id: str | None, idx: int, round_: int, prompt: str | None = None) -> SampleRow:
+    """A sample no model call produced (automation tactic, masking, assembly, a data
+    set's informal proof): zero tokens, no call, `model` says what made it."""
+    return SampleRow(
+        sample_id=sid, run_id=ctx.run_id, problem_id=problem_id, stage=stage,
+        parent_id=parent_id, idx=idx, round=round_, call_id=None, model=model, endpoint=None,
+        params=None, seed=None, prompt=prompt, completion=text, finish_reason=None,
+        prompt_tokens=0, completion_tokens=0, tokens_exact=True, latency_s=0.0, cost=None,
+    )

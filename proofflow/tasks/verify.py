@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from proofflow.storage.records import SampleRow, VerdictRow
-from proofflow.tasks.context import RunContext, WorkItem, runtime, to_json
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, to_json
 from proofflow.verifiers import Outcome, Verdict
 from proofflow.verifiers import answer as answer_verifier
 
@@ -18,12 +18,12 @@ VERIFIER = "answer"
 
 def judge_unjudged(
     ctx: RunContext, items: list[WorkItem], verifier: str, version: str,
-    crash: tuple[str, str], judge: Callable[[WorkItem, SampleRow], Verdict],
-) -> list[WorkItem]:
-    """Give every sample that has no `verifier` verdict yet one, and store it. A judge
-    that raises yields an ERROR verdict with `crash` = (reason, feedback): never a pass,
-    never a crash of the stage."""
-    rt = runtime(ctx)
+    judge: Callable[[WorkItem, SampleRow], Verdict], *, crash_reason: str, crash_feedback: str,
+) -> StageOutput:
+    """A `verifier` verdict for every sample that has none yet. A judge that raises
+    yields an ERROR verdict (crash_reason, crash_feedback): never a pass, never a crash
+    of the stage."""
+    out = StageOutput()
     for item in items:
         for sample in item.samples():
             if item.verdict(sample.sample_id, verifier) is not None:
@@ -34,14 +34,12 @@ def judge_unjudged(
             except Exception as exc:
                 verdict = Verdict(
                     verifier=verifier, verifier_version=version, outcome=Outcome.ERROR,
-                    reason=crash[0], feedback=crash[1],
+                    reason=crash_reason, feedback=crash_feedback,
                     details={"exception": f"{type(exc).__name__}: {exc}"},
                     duration_s=time.perf_counter() - started,
                 )
-            row = verdict_row(ctx, item, sample.sample_id, verdict)
-            rt.writer.put(row)
-            item.state.verdicts[(sample.sample_id, verifier)] = row
-    return items
+            out.add(verdict_row(ctx, item, sample.sample_id, verdict))
+    return out
 
 
 def verdict_row(ctx: RunContext, item: WorkItem, sample_id: str, verdict: Verdict) -> VerdictRow:
@@ -59,24 +57,24 @@ def candidate_text(ctx: RunContext, item: WorkItem, sample_id: str, completion: 
     if ctx.settings.solve.strategy != "pot":
         return completion
     run = item.verdict(sample_id, "python_exec")
-    if run is None or run.outcome != "pass" or not run.answer:
+    if run is None or not passed(run) or not run.answer:
         return ""  # no output: no answer, a fail verdict
     return "\\boxed{" + run.answer + "}"
 
 
-def verify_answers(ctx: RunContext, items: list[WorkItem]) -> list[WorkItem]:
+def verify_answers(ctx: RunContext, items: list[WorkItem]) -> StageOutput:
     solve = ctx.settings.solve
 
     def judge(item: WorkItem, sample: SampleRow) -> Verdict:
         text = candidate_text(ctx, item, sample.sample_id, sample.completion or "")
-        return answer_verifier.check_answer(text, item.problem.reference_answer,
+        return answer_verifier.check_answer(text, item.answer_problem.reference_answer,
                                             timeout_s=solve.verify_timeout_s,
                                             allow_last_number=solve.allow_last_number)
 
-    return judge_unjudged(ctx, items, VERIFIER, answer_verifier.VERSION,
-                          ("checker_error", "The checker failed on this answer."), judge)
+    return judge_unjudged(ctx, items, VERIFIER, answer_verifier.VERSION, judge,
+                          crash_reason="checker_error", crash_feedback="The checker failed on this answer.")
 
 
-@task(name="verify", task_run_name="verify · {label}", cache_policy=NO_CACHE)
-def verify(ctx: RunContext, items: list[WorkItem], label: str) -> list[WorkItem]:
+@task(name="verify", task_run_name="{label}", cache_policy=NO_CACHE)
+def verify(ctx: RunContext, items: list[WorkItem], label: str) -> StageOutput:
     return verify_answers(ctx, items)

@@ -25,11 +25,15 @@ class Behaviour:
     model: str = "instant"
     fail_first: int = 0          # answer HTTP 500 to the first k generation requests
     delay_s: float = 0.0         # sleep before answering
+    # extra sleep for single requests: {k: seconds} delays the k-th generation request
+    # received (1-based), e.g. one slow answer among a stage's fast ones (crash tests)
+    slow_requests: dict[int, float] = field(default_factory=dict)
     answers: tuple[str, ...] = ("1", "2", "3", "4", "5")
     text: str | None = None      # answer every sample with exactly this text (garbage tests)
     requests: int = 0            # generation requests answered with 200
     received: int = 0            # generation requests received (any status)
     prompts: list[str] = field(default_factory=list)  # every answered prompt, in order
+    answered: list[tuple[str, int, int]] = field(default_factory=list)  # (prompt, seed, n) of each
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def completion(self, prompt: str, seed: int, index: int) -> str:
@@ -74,12 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
         with b.lock:
             b.received += 1
             failing = b.received <= b.fail_first
+            extra_delay = b.slow_requests.get(b.received, 0.0)
         if failing:
             return self._send(500, {"error": {"message": "injected failure"}})
         if body.get("model") != b.model:
             return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
-        if b.delay_s:
-            time.sleep(b.delay_s)
+        if b.delay_s or extra_delay:
+            time.sleep(b.delay_s + extra_delay)
         if chat:
             prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
         else:
@@ -95,6 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
         with b.lock:
             b.requests += 1
             b.prompts.append(prompt)
+            b.answered.append((prompt, seed, n))
         self._send(200, {
             "id": f"cmpl-{b.requests}", "object": "chat.completion" if chat else "text_completion",
             "created": int(time.time()), "model": b.model, "choices": choices,
