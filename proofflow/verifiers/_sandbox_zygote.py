@@ -39,6 +39,11 @@ import stat
 import struct
 import sys
 import time
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proofflow.verifiers._sandbox_limits import MemoryCgroup
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -58,6 +63,23 @@ PR_SET_NO_NEW_PRIVS = 38
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _load_limits() -> ModuleType:
+    """_sandbox_limits.py from this script's directory (run with -I: not on sys.path)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_limits.py")
+    spec = importlib.util.spec_from_file_location("_sandbox_limits", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_limits = _load_limits()
+# The execution cgroup (one per zygote, one execution at a time); None: the RLIMIT budget.
+_CGROUP: MemoryCgroup | None = None
 _libc.syscall.restype = ctypes.c_long
 
 
@@ -157,7 +179,7 @@ def _warm() -> None:
         importlib.import_module(name)
 
 
-def _recv(sock: socket.socket) -> dict | None:
+def _recv(sock: socket.socket) -> dict[str, Any] | None:
     head = b""
     while len(head) < 4:
         chunk = sock.recv(4 - len(head))
@@ -171,7 +193,8 @@ def _recv(sock: socket.socket) -> dict | None:
         if not chunk:
             return None
         buf += chunk
-    return pickle.loads(bytes(buf))
+    msg: dict[str, Any] = pickle.loads(bytes(buf))
+    return msg
 
 
 def _send(sock: socket.socket, obj: object) -> None:
@@ -192,10 +215,10 @@ def _clone_newpid() -> int:
         raise OSError(err, f"clone: {os.strerror(err)}")
     if pid == 0:
         ctypes.pythonapi.PyOS_AfterFork_Child()
-    return pid
+    return int(pid)
 
 
-def _user_process(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
+def _user_process(req: dict[str, Any], scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
     """Runs in the user process (pid 1 of the execution's namespace). Never returns: an
     escaping exception would otherwise unwind into the zygote's own loop."""
     try:
@@ -204,9 +227,11 @@ def _user_process(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) 
         os._exit(124)
 
 
-def _run_user(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
+def _run_user(req: dict[str, Any], scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
     try:
         stdin_r, out_w, err_w = fds
+        if _CGROUP is not None:  # first, before this process allocates anything of its own
+            os.write(_CGROUP.procs, b"0")
         os.setsid()
         os.dup2(stdin_r, 0)
         os.dup2(out_w, 1)
@@ -215,11 +240,14 @@ def _run_user(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> N
         os.chdir(scratch)
         cpu = max(1, int(req["timeout_s"] + 1.999))
         mem = int(req["memory_mb"]) << 20
+        nproc = int(req["max_procs"])
+        if _CGROUP is None:  # no cgroup: keep processes x address space within the budget
+            nproc = _limits.fallback_nproc(nproc, int(req["memory_mb"]), int(req["memory_budget_mb"]))
         for lim, val in (
             (resource.RLIMIT_CPU, (cpu, cpu + 1)),
             (resource.RLIMIT_AS, (mem, mem)),
             (resource.RLIMIT_FSIZE, (int(req["file_mb"]) << 20,) * 2),
-            (resource.RLIMIT_NPROC, (int(req["max_procs"]),) * 2),
+            (resource.RLIMIT_NPROC, (nproc, nproc)),
             (resource.RLIMIT_NOFILE, (int(req["max_files"]),) * 2),
             (resource.RLIMIT_CORE, (0, 0)),
         ):
@@ -229,6 +257,7 @@ def _run_user(req: dict, scratch: str, uid: int, fds: tuple[int, int, int]) -> N
         os.setuid(uid)
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries cannot regain root
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # (cleared by setuid: set after)
+        _limits.forbid_user_namespaces()  # no new user namespace (module docstring says why)
         os.environ.clear()
         os.environ.update(
             {
@@ -311,13 +340,17 @@ def _wait(rlist: list[int], wlist: list[int], timeout: float) -> tuple[list[int]
     return r, w
 
 
-def _execute(req: dict, scratch_root: str, uid: int, seq: int) -> dict:
+def _execute(req: dict[str, Any], scratch_root: str, uid: int, seq: int) -> dict[str, Any]:
     scratch = os.path.join(scratch_root, f"run{seq}")
     os.mkdir(scratch, 0o700)
     os.chown(scratch, uid, uid)
     stdin_r, stdin_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    oom_before = 0
+    if _CGROUP is not None:
+        _CGROUP.set_limit(int(req["memory_budget_mb"]))
+        oom_before = _CGROUP.oom_kills()
     t0 = time.monotonic()
     # The user process is pid 1 of its own PID namespace: when it exits or is killed, the
     # kernel kills every process left in the namespace (setsid()ed daemons included).
@@ -424,6 +457,9 @@ def _execute(req: dict, scratch_root: str, uid: int, seq: int) -> dict:
         "stderr_truncated": truncated[err_r],
         "duration_s": duration,
         "cpu_s": usage.ru_utime + usage.ru_stime,
+        "memory_cap": f"cgroup-v{_CGROUP.version}" if _CGROUP is not None else "rlimit",
+        "memory_peak_mb": _CGROUP.peak_mb() if _CGROUP is not None else None,
+        "oom_kills": _CGROUP.oom_kills() - oom_before if _CGROUP is not None else 0,
     }
 
 
@@ -432,7 +468,9 @@ def main() -> None:
     uid = int(sys.argv[2])
     scratch_root = sys.argv[3]
     scratch_mb = int(sys.argv[4])
+    global _CGROUP
     try:
+        _CGROUP = _limits.MemoryCgroup.create(f"proofflow-sandbox-{os.getppid()}-{uid}")
         _isolate(scratch_root, scratch_mb)
         _warm()
         # Objects that exist now are never collected in the children; freezing them keeps
@@ -444,7 +482,7 @@ def main() -> None:
     except BaseException as exc:
         _send(sock, {"ready": False, "error": repr(exc)})
         return
-    _send(sock, {"ready": True, "pid": os.getpid()})
+    _send(sock, {"ready": True, "pid": os.getpid(), "cgroup": _CGROUP.path if _CGROUP is not None else None})
     seq = 0
     while True:
         req = _recv(sock)

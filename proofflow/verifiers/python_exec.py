@@ -72,6 +72,9 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     timeout_s: float = 10.0  # wall clock; RLIMIT_CPU is set to ceil(timeout)+1
     memory_mb: int = 1024  # RLIMIT_AS (address space) of each process
+    # Memory of the whole execution, all its processes together: a cgroup's limit where the
+    # kernel lets the zygote make one, else RLIMIT_NPROC is cut to budget // memory_mb.
+    memory_budget_mb: int = 2048
     file_mb: int = 16  # RLIMIT_FSIZE: largest file the program may write
     max_procs: int = 64  # RLIMIT_NPROC for the execution's uid (processes + threads)
     max_files: int = 64  # RLIMIT_NOFILE
@@ -89,7 +92,8 @@ class ExecResult:
     timed_out: bool = False
     stdout_truncated: bool = False
     stderr_truncated: bool = False
-    reason: str = ""  # "ok" | "exit_nonzero" | "timeout" | "signal" | "output_limit" | "sandbox_error"
+    # "ok" | "exit_nonzero" | "timeout" | "signal" | "memory_limit" | "output_limit" | "sandbox_error"
+    reason: str = ""
     details: dict[str, object] = field(default_factory=dict)
 
 
@@ -99,6 +103,8 @@ def _classify(raw: dict[str, Any]) -> tuple[Outcome, str]:
         return Outcome.TIMEOUT, "timeout"
     if raw.get("output_limit"):
         return Outcome.ERROR, "output_limit"
+    if sig == signal.SIGKILL and raw.get("oom_kills"):
+        return Outcome.ERROR, "memory_limit"  # the execution's cgroup ran out of memory
     if sig is not None:
         return Outcome.ERROR, "signal"
     if raw.get("exit_code") == 0:
@@ -129,6 +135,7 @@ class _Zygote:
         finally:
             child.close()
         self.pid: int | None = None
+        self.cgroup: str | None = None  # the zygote's execution cgroup (removed on close)
         self._ready = False
 
     def _recv(self, deadline: float) -> dict[str, Any] | None:
@@ -148,6 +155,7 @@ class _Zygote:
             why = "timed out starting" if msg is None else msg.get("error")
             raise SandboxUnavailable(f"sandbox zygote failed: {why} (the sandbox needs root)")
         self.pid = int(msg["pid"])
+        self.cgroup = msg.get("cgroup")
         self._ready = True
 
     def execute(self, req: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
@@ -163,6 +171,11 @@ class _Zygote:
     def close(self) -> None:
         self.child.kill()
         self._host.close()
+        if self.cgroup:
+            try:  # empty now that the zygote and its executions are dead
+                os.rmdir(self.cgroup)
+            except OSError:
+                pass
 
 
 class Sandbox:
@@ -232,6 +245,7 @@ class Sandbox:
             "stdin": stdin.encode() if isinstance(stdin, str) else stdin,
             "timeout_s": timeout,
             "memory_mb": lim.memory_mb,
+            "memory_budget_mb": lim.memory_budget_mb,
             "file_mb": lim.file_mb,
             "max_procs": lim.max_procs,
             "max_files": lim.max_files,
@@ -270,6 +284,7 @@ class Sandbox:
             stdout_truncated=raw["stdout_truncated"],
             stderr_truncated=raw["stderr_truncated"],
             reason=reason,
+            details={k: raw[k] for k in ("memory_cap", "memory_peak_mb", "oom_kills") if k in raw},
         )
 
     def close(self) -> None:
@@ -312,6 +327,8 @@ def exec_verdict(result: ExecResult, verifier: str = "python_exec") -> Verdict:
         feedback = ""
     elif result.outcome is Outcome.TIMEOUT:
         feedback = f"The program did not finish within the time limit ({result.duration_s:.1f} s)."
+    elif result.reason == "memory_limit":
+        feedback = "The program used more memory than allowed and was killed."
     elif result.reason == "output_limit":
         feedback = "The program printed more output than allowed and was stopped."
     elif result.reason == "signal":

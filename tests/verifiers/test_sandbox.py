@@ -344,3 +344,59 @@ def test_zygotes_do_not_leak_descriptors(sb: Sandbox) -> None:
     for _ in range(40):
         sb.run("print('x')", stdin="abc")
     assert open_fds() == before
+
+
+_FORK_4_X_800MB = r"""
+import os
+kids = []
+for i in range(4):
+    try:
+        pid = os.fork()
+    except OSError:  # RLIMIT_NPROC (the no-cgroup budget) refuses the fork
+        continue
+    if pid == 0:
+        b = bytearray(800 * 1024 * 1024)
+        b[::4096] = b"x" * len(b[::4096])  # touch every page: resident, not just reserved
+        os._exit(0)
+    kids.append(pid)
+print("allocated:", sum(os.waitpid(p, 0)[1] == 0 for p in kids))
+"""
+
+
+def test_memory_is_capped_per_execution_not_per_process() -> None:
+    # Issue 12.9: RLIMIT_AS is per process; 4 forks x 800 MB used 3.3 GB in one execution.
+    with Sandbox(size=1, limits=Limits(memory_mb=1024, memory_budget_mb=1024)) as s:
+        r = s.run(_FORK_4_X_800MB, timeout_s=30)
+        assert r.outcome is Outcome.PASS, r.stderr
+        allocated = int(r.stdout.split("allocated:")[1])
+        assert allocated <= 1  # 1024 MB for the whole execution: one 800 MB child fits
+        if r.details.get("memory_cap", "rlimit") != "rlimit":
+            assert r.details["memory_peak_mb"] <= 1024 + 1 and r.details["oom_kills"] >= 3
+        _assert_healthy(s)
+
+
+def test_no_user_namespaces_inside() -> None:
+    # Issue 12.9: unshare(CLONE_NEWUSER) used to succeed inside the sandbox.
+    code = (
+        "import ctypes, os, subprocess\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"
+        "r = subprocess.run(['unshare', '-U', 'true'], capture_output=True, text=True)\n"
+        "print('unshare -U', r.returncode)\n"
+        "import threading; t = threading.Thread(target=print, args=('threads work',)); t.start(); t.join()\n"
+    )
+    with Sandbox(size=1) as s:
+        r = s.run(code)
+    assert r.outcome is Outcome.PASS, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "unshare -1 1"  # EPERM
+    assert lines[1] != "unshare -U 0"
+    assert lines[2] == "threads work"  # clone3 -> ENOSYS -> libc falls back to clone
+
+
+def test_budget_without_cgroup_bounds_process_count() -> None:
+    from proofflow.verifiers._sandbox_limits import fallback_nproc
+
+    assert fallback_nproc(64, 1024, 2048) == 2
+    assert fallback_nproc(64, 1024, 512) == 1
+    assert fallback_nproc(8, 256, 1 << 20) == 8
