@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from proofflow.commands import prove, report, serve, solve
+from proofflow.commands import deploy, prove, report, serve, solve
 
 app = typer.Typer(
     name="proofflow",
@@ -20,6 +20,7 @@ for _module in (
     serve,  # serve (local vLLM server)
     prove,  # prove (formal pipelines)
     report,  # report, export, sql
+    deploy,  # trigger (a deployment's run, named at creation)
 ):
     _module.register(app)
 
