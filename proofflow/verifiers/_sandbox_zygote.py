@@ -2,7 +2,7 @@
 
 Run as a script (stdlib only, by path) by ``python_exec.Sandbox``; never imported by it.
 
-Isolation, set up once when the zygote starts (it runs as root):
+Isolation, set up once when the zygote starts (it runs as root; ``_sandbox_isolation.py``):
 - a new network namespace (only a downed loopback: connect() fails at once), and new IPC
   and UTS namespaces;
 - a new mount namespace in which every mount is remounted read-only, and a fresh,
@@ -18,6 +18,9 @@ Per execution (one at a time per zygote; the host runs a pool of zygotes):
 - the user process drops to a dedicated uid (root's processes are out of reach for
   signals; RLIMIT_NPROC counts per uid), sets CPU/AS/FSIZE/NPROC/NOFILE/CORE limits and
   no_new_privs, scrubs the environment, and execs the code in the warm interpreter.
+- it joins the zygote's memory cgroup, whose limit is the execution's memory budget (all
+  its processes together), and installs a seccomp filter refusing new user namespaces
+  (``_sandbox_limits.py``);
 - the zygote enforces the wall clock and the output cap and reports stdout/stderr/status.
 
 Protocol on the socket given as argv[1]: 4-byte big-endian length + pickle, both ways.
@@ -35,7 +38,6 @@ import select
 import shutil
 import signal
 import socket
-import stat
 import struct
 import sys
 import time
@@ -45,19 +47,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from proofflow.verifiers._sandbox_limits import MemoryCgroup
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}
@@ -65,103 +55,24 @@ SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _load_limits() -> ModuleType:
-    """_sandbox_limits.py from this script's directory (run with -I: not on sys.path)."""
+def _load(name: str) -> ModuleType:
+    """A sibling module by path (run with -I, this script's directory is not on sys.path;
+    adding it would put the whole verifiers package in reach of user code)."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_limits.py")
-    spec = importlib.util.spec_from_file_location("_sandbox_limits", path)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-_limits = _load_limits()
+_limits = _load("_sandbox_limits")
+_isolation = _load("_sandbox_isolation")
 # The execution cgroup (one per zygote, one execution at a time); None: the RLIMIT budget.
 _CGROUP: MemoryCgroup | None = None
 _libc.syscall.restype = ctypes.c_long
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _blocked_ancestor(path: str) -> str | None:
-    """Topmost ancestor of ``path`` that others cannot traverse (e.g. /root, mode 0700)."""
-    parts = os.path.abspath(path).split("/")[1:]
-    cur = ""
-    for part in parts[:-1]:
-        cur += "/" + part
-        if not os.stat(cur).st_mode & stat.S_IXOTH:
-            return cur
-    return None
-
-
-def _expose(paths: list[str], hold_root: str) -> None:
-    """Make ``paths`` reachable for an unprivileged uid without exposing their neighbours.
-
-    The interpreter may live under a private directory (pyenv in /root, mode 0700). For each
-    such directory A, the needed paths are bind-mounted aside, a fresh 0755 tmpfs covers A
-    (hiding the rest of it, e.g. /root/.ssh), and the paths are bind-mounted back in place.
-    """
-    groups: dict[str, list[str]] = {}
-    for p in paths:
-        a = _blocked_ancestor(p)
-        if a is not None and not any(p != q and p.startswith(q + "/") for q in paths):
-            groups.setdefault(a, []).append(p)
-    for n, (anc, ps) in enumerate(sorted(groups.items())):
-        holds = []
-        for i, p in enumerate(ps):
-            h = os.path.join(hold_root, f"hold{n}_{i}")
-            os.mkdir(h)
-            _check(_libc.mount(p.encode(), h.encode(), None, MS_BIND | MS_REC, None), f"hold {p}")
-            holds.append((p, h))
-        _check(_libc.mount(b"tmpfs", anc.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"), f"cover {anc}")
-        for p, h in holds:
-            os.makedirs(p, mode=0o755, exist_ok=True)
-            _check(_libc.mount(h.encode(), p.encode(), None, MS_BIND | MS_REC, None), f"expose {p}")
-            _check(_libc.umount2(h.encode(), 2), f"release {h}")  # MNT_DETACH
-            os.rmdir(h)
-
-
-def _isolate(scratch_root: str, scratch_mb: int) -> None:
-    _check(_libc.unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    # Mount events must not propagate back to the host's namespace.
-    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make-rprivate /")
-    opts = f"size={scratch_mb}m,mode=0755,nr_inodes=65536".encode()
-    _check(
-        _libc.mount(b"tmpfs", scratch_root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts),
-        "mount scratch tmpfs",
-    )
-    needed = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    needed.update(p for p in sys.path if p and os.path.isdir(p))
-    # Paths under the scratch root (this script's own directory in a checkout under
-    # /tmp, say) are covered by the fresh tmpfs on purpose: user code needs only the
-    # interpreter and its standard library, which must lie elsewhere.
-    inside = [p for p in needed if os.path.realpath(p) == scratch_root or os.path.realpath(p).startswith(scratch_root + "/")]
-    if any(p in inside for p in (sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))):
-        raise OSError(f"the interpreter lives under {scratch_root}, which the sandbox covers with its scratch tmpfs")
-    _expose(sorted(os.path.realpath(p) for p in needed if p not in inside), scratch_root)
-    mounts = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mounts.append(line.split()[4].replace("\\040", " "))
-    # Every mount point carries its own read-only flag, so each one is remounted; the
-    # scratch tmpfs is the only writable place left.
-    ro_failed = []
-    for mp in mounts:
-        if mp == scratch_root:
-            continue
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
-        if mp.startswith("/proc") or mp.startswith("/sys"):
-            flags |= MS_NODEV | MS_NOEXEC
-        if _libc.mount(None, mp.encode(), None, flags, None) != 0:
-            ro_failed.append(mp)
-    if "/" in ro_failed:
-        raise OSError("could not remount / read-only")
 
 
 _WARM_MODULES = (
@@ -471,7 +382,7 @@ def main() -> None:
     global _CGROUP
     try:
         _CGROUP = _limits.MemoryCgroup.create(f"proofflow-sandbox-{os.getppid()}-{uid}")
-        _isolate(scratch_root, scratch_mb)
+        _isolation.isolate(scratch_root, scratch_mb)
         _warm()
         # Objects that exist now are never collected in the children; freezing them keeps
         # the GC from touching (and copy-on-write copying) their pages after each fork.
