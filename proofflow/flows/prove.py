@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from proofflow.config import Settings, load_settings
 from proofflow.flows.chains import Call, Chain, Names, asks, drive
@@ -25,6 +24,7 @@ from proofflow.flows.common import (
     expand_run_name,
     problem_set_name,
 )
+from proofflow.flows.runners import runner_from_environment, task_runner_for
 from proofflow.problems import example_path, load_formal_problems
 from proofflow.storage.check_cache import CheckCacheRow, load_all, result_from_json
 from proofflow.storage.records import ProblemRow, Row, RunProblemRow
@@ -172,7 +172,7 @@ def execute_prove(spec: RunSpec) -> dict[str, Any]:
 
 
 @flow(name="prove", flow_run_name="prove · {problem_file}", log_prints=True,
-      persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=8))
+      persist_result=False, task_runner=runner_from_environment(threads=8))
 def prove_flow(problem_file: str, run_name: str | None = None, config_file: str | None = None,
                overrides: dict[str, Any] | None = None, problem_set: str | None = None,
                spec: Any = None) -> dict[str, Any]:
@@ -193,7 +193,7 @@ def task_threads(settings: Settings) -> int:
 def run_prepared(spec: RunSpec) -> dict[str, Any]:
     """Run a resolved prove run with the task runner sized from its settings."""
     configured = prove_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(spec.settings)),
+        task_runner=task_runner_for(spec.settings, task_threads(spec.settings)),
         flow_run_name=spec.flow_run_name)
     return configured(problem_file=spec.problem_file, run_name=spec.name, problem_set=spec.problem_set,
                       spec=spec)

@@ -238,3 +238,17 @@ def __getattr__(name: str) -> Any:
     if name == "ProofflowRayTaskRunner":
         return _ray_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def runner_from_environment(threads: int) -> TaskRunner[Any]:
+    """The flows' default runner (a deployment's flow run uses it): the runner section as
+    the worker's environment gives it (PROOFFLOW_RUNNER__KIND=dask,
+    PROOFFLOW_RUNNER__ADDRESS=tcp://...: a deployment's job_variables.env), else threads.
+    Read when the flow module is imported, which is when a worker loads a deployment."""
+    from proofflow.config import load_settings
+
+    try:
+        settings = load_settings()
+    except ValueError:  # a bad variable is reported where the run loads its settings
+        return ThreadPoolTaskRunner(max_workers=threads)
+    return task_runner_for(settings, threads)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from proofflow.config import Settings, load_settings
 from proofflow.flows.chains import Call, Chain, Names, asks, drive
@@ -21,6 +20,7 @@ from proofflow.flows.common import (
     expand_run_name,
     problem_set_name,
 )
+from proofflow.flows.runners import runner_from_environment, task_runner_for
 from proofflow.problems import Problem, load_problems
 from proofflow.storage.records import ProblemRow, Row, RunProblemRow
 from proofflow.tasks.context import RunContext, WorkItem, to_json
@@ -134,7 +134,7 @@ def execute_solve(spec: RunSpec) -> dict[str, Any]:
     log_prints=True,
     persist_result=False,
     # Deployments use this runner; run_solve() sizes it from the settings (task_threads).
-    task_runner=ThreadPoolTaskRunner(max_workers=32),
+    task_runner=runner_from_environment(threads=32),
 )
 def solve_flow(
     problem_file: str,
@@ -164,7 +164,7 @@ def task_threads(settings: Settings) -> int:
 def run_prepared(spec: RunSpec) -> dict[str, Any]:
     """Run a resolved solve run with the task runner sized from its settings."""
     configured = solve_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=task_threads(spec.settings)),
+        task_runner=task_runner_for(spec.settings, task_threads(spec.settings)),
         flow_run_name=spec.flow_run_name,
     )
     return configured(problem_file=spec.problem_file, run_name=spec.name, problem_set=spec.problem_set,
