@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,22 @@ def test_library_import_in_source_is_not_a_statement_mismatch(checker):
     # A genuinely different statement under the same import is still rejected.
     other = "Require Import Arith.\nOpen Scope nat_scope.\nTheorem t (a b : nat) : a * b = b * a.\nProof. apply Nat.mul_comm. Qed.\n"
     assert audit(p, other, checker.check(p, other)).outcome is Outcome.FAIL
+
+
+def test_acquire_gives_up_when_no_session_frees():
+    # Issue 10.1: acquiring a session used to wait forever; now a bounded wait, then TIMEOUT.
+    with CoqChecker(CoqConfig(mode="session", workers=1, timeout_s=8, acquire_timeout_s=0.5)) as ch:
+        loop = P.statement + "\nProof.\n  intros x y h.\n  repeat (assert True by exact I).\n  lia.\nQed.\n"
+        holder = threading.Thread(target=ch.check, args=(P, loop))
+        holder.start()
+        try:
+            time.sleep(1.0)  # the only session is busy with the looping proof
+            t0 = time.monotonic()
+            r = ch.check(P, OK)
+            waited = time.monotonic() - t0
+        finally:
+            holder.join()
+        assert r.status == "timeout" and "no coq session worker became free" in r.detail
+        assert waited < 5
+        assert audit(P, OK, r).outcome is Outcome.TIMEOUT
+        assert ch.check(P, OK).status == "complete"  # freed again once the loop was killed
