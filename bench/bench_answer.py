@@ -39,7 +39,9 @@ def _ours(cand: str, ref: str) -> bool | None:
     return answer.answers_equivalent(cand, ref)
 
 
-def _score(name: str, fn: Callable[[str, str], bool | None], pairs: list[dict], rounds: int, reset: Callable[[], None]) -> dict:
+def _score(
+    name: str, fn: Callable[[str, str], bool | None], pairs: list[dict], rounds: int, reset: Callable[[], None]
+) -> dict:
     best = float("inf")
     got: list[bool | None] = []
     for _ in range(rounds):
@@ -76,7 +78,10 @@ def main() -> None:
     ]
     print(f"labeled pairs: {len(pairs)} ({n_eq} equivalent, {len(pairs) - n_eq} not); best of {args.rounds} rounds")
     print()
-    print(f"| {'checker':<32} | {'checks/s':>9} | {'accuracy':>8} | {'false accepts':>13} | {'false rejects':>13} | {'undecided':>9} |")
+    print(
+        f"| {'checker':<32} | {'checks/s':>9} | {'accuracy':>8} | {'false accepts':>13} "
+        f"| {'false rejects':>13} | {'undecided':>9} |"
+    )
     print(f"|{'-' * 34}|{'-' * 11}|{'-' * 10}|{'-' * 15}|{'-' * 15}|{'-' * 11}|")
     for r in rows:
         print(
@@ -85,7 +90,9 @@ def main() -> None:
         )
     clear_cache()
     fast = sum(decide(p["candidate"], p["reference"], 5.0).status == "fast" for p in pairs)
-    print(f"\nproofflow: {fast}/{len(pairs)} pairs decided in-process by the fast path, the rest by sympy in the worker")
+    print(
+        f"\nproofflow: {fast}/{len(pairs)} pairs decided in-process by the fast path, the rest by sympy in the worker"
+    )
     for r in rows:
         print(f"\n{r['name']}:")
         print("  false accepts:", r["fa_examples"] or "none")

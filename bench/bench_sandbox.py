@@ -35,7 +35,8 @@ def _cpu_s(zygotes: list[int]) -> float:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     for pid in zygotes:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
         total += sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
     return total
 
@@ -83,15 +84,22 @@ def main() -> None:
             slow, _, bad2 = _rate(fn, SLOW, args.slow, sb.size, zy)
             rows.append((name, triv, triv_cpu, slow, bad1 + bad2))
     load = os.getloadavg()
-    print(f"{cores} cores, pool size {cores}, {cores} client threads; sandbox start-up {startup:.2f} s; "
-          f"load average at end {load[0]:.1f}")
+    print(
+        f"{cores} cores, pool size {cores}, {cores} client threads; sandbox start-up {startup:.2f} s; "
+        f"load average at end {load[0]:.1f}"
+    )
     print()
-    print(f"| {'executor':<32} | {'trivial exec/s':>14} | {'CPU ms / trivial exec':>21} | {'50 ms program exec/s':>20} | {'failed runs':>11} |")
+    print(
+        f"| {'executor':<32} | {'trivial exec/s':>14} | {'CPU ms / trivial exec':>21} "
+        f"| {'50 ms program exec/s':>20} | {'failed runs':>11} |"
+    )
     print(f"|{'-' * 34}|{'-' * 16}|{'-' * 23}|{'-' * 22}|{'-' * 13}|")
     for name, triv, triv_cpu, slow, bad in rows:
         print(f"| {name:<32} | {triv:>14.0f} | {triv_cpu:>21.2f} | {slow:>20.1f} | {bad:>11} |")
-    print(f"\nspeed-up on trivial programs: {rows[0][1] / rows[1][1]:.1f}x; "
-          f"CPU-bound ceiling on {cores} idle cores: {cores * 1000 / rows[0][2]:.0f} trivial exec/s (sandbox)")
+    print(
+        f"\nspeed-up on trivial programs: {rows[0][1] / rows[1][1]:.1f}x; "
+        f"CPU-bound ceiling on {cores} idle cores: {cores * 1000 / rows[0][2]:.0f} trivial exec/s (sandbox)"
+    )
     for why, n in failures.most_common():
         print(f"sandbox failure x{n}: {why}")
 

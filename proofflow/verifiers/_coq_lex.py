@@ -30,8 +30,8 @@ class CoqLexError(ValueError):
 @dataclass(frozen=True)
 class Sentence:
     start: int  # character offset of the first non-blank, non-comment character
-    end: int    # offset just past the terminating '.' (or the bullet / brace)
-    text: str   # source[start:end], comments included
+    end: int  # offset just past the terminating '.' (or the bullet / brace)
+    text: str  # source[start:end], comments included
 
     @property
     def code(self) -> str:
@@ -118,7 +118,7 @@ def split_sentences(src: str) -> tuple[list[Sentence], str]:
             # Bullets and braces only count at the start of a sentence.
             m = _BULLET.match(src, i)
             if m:
-                sentences.append(Sentence(i, m.end(), src[i:m.end()]))
+                sentences.append(Sentence(i, m.end(), src[i : m.end()]))
                 i = m.end()
                 continue
             if c in "{}":
@@ -127,7 +127,7 @@ def split_sentences(src: str) -> tuple[list[Sentence], str]:
                 continue
             m = _SELECTOR_BRACE.match(src, i)
             if m:
-                sentences.append(Sentence(i, m.end(), src[i:m.end()]))
+                sentences.append(Sentence(i, m.end(), src[i : m.end()]))
                 i = m.end()
                 continue
             start = i
@@ -138,11 +138,11 @@ def split_sentences(src: str) -> tuple[list[Sentence], str]:
             nxt = src[i + 1] if i + 1 < n else ""
             prev = src[i - 1] if i > 0 else ""
             if (nxt == "" or nxt.isspace()) and prev != ".":
-                sentences.append(Sentence(start, i + 1, src[start:i + 1]))
+                sentences.append(Sentence(start, i + 1, src[start : i + 1]))
                 start = None
                 i += 1
                 continue
-            if nxt == "." :
+            if nxt == ".":
                 # '..' / '...' are tokens, not terminators; skip the run of dots.
                 while i < n and src[i] == ".":
                     i += 1

@@ -63,7 +63,9 @@ def _expose(paths: list[str], hold_root: str) -> None:
             os.mkdir(h)
             _check(_libc.mount(p.encode(), h.encode(), None, MS_BIND | MS_REC, None), f"hold {p}")
             holds.append((p, h))
-        _check(_libc.mount(b"tmpfs", anc.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"), f"cover {anc}")
+        _check(
+            _libc.mount(b"tmpfs", anc.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"), f"cover {anc}"
+        )
         for p, h in holds:
             os.makedirs(p, mode=0o755, exist_ok=True)
             _check(_libc.mount(h.encode(), p.encode(), None, MS_BIND | MS_REC, None), f"expose {p}")
@@ -85,7 +87,9 @@ def isolate(scratch_root: str, scratch_mb: int) -> None:
     # Paths under the scratch root (this script's own directory in a checkout under
     # /tmp, say) are covered by the fresh tmpfs on purpose: user code needs only the
     # interpreter and its standard library, which must lie elsewhere.
-    inside = [p for p in needed if os.path.realpath(p) == scratch_root or os.path.realpath(p).startswith(scratch_root + "/")]
+    inside = [
+        p for p in needed if os.path.realpath(p) == scratch_root or os.path.realpath(p).startswith(scratch_root + "/")
+    ]
     if any(p in inside for p in (sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))):
         raise OSError(f"the interpreter lives under {scratch_root}, which the sandbox covers with its scratch tmpfs")
     _expose(sorted(os.path.realpath(p) for p in needed if p not in inside), scratch_root)

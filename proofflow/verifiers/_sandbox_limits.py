@@ -36,8 +36,11 @@ class MemoryCgroup:
 
     def __init__(self, path: str, version: int) -> None:
         self.path, self.version = path, version
-        names = ("memory.max", "memory.peak", "memory.events") if version == 2 else (
-            "memory.limit_in_bytes", "memory.max_usage_in_bytes", "memory.oom_control")
+        names = (
+            ("memory.max", "memory.peak", "memory.events")
+            if version == 2
+            else ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "memory.oom_control")
+        )
         self._limit = os.open(os.path.join(path, names[0]), os.O_WRONLY)
         self._peak = os.open(os.path.join(path, names[1]), os.O_RDWR)
         self._events = os.open(os.path.join(path, names[2]), os.O_RDONLY)
@@ -169,22 +172,22 @@ def seccomp_program(machine: str) -> bytes:
     """The BPF program (struct sock_filter[]) that refuses new user namespaces."""
     arch, (unshare, clone, clone3, setns) = _AUDIT_ARCH[machine], _NR[machine]
     prog = [
-        _bpf(_LD_W_ABS, 4),                   # 0: arch
-        _bpf(_JEQ, arch, 1, 0),               # 1: native ABI -> 3
-        _bpf(_RET, _errno(errno.EPERM)),      # 2: another ABI (i386 int 0x80): refuse
-        _bpf(_LD_W_ABS, 0),                   # 3: syscall number
-        _bpf(_JGE, 0x40000000, 0, 1),         # 4: x32 ABI bit -> 5, else 6
-        _bpf(_RET, _errno(errno.EPERM)),      # 5
-        _bpf(_JEQ, clone3, 0, 1),             # 6
-        _bpf(_RET, _errno(errno.ENOSYS)),     # 7: libc falls back to clone
-        _bpf(_JEQ, setns, 0, 1),              # 8
-        _bpf(_RET, _errno(errno.EPERM)),      # 9
-        _bpf(_JEQ, unshare, 1, 0),            # 10 -> 12
-        _bpf(_JEQ, clone, 0, 3),              # 11 -> 12, else 15
-        _bpf(_LD_W_ABS, 16),                  # 12: args[0] low word (flags, both calls)
-        _bpf(_JSET, CLONE_NEWUSER, 0, 1),     # 13
-        _bpf(_RET, _errno(errno.EPERM)),      # 14
-        _bpf(_RET, _ALLOW),                   # 15
+        _bpf(_LD_W_ABS, 4),  # 0: arch
+        _bpf(_JEQ, arch, 1, 0),  # 1: native ABI -> 3
+        _bpf(_RET, _errno(errno.EPERM)),  # 2: another ABI (i386 int 0x80): refuse
+        _bpf(_LD_W_ABS, 0),  # 3: syscall number
+        _bpf(_JGE, 0x40000000, 0, 1),  # 4: x32 ABI bit -> 5, else 6
+        _bpf(_RET, _errno(errno.EPERM)),  # 5
+        _bpf(_JEQ, clone3, 0, 1),  # 6
+        _bpf(_RET, _errno(errno.ENOSYS)),  # 7: libc falls back to clone
+        _bpf(_JEQ, setns, 0, 1),  # 8
+        _bpf(_RET, _errno(errno.EPERM)),  # 9
+        _bpf(_JEQ, unshare, 1, 0),  # 10 -> 12
+        _bpf(_JEQ, clone, 0, 3),  # 11 -> 12, else 15
+        _bpf(_LD_W_ABS, 16),  # 12: args[0] low word (flags, both calls)
+        _bpf(_JSET, CLONE_NEWUSER, 0, 1),  # 13
+        _bpf(_RET, _errno(errno.EPERM)),  # 14
+        _bpf(_RET, _ALLOW),  # 15
     ]
     return b"".join(prog)
 

@@ -76,9 +76,28 @@ _libc.syscall.restype = ctypes.c_long
 
 
 _WARM_MODULES = (
-    "atexit", "bisect", "cmath", "collections", "copy", "dataclasses", "datetime", "decimal",
-    "fractions", "functools", "heapq", "io", "itertools", "json", "math", "operator", "random",
-    "re", "statistics", "string", "traceback", "typing",
+    "atexit",
+    "bisect",
+    "cmath",
+    "collections",
+    "copy",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "fractions",
+    "functools",
+    "heapq",
+    "io",
+    "itertools",
+    "json",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "traceback",
+    "typing",
 )
 
 
@@ -207,7 +226,9 @@ def _run_user(req: dict[str, Any], scratch: str, uid: int, fds: tuple[int, int, 
     rc = 0
     finished = False
     try:
-        exec(compile(code, "main.py", "exec"), {"__name__": "__main__", "__file__": "main.py", "__builtins__": builtins})
+        exec(
+            compile(code, "main.py", "exec"), {"__name__": "__main__", "__file__": "main.py", "__builtins__": builtins}
+        )
         finished = True
     except SystemExit as e:
         if e.code is None:

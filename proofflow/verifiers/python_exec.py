@@ -256,8 +256,9 @@ class Sandbox:
         try:
             z = self._pool.acquire(self.acquire_timeout_s)
         except NoWorkerFree as exc:
-            return ExecResult("", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error",
-                              details={"error": str(exc)})
+            return ExecResult(
+                "", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error", details={"error": str(exc)}
+            )
         t0 = time.monotonic()
         raw: dict[str, Any] | None
         try:
@@ -271,7 +272,9 @@ class Sandbox:
         self._pool.release(z, broken=not z_ok)
         if raw is None or "error" in raw:
             why = "zygote did not answer" if raw is None else str(raw["error"])
-            return ExecResult("", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error", details={"error": why})
+            return ExecResult(
+                "", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error", details={"error": why}
+            )
         outcome, reason = _classify(raw)
         return ExecResult(
             stdout=raw["stdout"].decode("utf-8", "replace"),
@@ -394,15 +397,24 @@ def self_verify_verdict(result: ExecResult, marker: str) -> Verdict:
     if result.exit_code != 0:
         return v(Outcome.FAIL, "exception", "The verification code raised an error:\n" + _tail(result.stderr))
     if not has_marker:
-        return v(Outcome.FAIL, "not_checked", "The verification code exited before reaching its end; the check did not run.")
+        return v(
+            Outcome.FAIL, "not_checked", "The verification code exited before reaching its end; the check did not run."
+        )
     if last == "True":
         return v(Outcome.PASS, "verified", "")
     if last == "False":
-        return v(Outcome.FAIL, "check_false", "The verification code printed False: the answer did not pass its own check.\n" + _tail(result.stdout, 1000))
+        return v(
+            Outcome.FAIL,
+            "check_false",
+            "The verification code printed False: the answer did not pass its own check.\n"
+            + _tail(result.stdout, 1000),
+        )
     return v(Outcome.FAIL, "no_boolean", "The verification code must print True or False as its last line.")
 
 
-def self_verify(code: str, sandbox: Sandbox | None = None, timeout_s: float = 10.0, stdin: str | None = None) -> Verdict:
+def self_verify(
+    code: str, sandbox: Sandbox | None = None, timeout_s: float = 10.0, stdin: str | None = None
+) -> Verdict:
     """Run the model's checking program with a fresh random marker and judge it."""
     marker = "__proofflow_done_" + secrets.token_hex(16)
     result = (sandbox or default_sandbox()).run(code, stdin=stdin, timeout_s=timeout_s, marker=marker)

@@ -44,8 +44,10 @@ def _math500() -> list[dict]:
     ("text", "expected"),
     [
         ("so $\\boxed{\\frac{1}{\\sqrt{2}}}$", Extraction("\\frac{1}{\\sqrt{2}}", "boxed")),
-        ("first \\boxed{1} then \\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}.",
-         Extraction("\\left( 3, \\frac{\\pi}{2} \\right)", "boxed")),
+        (
+            "first \\boxed{1} then \\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}.",
+            Extraction("\\left( 3, \\frac{\\pi}{2} \\right)", "boxed"),
+        ),
         ("\\fbox{x=2}", Extraction("x=2", "boxed")),
         ("\\boxed 5", Extraction("5", "boxed")),
         ("She makes 9 * 2 = $18.\n#### 18", Extraction("18", "gsm8k_hash")),

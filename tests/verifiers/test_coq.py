@@ -16,13 +16,23 @@ if not shutil.which("coqc") or not shutil.which("coqtop"):
 from proofflow.problems.formal_set import coq_examples
 from proofflow.verifiers.coq import CoqChecker, CoqConfig
 from proofflow.verifiers.formal import (
-    FormalProblem, VerdictCache, audit, check_cached, fill_hole, mask_failing_lines, split_holes,
+    FormalProblem,
+    VerdictCache,
+    audit,
+    check_cached,
+    fill_hole,
+    mask_failing_lines,
+    split_holes,
 )
 from proofflow.verifiers.verdict import Outcome
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-P = FormalProblem(name="t1", header="Require Import ZArith Lia.\nOpen Scope Z_scope.\n",
-                  statement="Theorem t1 : forall x y : Z, x < y -> x + 1 <= y.", backend="coq")
+P = FormalProblem(
+    name="t1",
+    header="Require Import ZArith Lia.\nOpen Scope Z_scope.\n",
+    statement="Theorem t1 : forall x y : Z, x < y -> x + 1 <= y.",
+    backend="coq",
+)
 OK = P.statement + "\nProof.\n  intros x y h.\n  lia.\nQed.\n"
 
 
@@ -57,11 +67,14 @@ def test_error_has_position(checker):
     assert audit(P, src, r).reason == "compile_error"
 
 
-@pytest.mark.parametrize("src", [
-    P.statement + "\nProof.\n  intros x y h.\n  admit.\nAdmitted.\n",
-    P.statement + "\nProof.\n  intros x y h.\n  admit.\nQed.\n",
-    P.statement + "\nProof.\n  intros x y h.\n",
-])
+@pytest.mark.parametrize(
+    "src",
+    [
+        P.statement + "\nProof.\n  intros x y h.\n  admit.\nAdmitted.\n",
+        P.statement + "\nProof.\n  intros x y h.\n  admit.\nQed.\n",
+        P.statement + "\nProof.\n  intros x y h.\n",
+    ],
+)
 def test_holes_are_incomplete(checker, src):
     r = checker.check(P, src)
     assert r.status == "incomplete" and r.holes
@@ -110,8 +123,11 @@ def test_redefined_name_rejected(checker):
 def test_section_variable_trick_rejected(checker):
     # Same statement text, no Axiom keyword, Print Assumptions closed — but the Section
     # variable is discharged into the theorem's type. Only the elaborated-type check sees it.
-    src = ("Section S.\nVariable cheat : forall x y : Z, x < y -> x + 1 <= y.\n" + P.statement
-           + "\nProof. exact cheat. Qed.\nEnd S.\n")
+    src = (
+        "Section S.\nVariable cheat : forall x y : Z, x < y -> x + 1 <= y.\n"
+        + P.statement
+        + "\nProof. exact cheat. Qed.\nEnd S.\n"
+    )
     r = checker.check(P, src)
     assert r.status == "complete" and r.axioms == []
     v = audit(P, src, r)
@@ -146,14 +162,19 @@ def test_isolation_between_checks(session):
     probe = leak.statement + "\nProof. pose (z := secret). exact I. Qed.\n"
     assert session.check(leak, probe).status == "error"
     probe2 = "Theorem leak : forall n : nat, n + 0 = n.\nProof. intros; lia. Qed.\n"
-    assert session.check(FormalProblem("leak", "", "Theorem leak : forall n : nat, n + 0 = n.", "coq"), probe2).status == "error"
+    assert (
+        session.check(FormalProblem("leak", "", "Theorem leak : forall n : nat, n + 0 = n.", "coq"), probe2).status
+        == "error"
+    )
 
 
 def test_recycle_and_threads(session):
     results = []
+
     def work():
         for _ in range(4):
             results.append(session.check(P, OK).status)
+
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
         t.start()
@@ -165,9 +186,11 @@ def test_recycle_and_threads(session):
 
 def test_mask_then_automation_completes(session):
     problem = next(p for p in coq_examples() if p.name == "even_square_even")
-    sketch = (problem.statement + "\nProof.\n  intros n [k hk].\n"
-              "  assert (h : n * n = 2 * (2 * k * k)) by exact I.\n"
-              "  exists (2 * k * k).\n  exact h.\nQed.\n")
+    sketch = (
+        problem.statement + "\nProof.\n  intros n [k hk].\n"
+        "  assert (h : n * n = 2 * (2 * k * k)) by exact I.\n"
+        "  exists (2 * k * k).\n  exact h.\nQed.\n"
+    )
     r = session.check(problem, sketch)
     assert r.status == "error" and r.errors[0].line == 4
     masked = mask_failing_lines(sketch, r.messages, "coq")
@@ -209,7 +232,11 @@ def test_memory_cap_kills_and_pool_recovers():
     # pass) instead of the host; the next check gets a fresh process.
     q = FormalProblem(name="m", header="Require Import List.\n", statement="Theorem m : True.", backend="coq")
     with CoqChecker(CoqConfig(mode="session", workers=1, memory_mb=1024, timeout_s=30)) as ch:
-        src = "Definition big := Eval vm_compute in List.length (List.repeat 0 50000000).\n" + q.statement + "\nProof. exact I. Qed.\n"
+        src = (
+            "Definition big := Eval vm_compute in List.length (List.repeat 0 50000000).\n"
+            + q.statement
+            + "\nProof. exact I. Qed.\n"
+        )
         r = ch.check(q, src)
         assert r.status in ("crash", "error") and audit(q, src, r).outcome is not Outcome.PASS
         assert ch.check(q, q.statement + "\nProof. exact I. Qed.\n").status == "complete"
@@ -220,7 +247,7 @@ def test_unicode_positions(session):
     src = "(* é è ü *) Theorem u : True.\nProof. (* ééé *) exact 0. Qed.\n"
     r = session.check(q, src)
     m = r.errors[0]
-    assert src.split("\n")[m.line - 1][m.column:m.end_column] == "0"
+    assert src.split("\n")[m.line - 1][m.column : m.end_column] == "0"
 
 
 def test_library_import_in_source_is_not_a_statement_mismatch(checker):
@@ -232,7 +259,10 @@ def test_library_import_in_source_is_not_a_statement_mismatch(checker):
     assert r.status == "complete" and r.rejections == [], r.detail
     assert audit(p, src, r).outcome is Outcome.PASS
     # A genuinely different statement under the same import is still rejected.
-    other = "Require Import Arith.\nOpen Scope nat_scope.\nTheorem t (a b : nat) : a * b = b * a.\nProof. apply Nat.mul_comm. Qed.\n"
+    other = (
+        "Require Import Arith.\nOpen Scope nat_scope.\n"
+        "Theorem t (a b : nat) : a * b = b * a.\nProof. apply Nat.mul_comm. Qed.\n"
+    )
     assert audit(p, other, checker.check(p, other)).outcome is Outcome.FAIL
 
 

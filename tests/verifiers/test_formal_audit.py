@@ -6,14 +6,28 @@ from __future__ import annotations
 import pytest
 
 from proofflow.verifiers.formal import (
-    REJECTION_REASONS, AuditPolicy, CacheKey, CheckResult, FormalProblem, Hole, Message,
-    VerdictCache, audit, check_cached, fill_hole, mask_failing_lines, split_holes,
+    REJECTION_REASONS,
+    AuditPolicy,
+    CacheKey,
+    CheckResult,
+    FormalProblem,
+    Hole,
+    Message,
+    VerdictCache,
+    audit,
+    check_cached,
+    fill_hole,
+    mask_failing_lines,
+    split_holes,
 )
 from proofflow.verifiers.verdict import Outcome
 
 LEAN = FormalProblem(
-    name="mathd_algebra_10", header="import Mathlib\n",
-    statement="theorem mathd_algebra_10 (x : ℝ) (h : 2 * x = 4) : x = 2 := by", backend="lean")
+    name="mathd_algebra_10",
+    header="import Mathlib\n",
+    statement="theorem mathd_algebra_10 (x : ℝ) (h : 2 * x = 4) : x = 2 := by",
+    backend="lean",
+)
 LEAN_OK = "theorem mathd_algebra_10 (x : ℝ) (h : 2 * x = 4) : x = 2 := by\n  linarith\n"
 
 
@@ -32,21 +46,24 @@ def test_clean_lean_proof_passes():
     assert reasons("theorem  mathd_algebra_10 (x : ℝ)\n   (h : 2 * x = 4) : x = 2 := by linarith")[0] is Outcome.PASS
 
 
-@pytest.mark.parametrize("src,reason", [
-    (LEAN_OK.replace("linarith", "native_decide"), "native_decide"),
-    ("@[implemented_by foo] def bar := 1\n" + LEAN_OK, "implemented_by"),
-    ('@[extern "c_fn"] def bar : Nat := 1\n' + LEAN_OK, "extern"),
-    ("set_option debug.skipKernelTC true in\n" + LEAN_OK, "skip_kernel_tc"),
-    (LEAN_OK.replace("linarith", "exact?"), "search_tactic_left"),
-    ("local notation \"ℝ\" => ℕ\n" + LEAN_OK, "notation_declared"),
-    ("axiom cheat : False\n" + LEAN_OK, "axiom_declared"),
-    ("variable (cheat : False)\n" + LEAN_OK, "variable_declared"),
-    (LEAN_OK.replace("x = 2 :=", "x = 3 :="), "statement_mismatch"),
-    ("theorem other : True := trivial\n", "statement_missing"),
-    (LEAN_OK + "\n" + LEAN_OK, "theorem_redefined"),
-    ("def Real := ℕ\n" + LEAN_OK.replace("ℝ", "Real"), "statement_mismatch"),
-    (LEAN_OK.replace("linarith", "sorry"), "hole"),
-])
+@pytest.mark.parametrize(
+    "src,reason",
+    [
+        (LEAN_OK.replace("linarith", "native_decide"), "native_decide"),
+        ("@[implemented_by foo] def bar := 1\n" + LEAN_OK, "implemented_by"),
+        ('@[extern "c_fn"] def bar : Nat := 1\n' + LEAN_OK, "extern"),
+        ("set_option debug.skipKernelTC true in\n" + LEAN_OK, "skip_kernel_tc"),
+        (LEAN_OK.replace("linarith", "exact?"), "search_tactic_left"),
+        ('local notation "ℝ" => ℕ\n' + LEAN_OK, "notation_declared"),
+        ("axiom cheat : False\n" + LEAN_OK, "axiom_declared"),
+        ("variable (cheat : False)\n" + LEAN_OK, "variable_declared"),
+        (LEAN_OK.replace("x = 2 :=", "x = 3 :="), "statement_mismatch"),
+        ("theorem other : True := trivial\n", "statement_missing"),
+        (LEAN_OK + "\n" + LEAN_OK, "theorem_redefined"),
+        ("def Real := ℕ\n" + LEAN_OK.replace("ℝ", "Real"), "statement_mismatch"),
+        (LEAN_OK.replace("linarith", "sorry"), "hole"),
+    ],
+)
 def test_lean_rejections(src, reason):
     outcome, rs = reasons(src)
     assert outcome is Outcome.FAIL and reason in rs
@@ -69,7 +86,10 @@ def test_axioms_and_outcomes():
     assert reasons(LEAN_OK, ok(axioms=["propext", "sorryAx"]))[1] == ["nonstandard_axiom"]
     assert reasons(LEAN_OK, ok(axioms=["propext", "Classical.choice", "Quot.sound"]))[0] is Outcome.PASS
     # axioms not reported: never a pass
-    assert audit(LEAN, LEAN_OK, ok(axioms=None) if False else CheckResult("complete", "lean", "x")).outcome is Outcome.ERROR
+    assert (
+        audit(LEAN, LEAN_OK, ok(axioms=None) if False else CheckResult("complete", "lean", "x")).outcome
+        is Outcome.ERROR
+    )
     assert audit(LEAN, LEAN_OK, CheckResult("timeout", "lean", "x")).outcome is Outcome.TIMEOUT
     assert audit(LEAN, LEAN_OK, CheckResult("crash", "lean", "x")).outcome is Outcome.ERROR
     err = CheckResult("error", "lean", "x", messages=[Message("error", "unknown identifier", 2, 2)])
@@ -89,10 +109,12 @@ def test_coq_text_rules():
     base = "Theorem t : True.\nProof. exact I. Qed.\n"
     coq_ok = CheckResult("complete", "coq", "8.16.1", axioms=[])
     assert reasons(base, coq_ok, p) == (Outcome.PASS, [])
-    for prefix, reason in [("Unset Guard Checking.\n", "kernel_check_bypassed"),
-                           ("Parameter cheat : False.\n", "axiom_declared"),
-                           ("Notation \"'True'\" := False.\n", "notation_declared"),
-                           ("Load foo.\n", "session_command")]:
+    for prefix, reason in [
+        ("Unset Guard Checking.\n", "kernel_check_bypassed"),
+        ("Parameter cheat : False.\n", "axiom_declared"),
+        ("Notation \"'True'\" := False.\n", "notation_declared"),
+        ("Load foo.\n", "session_command"),
+    ]:
         assert reason in reasons(prefix + base, coq_ok, p)[1]
     strict = AuditPolicy.for_backend("coq", allowed_requires=frozenset({"Lia"}))
     assert "unexpected_require" in reasons("Require Import Classical.\n" + base, coq_ok, p, strict)[1]
@@ -100,21 +122,42 @@ def test_coq_text_rules():
 
 
 def test_every_reason_is_documented():
-    for r in ["compile_error", "hole", "statement_missing", "statement_mismatch", "theorem_redefined",
-              "name_redefined", "nonstandard_axiom", "variable_declared", "statement_type_mismatch", "axiom_declared", "native_decide", "implemented_by",
-              "extern", "skip_kernel_tc", "kernel_check_bypassed", "search_tactic_left",
-              "notation_declared", "session_command", "unexpected_require", "axioms_unknown",
-              "timeout", "checker_crash"]:
+    for r in [
+        "compile_error",
+        "hole",
+        "statement_missing",
+        "statement_mismatch",
+        "theorem_redefined",
+        "name_redefined",
+        "nonstandard_axiom",
+        "variable_declared",
+        "statement_type_mismatch",
+        "axiom_declared",
+        "native_decide",
+        "implemented_by",
+        "extern",
+        "skip_kernel_tc",
+        "kernel_check_bypassed",
+        "search_tactic_left",
+        "notation_declared",
+        "session_command",
+        "unexpected_require",
+        "axioms_unknown",
+        "timeout",
+        "checker_crash",
+    ]:
         assert r in REJECTION_REASONS
 
 
 def test_lean_split_fill_and_mask():
-    src = ("theorem t (x : ℕ) (h : x = 2) : x + x = 4 := by\n"
-           "  have h1 : x + x = 2 + 2 := by sorry\n"
-           "  have h2 : 2 + 2 = 4 := by\n"
-           "    norm_num\n"
-           "    bogus_tactic\n"
-           "  omega\n")
+    src = (
+        "theorem t (x : ℕ) (h : x = 2) : x + x = 4 := by\n"
+        "  have h1 : x + x = 2 + 2 := by sorry\n"
+        "  have h2 : 2 + 2 = 4 := by\n"
+        "    norm_num\n"
+        "    bogus_tactic\n"
+        "  omega\n"
+    )
     holes = split_holes(src, "lean")
     assert [(h.line, h.kind) for h in holes] == [(2, "sorry")]
     filled = fill_hole(src, 0, "subst h\nrfl", "lean")
@@ -130,8 +173,10 @@ def test_lean_split_fill_and_mask():
 
 
 def test_coq_split_and_fill():
-    src = ("Theorem t : forall n : nat, n + 0 = n /\\ 0 + n = n.\nProof.\n  intros n. split.\n"
-           "  - admit. (* admit in a comment is not a hole *)\n  - assert (h : True) by admit.\n    admit.\nAdmitted.\n")
+    src = (
+        "Theorem t : forall n : nat, n + 0 = n /\\ 0 + n = n.\nProof.\n  intros n. split.\n"
+        "  - admit. (* admit in a comment is not a hole *)\n  - assert (h : True) by admit.\n    admit.\nAdmitted.\n"
+    )
     holes = split_holes(src, "coq")
     assert [h.kind for h in holes] == ["admit", "admit", "admit", "Admitted"]
     out = fill_hole(src, 1, "exact I.", "coq")

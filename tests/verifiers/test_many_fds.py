@@ -73,7 +73,9 @@ def test_pools_work_past_fd_1024() -> None:
     if hard != resource.RLIM_INFINITY and hard < 1200:
         pytest.fail(f"RLIMIT_NOFILE hard limit {hard} < 1200: cannot open enough descriptors")
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["answer"] == ["sympy", True, False], out

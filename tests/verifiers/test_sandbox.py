@@ -44,9 +44,8 @@ def _uid_procs(uids: set[int]) -> list[int]:
         except OSError:
             continue
         for line in status.splitlines():
-            if line.startswith("Uid:") and int(line.split()[1]) in uids:
-                if "State:\tZ" not in status:
-                    found.append(int(d.name))
+            if line.startswith("Uid:") and int(line.split()[1]) in uids and "State:\tZ" not in status:
+                found.append(int(d.name))
     return found
 
 
@@ -166,8 +165,15 @@ def test_no_writes_outside_scratch(sb: Sandbox) -> None:
     before = sb.zygote_pids()
     tag = "pf_escape_" + secrets.token_hex(4)
     targets = [
-        f"/tmp/{tag}", f"/var/tmp/{tag}", f"/dev/shm/{tag}", f"/run/lock/{tag}",
-        f"/root/{tag}", f"/etc/{tag}", str(REPO / tag), f"{Path.home()}/{tag}", f"/{tag}",
+        f"/tmp/{tag}",
+        f"/var/tmp/{tag}",
+        f"/dev/shm/{tag}",
+        f"/run/lock/{tag}",
+        f"/root/{tag}",
+        f"/etc/{tag}",
+        str(REPO / tag),
+        f"{Path.home()}/{tag}",
+        f"/{tag}",
     ]
     code = f"""
 import os

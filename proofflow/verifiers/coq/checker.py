@@ -21,7 +21,10 @@ class CoqChecker:
         # A session is recycled (fresh process, fresh scratch dir) after recycle_after checks.
         self._pool: Pool[CoqSession] = Pool(
             lambda: CoqSession(self.config, self.version, self._stats),
-            max(1, self.config.workers), recycle_after=self.config.recycle_after, name="coq session")
+            max(1, self.config.workers),
+            recycle_after=self.config.recycle_after,
+            name="coq session",
+        )
 
     def __enter__(self) -> CoqChecker:
         return self
@@ -39,8 +42,11 @@ class CoqChecker:
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         # Commands that would break the session's isolation or protocol (Reset, BackTo,
         # Load, Quit, Cd, Redirect, Declare ML Module ...) are refused before Coq sees them.
-        unsafe = [r for r in static_rejections(problem, proof_source, AuditPolicy.for_backend("coq"))
-                  if r == "session_command"]
+        unsafe = [
+            r
+            for r in static_rejections(problem, proof_source, AuditPolicy.for_backend("coq"))
+            if r == "session_command"
+        ]
         if unsafe:
             return CheckResult("rejected", "coq", self.version, rejections=unsafe)
         if self.config.mode == "coqc":
@@ -48,8 +54,9 @@ class CoqChecker:
         # Prefer a session whose header is loaded (BackTo is ~free; a different header
         # costs Reset Initial + its Requires).
         try:
-            session = self._pool.acquire(self.config.acquire_timeout_s,
-                                         prefer=lambda s: s.header == problem.header and s.alive())
+            session = self._pool.acquire(
+                self.config.acquire_timeout_s, prefer=lambda s: s.header == problem.header and s.alive()
+            )
         except NoWorkerFree as exc:
             return CheckResult("timeout", "coq", self.version, detail=str(exc))
         with_error = True

@@ -24,9 +24,9 @@ class CoqConfig:
     coqtop: str = "coqtop"
     coqc: str = "coqc"
     timeout_s: float = 20.0
-    memory_mb: int = 4096          # RLIMIT_AS per Coq process
+    memory_mb: int = 4096  # RLIMIT_AS per Coq process
     workers: int = os.cpu_count() or 1
-    recycle_after: int = 200       # checks per warm process before a fresh one
+    recycle_after: int = 200  # checks per warm process before a fresh one
     startup_timeout_s: float = 30.0
     # How long a check waits for a free session before it answers "timeout" (the pool
     # holds `workers` sessions; a check holds one for at most startup + timeout).

@@ -43,12 +43,20 @@ def check_coqc(config: CoqConfig, version: str, problem: FormalProblem, source: 
         ref = reference_module()
         header = problem.header.rstrip("\n") + "\n" + "\n".join(reference_sentences(ref, problem.statement)) + "\n"
         offset_lines = header.count("\n")
-        trailer = (f"\nPrint Assumptions {problem.name}.\nSet Printing All.\nCheck {problem.name}.\n"
-                   f"Check {ref}.{problem.name}.\n")
+        trailer = (
+            f"\nPrint Assumptions {problem.name}.\nSet Printing All.\nCheck {problem.name}.\n"
+            f"Check {ref}.{problem.name}.\n"
+        )
         with open(os.path.join(scratch, "proofflow_check.v"), "w", encoding="utf-8") as f:
             f.write(header + source + trailer)
-        child = Child(ChildSpec(argv=(shutil.which(config.coqc) or config.coqc, "-q", "proofflow_check.v"),
-                                limits=Rlimits(memory_mb=config.memory_mb), cwd=scratch, stderr="stdout"))
+        child = Child(
+            ChildSpec(
+                argv=(shutil.which(config.coqc) or config.coqc, "-q", "proofflow_check.v"),
+                limits=Rlimits(memory_mb=config.memory_mb),
+                cwd=scratch,
+                stderr="stdout",
+            )
+        )
         child.start()
         deadline = time.monotonic() + config.timeout_s
         try:
@@ -69,18 +77,34 @@ def check_coqc(config: CoqConfig, version: str, problem: FormalProblem, source: 
         if code is None or code < 0:
             return result("crash", detail=f"coqc killed by signal {-(code or 0)}")
         if code == 0:
-            checks = [" ".join(c.split()) for c in re.findall(
-                rf"(?ms)^(?:{re.escape(ref)}\.)?{re.escape(problem.name)}\n\s+: (.*?)(?=^\S|\Z)", out)]
+            checks = [
+                " ".join(c.split())
+                for c in re.findall(
+                    rf"(?ms)^(?:{re.escape(ref)}\.)?{re.escape(problem.name)}\n\s+: (.*?)(?=^\S|\Z)", out
+                )
+            ]
             same = len(checks) == 2 and checks[0] == checks[1]
-            return result("incomplete" if holes else "complete", holes=holes, axioms=parse_axioms(out),
-                          rejections=[] if same or holes else ["statement_type_mismatch"])
+            return result(
+                "incomplete" if holes else "complete",
+                holes=holes,
+                axioms=parse_axioms(out),
+                rejections=[] if same or holes else ["statement_type_mismatch"],
+            )
         return _errors(problem, source, header, offset_lines, out, holes, code, result)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _errors(problem: FormalProblem, source: str, header: str, offset_lines: int, out: str,
-            holes: list[Hole], code: int, result: Callable[..., CheckResult]) -> CheckResult:
+def _errors(
+    problem: FormalProblem,
+    source: str,
+    header: str,
+    offset_lines: int,
+    out: str,
+    holes: list[Hole],
+    code: int,
+    result: Callable[..., CheckResult],
+) -> CheckResult:
     """A failed coqc run: its errors mapped back to the source, or the hole it stopped at."""
     src_lines = source.count("\n") + 1
     messages: list[Message] = []

@@ -62,11 +62,16 @@ class CoqSession:
         self.version = version
         self.stats = stats or SessionStats()
         self.scratch = tempfile.mkdtemp(prefix="proofflow-coq-")
-        self.child = Child(ChildSpec(
-            argv=(shutil.which(config.coqtop) or config.coqtop, "-quiet", "-emacs"),
-            # Why RLIMIT_AS: untrusted proofs can allocate without bound (nia on a big
-            # goal); the cap turns that into a Coq "Out of memory" error, not a dead host.
-            limits=Rlimits(memory_mb=config.memory_mb), cwd=self.scratch, stderr="stdout"))
+        self.child = Child(
+            ChildSpec(
+                argv=(shutil.which(config.coqtop) or config.coqtop, "-quiet", "-emacs"),
+                # Why RLIMIT_AS: untrusted proofs can allocate without bound (nia on a big
+                # goal); the cap turns that into a Coq "Out of memory" error, not a dead host.
+                limits=Rlimits(memory_mb=config.memory_mb),
+                cwd=self.scratch,
+                stderr="stdout",
+            )
+        )
         self.header: str | None = None
         self._header_state: int | None = None
         self._header_error: list[Message] = []
@@ -117,7 +122,7 @@ class CoqSession:
         out, _ = self._send(sentence, deadline)
         clean = TAGGED.sub("", out)
         err = ERROR.search(clean)
-        return None if err is None else clean[err.start():].strip()
+        return None if err is None else clean[err.start() :].strip()
 
     # -- header reuse
     def _ensure_header(self, header: str, deadline: float) -> list[Message]:
@@ -138,7 +143,7 @@ class CoqSession:
             clean = TAGGED.sub("", out)
             err = ERROR.search(clean)
             if err:
-                errors.append(Message("error", "[header] " + clean[err.start():].strip()))
+                errors.append(Message("error", "[header] " + clean[err.start() :].strip()))
                 break
         if trailing:
             errors.append(Message("error", f"[header] unterminated sentence: {trailing[:80]}"))
@@ -185,9 +190,16 @@ class CoqSession:
             self.kill()
             return result("crash", detail=str(exc))
 
-    def _check_source(self, problem: FormalProblem, source: str, sentences: list[_coq_lex.Sentence],
-                      trailing: str, ref: str | None, deadline: float,
-                      result: _Result) -> CheckResult:
+    def _check_source(
+        self,
+        problem: FormalProblem,
+        source: str,
+        sentences: list[_coq_lex.Sentence],
+        trailing: str,
+        ref: str | None,
+        deadline: float,
+        result: _Result,
+    ) -> CheckResult:
         messages: list[Message] = []
         holes: list[Hole] = []
         text_holes = split_holes(source, "coq")
@@ -237,8 +249,12 @@ class CoqSession:
         out, _ = self._send(f"Print Assumptions {problem.name}.", deadline)
         clean = TAGGED.sub("", out)
         if ERROR.search(clean):
-            return result("error", messages=[Message(
-                "error", f"theorem {problem.name} is not defined by the source: {clean.strip()[:300]}")])
+            return result(
+                "error",
+                messages=[
+                    Message("error", f"theorem {problem.name} is not defined by the source: {clean.strip()[:300]}")
+                ],
+            )
         axioms = parse_axioms(clean)
         # The statement text can match while its meaning differs (a Section Variable
         # discharged into the type, an Open Scope before the statement): compare the
@@ -246,8 +262,12 @@ class CoqSession:
         actual = self._printed_type(problem.name, deadline)
         reference = None if ref is None else self._printed_type(f"{ref}.{problem.name}", deadline)
         same = reference is not None and actual is not None and actual == reference
-        return result("complete", axioms=axioms, rejections=[] if same else ["statement_type_mismatch"],
-                      detail="" if same else f"elaborated type {actual!r} != statement {reference!r}")
+        return result(
+            "complete",
+            axioms=axioms,
+            rejections=[] if same else ["statement_type_mismatch"],
+            detail="" if same else f"elaborated type {actual!r} != statement {reference!r}",
+        )
 
     def _printed_type(self, name: str, deadline: float) -> str | None:
         """The type of `name` under Printing All (notations and scopes cannot disguise it)."""
@@ -257,7 +277,7 @@ class CoqSession:
         clean = " ".join(TAGGED.sub("", out).split())
         if ERROR.search(TAGGED.sub("", out)) or not clean.startswith(name + " : "):
             return None
-        return clean[len(name) + 3:]
+        return clean[len(name) + 3 :]
 
     @staticmethod
     def _message(source: str, s: _coq_lex.Sentence, clean: str, err_at: int) -> Message:

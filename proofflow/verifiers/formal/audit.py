@@ -15,8 +15,8 @@ from proofflow.verifiers.formal.text import COQ_HOLES, LEAN_HOLES, strip_comment
 from proofflow.verifiers.formal.types import CheckResult, FormalProblem
 from proofflow.verifiers.verdict import Outcome, Verdict
 
-def audit(problem: FormalProblem, source: str, result: CheckResult,
-          policy: AuditPolicy | None = None) -> Verdict:
+
+def audit(problem: FormalProblem, source: str, result: CheckResult, policy: AuditPolicy | None = None) -> Verdict:
     """Turn a backend's CheckResult into the one Verdict that counts.
 
     PASS only when the checker finished with no error, there is no hole, the statement is
@@ -34,9 +34,15 @@ def audit(problem: FormalProblem, source: str, result: CheckResult,
 
     def verdict(outcome: Outcome, reasons: list[str], feedback: str = "") -> Verdict:
         details["reasons"] = reasons
-        return Verdict(verifier=verifier, verifier_version=result.version, outcome=outcome,
-                       reason=reasons[0] if reasons else None, feedback=feedback,
-                       details=details, duration_s=result.duration_s)
+        return Verdict(
+            verifier=verifier,
+            verifier_version=result.version,
+            outcome=outcome,
+            reason=reasons[0] if reasons else None,
+            feedback=feedback,
+            details=details,
+            duration_s=result.duration_s,
+        )
 
     if result.status == "timeout":
         return verdict(Outcome.TIMEOUT, ["timeout"], "the check ran out of time")
@@ -60,7 +66,9 @@ def audit(problem: FormalProblem, source: str, result: CheckResult,
             reasons.append("nonstandard_axiom")
     if result.status in ("error", "rejected", "incomplete") and not reasons:
         # The backend said "not complete" without a reason we know: never a pass.
-        reasons.append("compile_error" if result.status == "error" else "hole" if result.status == "incomplete" else "rejected")
+        reasons.append(
+            "compile_error" if result.status == "error" else "hole" if result.status == "incomplete" else "rejected"
+        )
     if reasons:
         return verdict(Outcome.FAIL, list(dict.fromkeys(reasons)), feedback_text(result, reasons))
     return verdict(Outcome.PASS, [])

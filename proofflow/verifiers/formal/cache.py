@@ -13,15 +13,16 @@ from proofflow.verifiers.formal.policy import AuditPolicy
 from proofflow.verifiers.formal.types import CheckResult, FormalChecker, FormalProblem
 from proofflow.verifiers.verdict import Verdict
 
+
 def source_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
 class CacheKey:
-    checker: str   # backend + version, e.g. "coq 8.16.1"
-    header: str    # hash of the header
-    source: str    # hash of statement + proof source
+    checker: str  # backend + version, e.g. "coq 8.16.1"
+    header: str  # hash of the header
+    source: str  # hash of statement + proof source
 
 
 class VerdictCache:
@@ -29,8 +30,11 @@ class VerdictCache:
     twice. In memory; `persist(key, result)` (e.g. a DuckDB writer, owned by storage/) is
     called on every new entry and `load(key)` is asked on a miss, so a rerun hits."""
 
-    def __init__(self, persist: Callable[[CacheKey, CheckResult], None] | None = None,
-                 load: Callable[[CacheKey], CheckResult | None] | None = None):
+    def __init__(
+        self,
+        persist: Callable[[CacheKey, CheckResult], None] | None = None,
+        load: Callable[[CacheKey], CheckResult | None] | None = None,
+    ):
         self._data: dict[CacheKey, CheckResult] = {}
         self._lock = threading.Lock()
         self._persist, self._load = persist, load
@@ -41,8 +45,11 @@ class VerdictCache:
     def key(checker: FormalChecker, problem: FormalProblem, source: str) -> CacheKey:
         # The statement is part of the key: the same text is a different check (audit)
         # against a different problem.
-        return CacheKey(f"{checker.name} {checker.version}", source_hash(problem.header),
-                        source_hash(problem.name + "\x1f" + problem.statement + "\x1f" + source))
+        return CacheKey(
+            f"{checker.name} {checker.version}",
+            source_hash(problem.header),
+            source_hash(problem.name + "\x1f" + problem.statement + "\x1f" + source),
+        )
 
     def get(self, key: CacheKey) -> CheckResult | None:
         with self._lock:
@@ -78,8 +85,13 @@ class VerdictCache:
         return len(self._data)
 
 
-def check_cached(checker: FormalChecker, problem: FormalProblem, source: str,
-                 cache: VerdictCache | None, policy: AuditPolicy | None = None) -> tuple[CheckResult, Verdict, bool]:
+def check_cached(
+    checker: FormalChecker,
+    problem: FormalProblem,
+    source: str,
+    cache: VerdictCache | None,
+    policy: AuditPolicy | None = None,
+) -> tuple[CheckResult, Verdict, bool]:
     """Check (or reuse) and audit. Returns (result, verdict, was_cached)."""
     key = VerdictCache.key(checker, problem, source) if cache is not None else None
     result = cache.get(key) if cache is not None and key is not None else None

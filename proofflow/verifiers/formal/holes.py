@@ -9,6 +9,7 @@ from proofflow.verifiers import _coq_lex
 from proofflow.verifiers.formal.text import COQ_HOLES, LEAN_HOLES, strip_comments
 from proofflow.verifiers.formal.types import Backend, Hole, Message
 
+
 def split_holes(source: str, backend: Backend) -> list[Hole]:
     """The holes of a source in order: Lean `sorry`/`admit`; Coq `admit`, `Admitted.`,
     `Abort.`, `give_up`. Offsets index into `source`; comments are ignored."""
@@ -39,19 +40,21 @@ def fill_hole(source: str, hole_index: int, proof_text: str, backend: Backend) -
         pad = " " * h.column
         body = text.split("\n")
         filled = body[0] + "".join("\n" + pad + ln.strip() if ln.strip() else "\n" for ln in body[1:])
-        return source[:h.start] + filled + source[h.end:]
+        return source[: h.start] + filled + source[h.end :]
     if h.kind in ("Admitted", "Abort"):
-        end = h.end + 1 if source[h.end:h.end + 1] == "." else h.end
+        end = h.end + 1 if source[h.end : h.end + 1] == "." else h.end
         tail = text if text.endswith(".") else text + "."
-        return source[:h.start] + tail + "\nQed." + source[end:]
-    before = source[:h.start].rstrip()
-    whole_sentence = (before == "" or before[-1] in ".{}-+*:" ) and source[h.end:h.end + 1] == "."
+        return source[: h.start] + tail + "\nQed." + source[end:]
+    before = source[: h.start].rstrip()
+    whole_sentence = (before == "" or before[-1] in ".{}-+*:") and source[h.end : h.end + 1] == "."
     if whole_sentence:
         tail = text if text.endswith(".") else text + "."
-        return source[:h.start] + tail + source[h.end + 1:]
-    parts = [s.text.rstrip(".").strip() for s in _coq_lex.split_sentences(text if text.endswith(".") else text + ".")[0]]
+        return source[: h.start] + tail + source[h.end + 1 :]
+    parts = [
+        s.text.rstrip(".").strip() for s in _coq_lex.split_sentences(text if text.endswith(".") else text + ".")[0]
+    ]
     expr = parts[0] if len(parts) == 1 else "(" + "; ".join(parts) + ")"
-    return source[:h.start] + expr + source[h.end:]
+    return source[: h.start] + expr + source[h.end :]
 
 
 _LEAN_HAVE = re.compile(r"^(?P<indent>\s*)(?:have|obtain|suffices)\b.*?:=\s*by\b(?P<rest>.*)$")
@@ -128,7 +131,10 @@ def _mask_coq(source: str, messages: list[Message]) -> str:
         if sent is None or any(e[0] == sent.start for e in edits):
             continue
         code = sent.code
-        if re.match(r"\s*(Theorem|Lemma|Example|Corollary|Proposition|Fact|Remark|Qed|Defined|Proof|Require|From|Open|Definition|Fixpoint)\b", code):
+        if re.match(
+            r"\s*(Theorem|Lemma|Example|Corollary|Proposition|Fact|Remark|Qed|Defined|Proof|Require|From|Open|Definition|Fixpoint)\b",
+            code,
+        ):
             continue
         by = re.search(r"^\s*(?:assert|have|enough|cut|replace)\b.*?\bby\b", code, re.S)
         if by:

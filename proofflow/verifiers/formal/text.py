@@ -42,9 +42,11 @@ def name_decl_pattern(name: str, backend: Backend) -> re.Pattern[str]:
     if backend == "lean":
         kw = r"(?:theorem|lemma|def|abbrev|instance|example|axiom|opaque|structure|inductive|class)"
     else:
-        kw = (r"(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property|Definition|Fixpoint"
-              r"|CoFixpoint|Example|Let|Axiom|Parameter|Conjecture|Hypothesis|Variable|Inductive"
-              r"|Record|Structure|Class|Instance|Program\s+\w+)")
+        kw = (
+            r"(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property|Definition|Fixpoint"
+            r"|CoFixpoint|Example|Let|Axiom|Parameter|Conjecture|Hypothesis|Variable|Inductive"
+            r"|Record|Structure|Class|Instance|Program\s+\w+)"
+        )
     return re.compile(rf"(?<![\w.']){kw}\s+{re.escape(name)}(?![\w'])")
 
 

@@ -13,21 +13,21 @@ Status = Literal["complete", "incomplete", "error", "timeout", "rejected", "cras
 
 @dataclass(frozen=True)
 class FormalProblem:
-    name: str                 # the theorem's name, e.g. "mathd_algebra_10"
-    header: str               # imports / opens / options, checked before the source
-    statement: str            # exactly as given: Lean `theorem foo ... := by`, Coq `Theorem foo : ... .`
+    name: str  # the theorem's name, e.g. "mathd_algebra_10"
+    header: str  # imports / opens / options, checked before the source
+    statement: str  # exactly as given: Lean `theorem foo ... := by`, Coq `Theorem foo : ... .`
     backend: Backend = "lean"
     informal: str = ""
     split: str | None = None
-    source: str = ""          # file it came from
+    source: str = ""  # file it came from
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Message:
-    severity: str             # "error" | "warning" | "info"
+    severity: str  # "error" | "warning" | "info"
     text: str
-    line: int | None = None   # 1-based, relative to the proof source (not the header)
+    line: int | None = None  # 1-based, relative to the proof source (not the header)
     column: int | None = None  # 0-based, characters
     end_line: int | None = None
     end_column: int | None = None
@@ -38,8 +38,8 @@ class Hole:
     line: int
     column: int
     goal: str = ""
-    kind: str = "sorry"       # sorry | admit | Admitted | Abort
-    start: int = 0            # character offsets of the hole token in the source
+    kind: str = "sorry"  # sorry | admit | Admitted | Abort
+    start: int = 0  # character offsets of the hole token in the source
     end: int = 0
 
 
@@ -50,10 +50,10 @@ class CheckResult:
     version: str
     messages: list[Message] = field(default_factory=list)
     holes: list[Hole] = field(default_factory=list)
-    axioms: list[str] | None = None   # None: not determined (checker stopped before)
+    axioms: list[str] | None = None  # None: not determined (checker stopped before)
     rejections: list[str] = field(default_factory=list)
     duration_s: float = 0.0
-    detail: str = ""                   # e.g. why the checker crashed
+    detail: str = ""  # e.g. why the checker crashed
 
     @property
     def errors(self) -> list[Message]:
@@ -62,8 +62,8 @@ class CheckResult:
 
 @runtime_checkable
 class FormalChecker(Protocol):
-    name: str      # "coq" / "lean"
-    version: str   # checker version string, part of the cache key
+    name: str  # "coq" / "lean"
+    version: str  # checker version string, part of the cache key
 
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult: ...
 
