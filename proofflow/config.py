@@ -223,6 +223,8 @@ class StorageConfig(BaseModel):
     db_path: Path = DEFAULT_DB_PATH
     wait_for_run: bool = Field(
         False, description="another process is working on the run: wait for it (--wait) instead of exiting")
+    extend_run: bool = Field(
+        False, description="the problem file gained lines since the run started: add them to the run (--extend)")
     flush_interval_s: float = Field(0.5, gt=0)
     lock_timeout_s: float = Field(30.0, ge=0)
 

@@ -31,6 +31,8 @@ def prove(
     kimina_url: str | None = typer.Option(None, help="Kimina Lean Server URL (backend kimina)"),
     db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
     run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes"),
+    wait: bool = typer.Option(False, "--wait", help="another process holds this run: wait for it, then resume"),
+    extend: bool = typer.Option(False, "--extend", help="add problems the file gained since the run started"),
     config: Path | None = typer.Option(None, help="TOML config file ([prove] section)"),
     name: str | None = typer.Option(
         None, "--name",
@@ -46,6 +48,7 @@ def prove(
         "prove.problems_in_flight": problems_in_flight, "prove.workers": workers,
         "prove.check_timeout_s": check_timeout, "prove.lean_project_dir": lean_project,
         "prove.kimina_url": kimina_url, "storage.db_path": str(db) if db else None,
+        "storage.wait_for_run": wait or None, "storage.extend_run": extend or None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     summary = _run_with_progress(problems, run, config, overrides, name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import typer
 from rich.table import Table
 
 from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit, user_errors
-from proofflow.config import DEFAULT_PORT
+from proofflow.config import DEFAULT_PORT, default_db_path
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -23,7 +22,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _default_db() -> Path:
-    return Path(os.environ.get("PROOFFLOW_DB_PATH", "proofflow.duckdb"))
+    return default_db_path()
 
 
 def solve(
@@ -45,6 +44,8 @@ def solve(
     gpu_hour: float | None = typer.Option(None, help="$ per GPU-hour (instead of token prices)"),
     db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
     run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes [default: derived from file, model, n, r]"),
+    wait: bool = typer.Option(False, "--wait", help="another process holds this run: wait for it, then resume"),
+    extend: bool = typer.Option(False, "--extend", help="add problems the file gained since the run started"),
     config: Path | None = typer.Option(None, help="TOML config file (see docs/configuration.md)"),
     name: str | None = typer.Option(
         None, "--name",
@@ -60,6 +61,7 @@ def solve(
         "solve.problems_in_flight": problems_in_flight, "endpoint.price.input_per_mtok": price_in,
         "endpoint.price.output_per_mtok": price_out, "endpoint.price.gpu_hour": gpu_hour,
         "storage.db_path": str(db) if db else None,
+        "storage.wait_for_run": wait or None, "storage.extend_run": extend or None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     summary = _run_with_progress(problems, run, config, overrides, name)
@@ -163,10 +165,12 @@ def demo(
     repair_rounds: int = typer.Option(1, "--repair-rounds", "-r"),
     max_tokens: int = typer.Option(256, help="a CPU model writes ~100 tokens/s in all; keep the demo short"),
     problems_in_flight: int = typer.Option(8, help="more in flight = bigger batches on the server"),
-    db: Path = typer.Option(Path("proofflow.duckdb")),
+    db: Path | None = typer.Option(None, help="DuckDB file [default: $PROOFFLOW_DB_PATH or ./proofflow.duckdb]"),
 ) -> None:
     """Set up and start the local vLLM server, solve the bundled examples, show results."""
     from dataclasses import replace
+
+    db = db or default_db_path()
 
     from proofflow.commands.serve import ensure_setup, ensure_started
     from proofflow.llm import server

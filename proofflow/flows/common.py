@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,9 @@ from proofflow import __version__
 from proofflow.config import Settings
 from proofflow.flows.progress import Progress, publish
 from proofflow.keys import config_hash, run_id_for
+from proofflow.problems.file_identity import check_problem_file
 from proofflow.storage.db import BatchWriter, RunState, Store
+from proofflow.storage.lease import Holder, RunLease
 from proofflow.storage.records import CallRow, ResultRow, Row, RunRow, SampleRow, VerdictRow
 from proofflow.tasks.context import AnyProblem, WorkItem
 
@@ -127,6 +130,33 @@ def _tokens(rows: Iterable[SampleRow]) -> int:
     return sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in rows)
 
 
+def hold_run(store: Store, spec: RunSpec) -> RunLease:
+    """Take the run's lease (another live process on it: RunHeldError naming it, or wait
+    with storage.wait_for_run), then check the problem file against the run's
+    (ProblemFileChanged naming the lines; storage.extend_run adds new lines)."""
+    storage, run_id = spec.settings.storage, run_id_for(spec.name)
+
+    def waiting(holder: Holder | None) -> None:
+        log.warning("run %s is held by %s; waiting for it to finish", spec.name,
+                    holder.describe() if holder else "another process")
+
+    lease = RunLease(store.path, run_id, spec.name).acquire(wait=storage.wait_for_run, on_wait=waiting)
+    try:
+        if lease.previous is not None and lease.previous.pid != os.getpid():
+            stored = store.get_run(run_id) if store.path.exists() else None
+            if stored is not None and stored.status == "running":  # its process never finished it
+                log.warning("run %s was interrupted (%s); resuming it", spec.name, lease.previous.describe())
+        # A bundled set's name (prove's "coq-examples") is not a path: the problems
+        # know the file they were read from.
+        first = spec.problems[0] if spec.problems else None
+        source = getattr(first, "source", None) or getattr(getattr(first, "formal", None), "source", None)
+        check_problem_file(store, run_id, spec.name, source or spec.problem_file, extend=storage.extend_run)
+    except BaseException:
+        lease.release()
+        raise
+    return lease
+
+
 class RunSession:
     """A run while it executes, in the flow's process: the only writer of its rows.
 
@@ -157,18 +187,23 @@ class RunSession:
 
     def __enter__(self) -> RunSession:
         spec = self.spec
-        self.run = start_run(self.store, spec)
-        self.state = self.store.load_run_state(self.run.run_id)
-        self.writer = BatchWriter(self.store, flush_interval_s=spec.settings.storage.flush_interval_s)
-        self.writer.put(*spec.problem_rows(self.run.run_id))
-        for p in spec.problems:
-            self.items[p.id] = WorkItem(p, self.state.problem(p.id))
-        done = [i for i in self.items.values() if i.state.result is not None]
-        self.done = len(done)
-        self.solved = sum(1 for i in done if i.state.result is not None and i.state.result.solved)
-        # Run totals, not this session's: a resumed run counts what it already holds.
-        self.tokens = _tokens(s for ps in self.state.problems.values() for s in ps.samples.values())
-        self._publish_progress(first=True)
+        self.lease = hold_run(self.store, spec)  # one process per run, the run's own problem file
+        try:
+            self.run = start_run(self.store, spec)
+            self.state = self.store.load_run_state(self.run.run_id)
+            self.writer = BatchWriter(self.store, flush_interval_s=spec.settings.storage.flush_interval_s)
+            self.writer.put(*spec.problem_rows(self.run.run_id))
+            for p in spec.problems:
+                self.items[p.id] = WorkItem(p, self.state.problem(p.id))
+            done = [i for i in self.items.values() if i.state.result is not None]
+            self.done = len(done)
+            self.solved = sum(1 for i in done if i.state.result is not None and i.state.result.solved)
+            # Run totals, not this session's: a resumed run counts what it already holds.
+            self.tokens = _tokens(s for ps in self.state.problems.values() for s in ps.samples.values())
+            self._publish_progress(first=True)
+        except BaseException:
+            self.lease.release()
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -178,7 +213,10 @@ class RunSession:
         try:
             self.writer.close()  # everything returned so far, also when a stage failed
         finally:
-            self.store.finish_run(self.run.run_id, status)
+            try:
+                self.store.finish_run(self.run.run_id, status)
+            finally:
+                self.lease.release()  # after the run's last write
         try:
             self._publish_progress()
             self.summary = self._publish_summary()

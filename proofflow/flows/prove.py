@@ -93,7 +93,8 @@ def problem_rows(problems: list[ProofProblem], run_id: str) -> list[Row]:
             statement=f.informal or None, formal_statement=f.statement, header=f.header,
             reference_answer=None, metadata=to_json({**f.metadata, "backend": f.backend, "name": f.name}),
         ))
-        rows.append(RunProblemRow(run_id=run_id, problem_id=p.id, position=position))
+        rows.append(RunProblemRow(run_id=run_id, problem_id=p.id, position=position, source_id=p.source_id,
+                                  metadata=to_json({**f.metadata, "backend": f.backend, "name": f.name})))
     return rows
 
 

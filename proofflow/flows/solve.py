@@ -67,7 +67,8 @@ def problem_rows(problems: list[Problem], run_id: str) -> list[Row]:
             statement=p.statement, formal_statement=None, header=None,
             reference_answer=p.reference_answer, metadata=to_json(p.metadata),
         ))
-        rows.append(RunProblemRow(run_id=run_id, problem_id=p.id, position=position))
+        rows.append(RunProblemRow(run_id=run_id, problem_id=p.id, position=position,
+                                  source_id=p.source_id, metadata=to_json(p.metadata)))
     return rows
 
 
