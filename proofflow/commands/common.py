@@ -1,10 +1,17 @@
-"""What the run commands share: a quiet Prefect, settings errors as exit codes, and a
-progress bar fed by the flows' progress events."""
+"""What the run commands share: Prefect's logs sent to the API and a log file but kept off
+the terminal, a temporary Prefect server that dies with the CLI, settings errors as exit
+codes, a progress bar fed by the flows' progress events, and one clear message when a run
+fails (what failed, where the full log is, how to resume)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import shlex
+import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +19,60 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console()
+# Wider than any table we print: pipes and files get full names (issue 11.8).
+UNLIMITED_WIDTH = 10_000
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that cuts tables to the terminal's width only where there is a terminal:
+    rich assumes 80 columns for pipes and files, which cut names to "example…"."""
+    stream = sys.stderr if stderr else sys.stdout
+    interactive = stream.isatty() or "COLUMNS" in os.environ
+    return Console(stderr=stderr, width=None if interactive else UNLIMITED_WIDTH)
+
+
+console = make_console()
+
+# Prefect's handlers (its logging.yml) by name, overridable per key through the environment.
+# The terminal shows the progress bar and proofflow's own messages only; Prefect's INFO
+# lines and its tracebacks go to the API (the Prefect UI) and to the run's log file.
+_QUIET_TERMINAL = {
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL": "CRITICAL",  # prefect._internal, on stderr
+}
+LOG_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
+
+
+class _State:
+    db_path: Path | None = None
+    flow_run_id: str | None = None
 
 
 def quiet_prefect() -> None:
-    # The CLI draws its own progress bar; Prefect's per-task INFO lines would bury it.
-    # They still reach the Prefect UI.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    """Call first in a run command, before Prefect is imported: its logging is configured
+    when it is imported. Sends INFO logs (run start/resume counts, retries, stage
+    summaries) to the API but none to the terminal, and starts a temporary Prefect server
+    that dies with this process when no Prefect API is configured."""
+    for key, value in _QUIET_TERMINAL.items():
+        os.environ.setdefault(key, value)
     # No network here or on many GPU nodes: telemetry would only log failures.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from proofflow.commands import local_prefect
+
+    if not local_prefect.api_configured():
+        local_prefect.start()
 
 
 def settings_or_exit(config: Path | None, overrides: dict[str, Any]):  # -> Settings
     from proofflow.config import load_settings
 
     try:
-        return load_settings(config, overrides)
+        settings = load_settings(config, overrides)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    _State.db_path = Path(settings.storage.db_path)
+    return settings
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -43,14 +85,86 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (ProblemFileError, RunConfigMismatch, EndpointError, StorageError)
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "run"
+
+
+def log_path(title: str) -> Path:
+    """<db folder>/<db name>-logs/<UTC time>-<title>.log: beside the data it explains."""
+    db = _State.db_path or Path("proofflow.duckdb")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return db.parent / f"{db.stem}-logs" / f"{stamp}-{_slug(title)}.log"
+
+
+class _RunLog:
+    """Every log record of this process at INFO and above (Prefect's flow and task logs
+    with their tracebacks included) into one file; remembers the flow run's id."""
+
+    def __init__(self, path: Path) -> None:
+        from prefect.logging.formatters import PrefectFormatter
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+        self.handler.setLevel(logging.INFO)
+        self.handler.setFormatter(PrefectFormatter(
+            LOG_FORMAT, flow_run_fmt="%(asctime)s | %(levelname)-7s | Flow run %(flow_run_name)r - %(message)s",
+            task_run_fmt="%(asctime)s | %(levelname)-7s | Task run %(task_run_name)r - %(message)s"))
+        self.handler.addFilter(self._note_flow_run)
+        # The root logger receives what Prefect's loggers propagate; prefect._internal
+        # does not propagate (it has its own stderr handler, silenced above).
+        self.loggers = [logging.getLogger(), logging.getLogger("prefect._internal")]
+
+    @staticmethod
+    def _note_flow_run(record: logging.LogRecord) -> bool:
+        if _State.flow_run_id is None and getattr(record, "flow_run_id", None):
+            _State.flow_run_id = str(record.flow_run_id)
+        return True
+
+    def __enter__(self) -> "_RunLog":
+        for logger in self.loggers:
+            logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for logger in self.loggers:
+            logger.removeHandler(self.handler)
+        self.handler.close()
+
+
+def _where_to_look(log: Path) -> None:
+    console.print(f"Full log: {log}")
+    from proofflow.commands import local_prefect
+
+    if _State.flow_run_id and local_prefect.current() is None:
+        from prefect.settings import get_current_settings
+
+        ui = get_current_settings().ui_url
+        if ui:
+            console.print(f"Prefect UI: {ui}/runs/flow-run/{_State.flow_run_id}")
+    command = shlex.join(["proofflow", *sys.argv[1:]])
+    console.print(f"Everything stored before the error is kept; to resume, run the same command:\n  {command}")
+
+
 def run_with_progress(
     title: str, counted: str, run: Callable[[], dict[str, Any]],
     extra_errors: tuple[type[BaseException], ...] = (),
 ) -> dict[str, Any]:
-    """Run a flow under a progress bar (problems done / total, `counted` so far)."""
+    """Run a flow under a progress bar (problems done / total, `counted` so far). A failure
+    is one message on the terminal; its traceback is in the log file it names."""
+    from proofflow.commands import local_prefect
     from proofflow.flows import progress as flow_progress
 
-    with Progress(
+    server = local_prefect.current()
+    if server is not None:
+        try:
+            server.wait_ready()
+        except local_prefect.LocalServerError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+
+    log = _RunLog(log_path(title))
+    with log, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn(counted + " {task.fields[solved]}"), TimeElapsedColumn(), console=console,
     ) as bar:
@@ -63,9 +177,22 @@ def run_with_progress(
         try:
             return run()
         except user_errors() + extra_errors as exc:
+            logging.getLogger("proofflow.cli").error("%s failed: %s", title, exc, exc_info=True)
             bar.stop()
             console.print(f"[red]error:[/red] {exc}")
-            console.print("Everything stored before the error is kept; rerun the same command to resume.")
+            _where_to_look(log.path)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            logging.getLogger("proofflow.cli").warning("%s interrupted", title)
+            bar.stop()
+            console.print("[yellow]interrupted[/yellow]")
+            _where_to_look(log.path)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # not the input's fault: the traceback goes to the log
+            logging.getLogger("proofflow.cli").exception("%s failed", title)
+            bar.stop()
+            console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+            _where_to_look(log.path)
             raise typer.Exit(1) from None
         finally:
             unsubscribe()

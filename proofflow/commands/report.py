@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
+from proofflow.commands.common import make_console
 from proofflow.report import display
 from proofflow.report.markdown import write_report
 from proofflow.report.tables import all_grids, collect, rich_table
@@ -22,8 +22,8 @@ from proofflow.storage import metrics
 from proofflow.storage.db import Store, StorageError
 from proofflow.storage.export import FORMATS, export_runs
 
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 DB_HELP = "DuckDB file [default: $PROOFFLOW_DB_PATH or ./proofflow.duckdb]"
 

@@ -56,3 +56,27 @@ def test_prove_command_stores_and_reports(prefect_api: str, tmp_path: Path) -> N
                   "-n", "1", "-r", "0", "--limit", "1", "--run", "cli-prove", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "problems of run cli-prove" in out.stdout and "checks run" in out.stdout
+
+
+def test_tables_in_a_pipe_are_not_cut(prefect_api: str, tmp_path: Path) -> None:
+    """Issue 11.8: with stdout a pipe (CI logs, `| less`, a file) rich assumed 80 columns and
+    cut names and headers to "example…", "prob…"; a pipe gets the full values."""
+    long_name = "a-run-name-long-enough-to-be-cut-at-eighty-columns-" + "x" * 30
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["PREFECT_API_URL"] = prefect_api
+
+    def piped(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "proofflow.cli", *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+
+    with InstantServer() as srv:
+        out = piped("solve", str(example_path()), "--base-url", srv.base_url, "--model", "instant",
+                    "-n", "2", "--limit", "2", "--run", long_name)
+    assert out.returncode == 0, out.stdout + out.stderr
+    listed = piped("runs")
+    assert long_name in listed.stdout, listed.stdout
+    shown = piped("show", long_name)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    for header in ("problems", "selected answer", "completion tok", "failed calls"):
+        assert header in shown.stdout, shown.stdout
+    assert "…" not in listed.stdout + shown.stdout

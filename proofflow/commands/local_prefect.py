@@ -1,0 +1,158 @@
+"""The temporary Prefect API server of a CLI run that has no Prefect server configured:
+one that dies with the CLI and keeps its output off the terminal.
+
+Why not Prefect's own temporary server: Prefect starts it (uvicorn, ~200 MB) as a plain
+child process and stops it from an atexit hook, so a CLI killed with SIGKILL or SIGTERM
+leaves it running for good (issue 12.1: 23 kills left 16 of them), and it writes its
+shutdown tracebacks ("Error flushing ... CancelledError", 150-230 lines) into the CLI's
+terminal (issue 12.8). This one runs the same app (prefect.server.api.server:create_app,
+in Prefect's ephemeral mode) through a small launcher (`main` below) that asks the kernel
+to kill it when its parent dies (PR_SET_PDEATHSIG, Linux) and, on any system, also exits
+when its parent's pid changes. Its output goes to a log file, removed after a clean stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+class LocalServerError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalServer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Block until the server answers /health (its first start migrates a new
+        database: seconds to a minute on a busy machine)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LocalServerError(f"the temporary Prefect server exited with code "
+                                       f"{self.process.returncode}: {self._tail()}")
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise LocalServerError(f"the temporary Prefect server did not answer within {timeout_s:.0f} s "
+                               f"(log: {self.log_path}); set PREFECT_API_URL to use a running one")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_path.unlink(missing_ok=True)  # its shutdown noise; nothing of the run's
+
+    def _tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return f"(no log at {self.log_path})"
+
+
+_server: LocalServer | None = None
+
+
+def api_configured() -> bool:
+    """A Prefect API URL from the environment or the active Prefect profile."""
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def start() -> LocalServer:
+    """Start the server (returns at once; wait_ready() waits for it) and point this
+    process's Prefect settings at it, so Prefect never starts its own."""
+    global _server
+    if _server is not None:
+        return _server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fd, log = tempfile.mkstemp(prefix="proofflow-prefect-server-", suffix=".log")
+    with os.fdopen(fd, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proofflow.commands.local_prefect", "--parent", str(os.getpid()),
+             "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C in the terminal reaches the CLI, which then still
+            # has a server to report the interruption to before it stops it.
+            start_new_session=True,
+            env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                 "PREFECT__SERVER_FINAL": "1"},
+        )
+    _server = LocalServer(process, port, Path(log))
+    atexit.register(_server.stop)
+    os.environ["PREFECT_API_URL"] = _server.api_url
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()
+    return _server
+
+
+def current() -> LocalServer | None:
+    return _server
+
+
+# -- the launcher, run as `python -m proofflow.commands.local_prefect` ---------------------
+
+
+def _die_with(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:  # for systems without PR_SET_PDEATHSIG
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    _die_with(args.parent)
+    import uvicorn
+
+    uvicorn.run("prefect.server.api.server:create_app", factory=True, host="127.0.0.1",
+                port=args.port, log_level="error", lifespan="on")
+
+
+if __name__ == "__main__":
+    main()
