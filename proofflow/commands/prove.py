@@ -25,6 +25,11 @@ def prove(
     temperature: float | None = typer.Option(None),
     limit: int | None = typer.Option(None, help="only the first N problems"),
     problems_in_flight: int | None = typer.Option(None, help="problems worked on at once [default: 2]"),
+    runner: str | None = typer.Option(
+        None, help="where stage tasks run: threads (this process) | dask | ray [default: threads]"),
+    runner_address: str | None = typer.Option(
+        None, help="an existing cluster: tcp://host:8786 (dask) or ray://host:10001 (ray) [default: a local one]"),
+    runner_workers: int | None = typer.Option(None, help="worker processes of the local dask/ray cluster [default: 2]"),
     workers: int | None = typer.Option(None, help="checker processes [default: 2]"),
     check_timeout: float | None = typer.Option(None, help="seconds per check [default: 20]"),
     lean_project: str | None = typer.Option(None, help="Lean project with Mathlib and the REPL (backend lean)"),
@@ -49,6 +54,7 @@ def prove(
         "prove.check_timeout_s": check_timeout, "prove.lean_project_dir": lean_project,
         "prove.kimina_url": kimina_url, "storage.db_path": str(db) if db else None,
         "storage.wait_for_run": wait or None, "storage.extend_run": extend or None,
+        "runner.kind": runner, "runner.address": runner_address, "runner.workers": runner_workers,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     summary = _run_with_progress(problems, run, config, overrides, name)

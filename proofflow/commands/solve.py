@@ -39,6 +39,11 @@ def solve(
     top_p: float | None = typer.Option(None),
     limit: int | None = typer.Option(None, help="only the first N problems"),
     problems_in_flight: int | None = typer.Option(None, help="problems worked on at once [default: 4]"),
+    runner: str | None = typer.Option(
+        None, help="where stage tasks run: threads (this process) | dask | ray [default: threads]"),
+    runner_address: str | None = typer.Option(
+        None, help="an existing cluster: tcp://host:8786 (dask) or ray://host:10001 (ray) [default: a local one]"),
+    runner_workers: int | None = typer.Option(None, help="worker processes of the local dask/ray cluster [default: 2]"),
     price_in: float | None = typer.Option(None, help="$ per 1M prompt tokens"),
     price_out: float | None = typer.Option(None, help="$ per 1M completion tokens"),
     gpu_hour: float | None = typer.Option(None, help="$ per GPU-hour (instead of token prices)"),
@@ -62,6 +67,7 @@ def solve(
         "endpoint.price.output_per_mtok": price_out, "endpoint.price.gpu_hour": gpu_hour,
         "storage.db_path": str(db) if db else None,
         "storage.wait_for_run": wait or None, "storage.extend_run": extend or None,
+        "runner.kind": runner, "runner.address": runner_address, "runner.workers": runner_workers,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     summary = _run_with_progress(problems, run, config, overrides, name)
