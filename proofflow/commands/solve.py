@@ -135,7 +135,7 @@ def show(
 ) -> None:
     """Solved / total, pass@1, pass@N, tokens and cost of a run, per problem and in total."""
     from proofflow.storage.db import StorageError, Store
-    from proofflow.storage.summary import per_problem, run_summary
+    from proofflow.storage.summary import per_problem, run_headline
 
     store = Store(db or _default_db())
     try:
@@ -159,7 +159,7 @@ def show(
                 _fmt(row["prompt_tokens"] + row["completion_tokens"]), _fmt(row["cost"], 6),
             )
         console.print(table)
-    summary = run_summary(store, record.run_id)
+    summary = run_headline(store, record.run_id)
     summary["run"] = record.name
     summary["db"] = str(store.path)
     _print_summary(summary)

@@ -306,7 +306,7 @@ class RunSession:
         from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
         from proofflow.report.summary import summary_markdown, summary_table_rows
-        from proofflow.storage.summary import run_summary
+        from proofflow.storage.summary import run_headline
 
         name, run_id = self.spec.name, self.run_id
         create_table_artifact(
@@ -317,6 +317,6 @@ class RunSession:
             markdown=summary_markdown(self.store, run_id), key=artifact_key("report", name),
             description=f"Report of run {name}",
         )
-        summary = run_summary(self.store, run_id)
+        summary = run_headline(self.store, run_id)
         summary.update(self.figures)
         return summary

@@ -12,7 +12,7 @@ from proofflow.storage.db import Store, StorageError
 
 
 def _summary(store: Store, run_id: str) -> dict:
-    rows = metrics.run_summary(store, [run_id])
+    rows = metrics.run_summary_rows(store, [run_id])
     if not rows:
         raise StorageError(f"no run {run_id!r} in {store.path}")
     return rows[0]

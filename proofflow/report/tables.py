@@ -47,7 +47,7 @@ class ReportData:
 
 def collect(store: Store, run_ids: Sequence[str], with_problems: bool = True) -> ReportData:
     ids = list(run_ids)
-    summary = metrics.run_summary(store, ids)
+    summary = metrics.run_summary_rows(store, ids)
     return ReportData(
         run_ids=ids,
         summary=summary,

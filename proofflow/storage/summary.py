@@ -9,9 +9,9 @@ from proofflow.storage import metrics
 from proofflow.storage.db import StorageError, Store
 
 
-def run_summary(store: Store, run_id: str) -> dict[str, Any]:
-    """v_run_summary's row for the run, plus the number of failed model calls."""
-    rows = metrics.run_summary(store, [run_id])
+def run_headline(store: Store, run_id: str) -> dict[str, Any]:
+    """One run's headline figures: v_run_summary's row plus the number of failed model calls."""
+    rows = metrics.run_summary_rows(store, [run_id])
     if not rows:
         raise StorageError(f"no run {run_id!r} in {store.path}")
     summary = dict(rows[0])

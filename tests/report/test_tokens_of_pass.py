@@ -54,7 +54,7 @@ def test_tokens_of_pass_by_hand(store: Store) -> None:
 
 
 def test_run_summary_shows_tokens_of_pass(store: Store) -> None:
-    rows = {r["name"]: r for r in metrics.run_summary(store, ["A", "B"])}
+    rows = {r["name"]: r for r in metrics.run_summary_rows(store, ["A", "B"])}
     assert rows["alpha"]["tokens_of_pass"] == pytest.approx(750)
     assert rows["beta"]["tokens_of_pass"] == pytest.approx(600)
     assert rows["alpha"]["tokens_per_correct"] == pytest.approx(2480)

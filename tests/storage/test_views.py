@@ -282,7 +282,7 @@ def test_verdict_reasons(store: Store) -> None:
 
 
 def test_run_summary(store: Store) -> None:
-    rows = {r["name"]: r for r in metrics.run_summary(store, ["A", "B", "C"])}
+    rows = {r["name"]: r for r in metrics.run_summary_rows(store, ["A", "B", "C"])}
     a = rows["alpha"]
     assert (a["problems"], a["done"], a["solved"], a["correct"], a["n"]) == (4, 3, 3, 1, 5)
     assert a["pass_at_1"] == pytest.approx(0.2)
