@@ -91,7 +91,9 @@ def _slug(text: str) -> str:
 
 def log_path(title: str) -> Path:
     """<db folder>/<db name>-logs/<UTC time>-<title>.log: beside the data it explains."""
-    db = _State.db_path or Path("proofflow.duckdb")
+    from proofflow.config import default_db_path
+
+    db = _State.db_path or default_db_path()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return db.parent / f"{db.stem}-logs" / f"{stamp}-{_slug(title)}.log"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Optional
 import typer
 
 from proofflow.commands.common import make_console
+from proofflow.config import default_db_path
 from proofflow.report import display
 from proofflow.report.markdown import write_report
 from proofflow.report.tables import all_grids, collect, rich_table
@@ -29,7 +29,7 @@ DB_HELP = "DuckDB file [default: $PROOFFLOW_DB_PATH or ./proofflow.duckdb]"
 
 
 def _db(path: Optional[Path]) -> Path:
-    return path or Path(os.environ.get("PROOFFLOW_DB_PATH", "proofflow.duckdb"))
+    return path or default_db_path()
 
 
 def _open(path: Optional[Path]) -> Store:
