@@ -61,7 +61,8 @@ def views_version(store: Store) -> str | None:
 
 
 def run_summary_rows(store: Store, run_ids: Sequence[str]) -> Rows:
-    """v_run_summary's rows for several runs (the report's side-by-side table): solved/total, pass@1, pass@N, maj@N, tokens, cost, cost-of-pass."""
+    """v_run_summary's rows for several runs (the report's side-by-side table): solved/total,
+    pass@1, pass@N, maj@N, tokens, cost, cost-of-pass."""
     return _view_rows(store, "v_run_summary", run_ids)
 
 
