@@ -13,6 +13,7 @@ close.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import queue
 from collections.abc import Generator, Iterable
@@ -89,7 +90,7 @@ def drive(session: RunSession, chains: Iterable[Chain], window: int) -> None:
         unit, future = finished.get()
         unit.outstanding -= 1
         try:
-            output = future.result()
+            output = _output(future)
         except BaseException as exc:  # noqa: BLE001 - the stage's own error, re-raised below
             session.persist_failure(exc)
             if failure is None:
@@ -134,3 +135,21 @@ class Names:
     def __call__(self, stage: str, problem_id: str | None = None) -> str:
         what = self.labels[problem_id] if problem_id else self.unit
         return f"{stage} · {self.prefix} · {what}"
+
+
+def _output(future: Any) -> Any:
+    """A finished task's return value. The thread runner's future holds the final state
+    in memory: read it there, without the event-loop round trip of `future.result()`
+    (~9 ms a task here, paid by the loop that submits the next stages). Failures and
+    other runners go through Prefect's own path, which raises the stage's exception."""
+    from prefect.results import ResultRecord
+    from prefect.states import State
+
+    wrapped = getattr(future, "wrapped_future", None)
+    state = wrapped.result() if isinstance(wrapped, concurrent.futures.Future) else None
+    if isinstance(state, State) and state.is_completed():
+        if isinstance(state.data, ResultRecord):
+            return state.data.result
+        if isinstance(state.data, StageOutput):
+            return state.data
+    return future.result()

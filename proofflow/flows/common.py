@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,10 @@ from proofflow.storage.records import CallRow, ResultRow, Row, RunRow, SampleRow
 from proofflow.tasks.context import AnyProblem, WorkItem
 
 log = logging.getLogger(__name__)
+
+# The progress artifact is an API round trip (~10-100 ms) made by the thread that submits
+# the next stages: at most this often while a run goes, and once more at its end.
+PROGRESS_EVERY_S = 2.0
 
 # File stems that name a split, not a data set: gsm8k/test.jsonl is "gsm8k".
 SPLIT_NAMES = {"test", "train", "training", "validation", "valid", "val", "dev", "eval", "data"}
@@ -182,6 +187,7 @@ class RunSession:
         self.observers: list[Callable[[Sequence[Row]], None]] = []  # see rows as they are stored
         self.done = self.solved = self.tokens = 0
         self._progress_id: Any = None
+        self._progress_at = 0.0
 
     # -- life cycle --------------------------------------------------------------
 
@@ -273,7 +279,7 @@ class RunSession:
             item = self.items.get(result.problem_id)
             publish(Progress(self.spec.name, self.done, self.total, self.solved,
                              item.problem.source_id if item else result.problem_id))
-        if finished:
+        if finished and time.monotonic() - self._progress_at >= PROGRESS_EVERY_S:
             self._publish_progress()
 
     def persist_failure(self, exc: BaseException) -> None:
@@ -291,6 +297,7 @@ class RunSession:
     def _publish_progress(self, first: bool = False) -> None:
         from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+        self._progress_at = time.monotonic()
         name, total = self.spec.name, max(1, self.total)
         description = (f"{name}: {self.done}/{self.total} problems done, {self.solved} {self.counted}, "
                        f"{self.tokens:,} tokens spent on the run")
