@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--per-task", type=int, default=8, help="problems per Prefect task run")
     parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--runner", choices=["threads", "dask"], default="threads",
+                        help="dask: one LocalCluster of 2 worker processes for all runs (its start-up not timed)")
     args = parser.parse_args()
 
     from prefect.testing.utilities import prefect_test_harness
@@ -71,6 +73,11 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "proofflow.testing.instant_server", "--port", str(port)],
                               stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
+    cluster = None
+    if args.runner == "dask":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=2, threads_per_worker=4, processes=True, dashboard_address=None)
     workdir = Path(tempfile.mkdtemp(prefix="proofflow-bench-"))
     db = workdir / "bench.duckdb"
     try:
@@ -79,6 +86,7 @@ def main() -> None:
             "endpoint.model": "instant", "endpoint.base_urls": [url], "storage.db_path": str(db),
             "solve.samples": args.samples, "solve.repair_rounds": 0, "solve.limit": args.problems,
             "solve.problems_per_task": args.per_task, "solve.problems_in_flight": args.in_flight,
+            "runner.kind": args.runner, "runner.address": cluster.scheduler_address if cluster else None,
         }
         with prefect_test_harness(server_startup_timeout=120):
             # warm-up: imports, the flow's first API calls
@@ -107,9 +115,12 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+        if cluster is not None:
+            cluster.close()
 
     table = Table(title=f"pipeline overhead: {args.problems} problems × {args.samples} samples, "
-                        f"{args.per_task} problems/task, {args.in_flight} in flight, {os.cpu_count()} cores")
+                        f"{args.per_task} problems/task, {args.in_flight} in flight, {os.cpu_count()} cores, "
+                        f"runner {args.runner}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
