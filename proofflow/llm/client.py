@@ -238,7 +238,7 @@ class ModelClient:
                     return self._call_once(url, request, attempt, calls, min(self.request_timeout_s, left))
             except _Retryable as exc:
                 last_error = str(exc)
-                if attempt + 1 < attempts:
+                if attempt + 1 < attempts and give_up_at - time.monotonic() > 0:
                     delay = self.endpoint.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
                     delay = min(delay, max(0.0, give_up_at - time.monotonic()))
                     log.warning("model call to %s failed (%s); retry %d/%d in %.1fs",
