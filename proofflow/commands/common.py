@@ -11,13 +11,16 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from proofflow.config import Settings
 
 # Wider than any table we print: pipes and files get full names (issue 11.8).
 UNLIMITED_WIDTH = 10_000
@@ -63,7 +66,7 @@ def quiet_prefect() -> None:
         local_prefect.start()
 
 
-def settings_or_exit(config: Path | None, overrides: dict[str, Any]):  # -> Settings
+def settings_or_exit(config: Path | None, overrides: dict[str, Any]) -> Settings:
     from proofflow.config import load_settings
 
     try:
@@ -94,7 +97,7 @@ def log_path(title: str) -> Path:
     from proofflow.config import default_db_path
 
     db = _State.db_path or default_db_path()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return db.parent / f"{db.stem}-logs" / f"{stamp}-{_slug(title)}.log"
 
 
@@ -119,11 +122,12 @@ class _RunLog:
 
     @staticmethod
     def _note_flow_run(record: logging.LogRecord) -> bool:
-        if _State.flow_run_id is None and getattr(record, "flow_run_id", None):
-            _State.flow_run_id = str(record.flow_run_id)
+        flow_run_id = getattr(record, "flow_run_id", None)  # set by Prefect's run loggers
+        if _State.flow_run_id is None and flow_run_id:
+            _State.flow_run_id = str(flow_run_id)
         return True
 
-    def __enter__(self) -> "_RunLog":
+    def __enter__(self) -> _RunLog:
         for logger in self.loggers:
             logger.addHandler(self.handler)
         return self

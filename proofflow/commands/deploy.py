@@ -12,11 +12,14 @@ it starts, and the database's run has that name too.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from proofflow.commands.common import console
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 FLOW_NAMES = {"solve"}  # flows whose run names proofflow knows (flows/solve.py)
 
@@ -47,7 +50,7 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 def trigger(
     deployment: str = typer.Argument(..., help="FLOW/DEPLOYMENT, e.g. solve/examples-smoke"),
-    param: Optional[list[str]] = typer.Option(
+    param: list[str] | None = typer.Option(
         None, "--param", "-p", help="key=value, the value as JSON (overrides='{\"solve.samples\": 2}'); repeatable"),
 ) -> None:
     """Start a deployment's flow run now, with its readable name from the start (needs a
@@ -75,7 +78,8 @@ def trigger(
         # `{datetime}` name would differ from the one shown while it waited).
         given["run_name"] = merged["run_name"] = expand_run_name(merged["run_name"])
     name = readable_flow_run_name(flow, merged)
-    flow_run = run_deployment(deployment, parameters=given, flow_run_name=name, timeout=0)
+    # run_deployment is sync here (no event loop); its annotation also allows a coroutine.
+    flow_run = cast("FlowRun", run_deployment(deployment, parameters=given, flow_run_name=name, timeout=0))
     ui = get_current_settings().ui_url
     console.print(f"created flow run {flow_run.name!r} ({flow_run.id})")
     if ui:

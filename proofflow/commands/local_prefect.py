@@ -38,7 +38,7 @@ class LocalServerError(RuntimeError):
 
 @dataclass
 class LocalServer:
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     port: int
     log_path: Path
 

@@ -9,7 +9,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -19,7 +19,7 @@ from proofflow.report import display
 from proofflow.report.markdown import write_report
 from proofflow.report.tables import all_grids, collect, rich_table
 from proofflow.storage import metrics
-from proofflow.storage.db import Store, StorageError
+from proofflow.storage.db import StorageError, Store
 from proofflow.storage.export import FORMATS, export_runs
 
 console = make_console()
@@ -28,11 +28,11 @@ err = make_console(stderr=True)
 DB_HELP = "DuckDB file [default: $PROOFFLOW_DB_PATH or ./proofflow.duckdb]"
 
 
-def _db(path: Optional[Path]) -> Path:
+def _db(path: Path | None) -> Path:
     return path or default_db_path()
 
 
-def _open(path: Optional[Path]) -> Store:
+def _open(path: Path | None) -> Store:
     db = _db(path)
     if not db.exists():
         err.print(f"[red]no database at {db}[/red] (run `proofflow solve` first, or pass --db)")
@@ -51,8 +51,8 @@ def _slug(text: str) -> str:
 
 def report(
     runs: list[str] = typer.Argument(..., help="Run names or ids; several are shown side by side"),
-    db: Optional[Path] = typer.Option(None, help=DB_HELP),
-    out: Optional[Path] = typer.Option(None, help="Folder for report.md and the PNGs "
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    out: Path | None = typer.Option(None, help="Folder for report.md and the PNGs "
                                                   "[default: ./reports/<run>]"),
     problems: int = typer.Option(30, help="Problems listed per run in the terminal (all in report.md)"),
 ) -> None:
@@ -77,8 +77,8 @@ def report(
 def export(
     run: str = typer.Argument(..., help="Run name or id"),
     file_format: str = typer.Option("parquet", "--format", "-f", help="parquet or csv"),
-    db: Optional[Path] = typer.Option(None, help=DB_HELP),
-    out: Optional[Path] = typer.Option(None, help="Folder [default: ./exports/<run>]"),
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    out: Path | None = typer.Option(None, help="Folder [default: ./exports/<run>]"),
 ) -> None:
     """Write a run's rows, one file per table (runs, problems, samples, verdicts, …)."""
     if file_format not in FORMATS:
@@ -111,7 +111,7 @@ def _jsonable(value: Any) -> Any:
 
 def sql(
     query: str = typer.Argument(..., help="SQL to run read-only, e.g. \"SELECT * FROM v_run_summary\""),
-    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    db: Path | None = typer.Option(None, help=DB_HELP),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (a list of objects)"),
     limit: int = typer.Option(200, help="Rows shown in the table view (CSV/JSON print all)"),

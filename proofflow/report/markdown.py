@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from proofflow.report.plots import write_plots
@@ -34,7 +34,7 @@ def render_markdown(data: ReportData, plots: dict[str, Path], base: Path) -> str
     names = ", ".join(f"`{data.name(r)}`" for r in data.run_ids)
     grids = all_grids(data)
     out = [f"# proofflow report: {names}", "",
-           f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", ""]
+           f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}.", ""]
     titles = {"pass_at_k": "pass@k, coverage and maj@k vs samples",
               "tokens_of_pass": "Tokens-of-pass", "cost_of_pass": "Cost-of-pass",
               "tokens_by_stage": "Tokens by stage"}

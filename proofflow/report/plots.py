@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -77,7 +78,7 @@ def plot_pass_at_k(data: ReportData, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _bars(data: ReportData, rows: list[dict], key: str, label: Callable[[float | None], str],
+def _bars(data: ReportData, rows: list[dict[str, Any]], key: str, label: Callable[[float | None], str],
           xlabel: str, title: str, path: Path) -> Path:
     """Horizontal bars per (run, model); an unknown value is labelled n/a, an infinite one ∞
     (neither is drawn as a bar: both would be misleading at any length)."""

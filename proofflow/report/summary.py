@@ -6,12 +6,14 @@ call these at the end of every run; `proofflow report` has the full picture.
 
 from __future__ import annotations
 
+from typing import Any
+
 from proofflow.report.tables import SUMMARY_FIELDS, summary_grid
 from proofflow.storage import metrics
-from proofflow.storage.db import Store, StorageError
+from proofflow.storage.db import StorageError, Store
 
 
-def _summary(store: Store, run_id: str) -> dict:
+def _summary(store: Store, run_id: str) -> dict[str, Any]:
     rows = metrics.run_summary_rows(store, [run_id])
     if not rows:
         raise StorageError(f"no run {run_id!r} in {store.path}")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proofflow.testing.instant_server import InstantServer
 from proofflow.problems import example_path
+from proofflow.testing.instant_server import InstantServer
 
 pytestmark = pytest.mark.prefect
 
@@ -67,7 +67,7 @@ def test_tables_in_a_pipe_are_not_cut(prefect_api: str, tmp_path: Path) -> None:
 
     def piped(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "proofflow.cli", *args], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=300)
 
     with InstantServer() as srv:
         out = piped("solve", str(example_path()), "--base-url", srv.base_url, "--model", "instant",

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -95,7 +95,7 @@ def scheduled_runs(api: str) -> list[dict]:
 
 
 def test_run_name_templates() -> None:
-    now = datetime(2026, 11, 24, 9, 5, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 24, 9, 5, tzinfo=UTC)
     assert expand_run_name("gsm8k-{date}", now) == "gsm8k-2026-11-24"
     assert expand_run_name("x-{datetime}", now) == "x-2026-11-24T0905"
     assert expand_run_name("plain", now) == "plain"
@@ -145,11 +145,11 @@ def test_scheduler_creates_upcoming_runs_and_a_worker_runs_one(prefect_server: s
         cron = declared[name]["schedules"][0]["cron"]
         minute, hour, _, _, weekday = cron.split()
         for r in by_deployment[name]:
-            at = datetime.fromisoformat(r["expected_start_time"].replace("Z", "+00:00")).astimezone(timezone.utc)
+            at = datetime.fromisoformat(r["expected_start_time"].replace("Z", "+00:00")).astimezone(UTC)
             assert (at.minute, at.hour) == (int(minute), int(hour)), (name, cron, at)
             if weekday != "*":
                 assert at.isoweekday() % 7 == int(weekday), (name, cron, at)
-            assert at > datetime.now(timezone.utc)
+            assert at > datetime.now(UTC)
 
     # A worker runs the soonest nightly run, and a run `proofflow trigger` creates. Both
     # use the STAND-IN model server and a temporary database (3 bundled problems, not the
@@ -179,7 +179,7 @@ def test_scheduler_creates_upcoming_runs_and_a_worker_runs_one(prefect_server: s
                                "solve.samples": 2, "solve.limit": 3}
         assert httpx.patch(f"{api}/flow_runs/{run['id']}", json={"parameters": params},
                            timeout=30).status_code == 204
-        now = datetime.now(timezone.utc) - timedelta(seconds=1)
+        now = datetime.now(UTC) - timedelta(seconds=1)
         state = {"type": "SCHEDULED", "state_details": {"scheduled_time": now.isoformat()}}
         assert httpx.post(f"{api}/flow_runs/{run['id']}/set_state", json={"state": state, "force": True},
                           timeout=30).json()["status"] == "ACCEPT"

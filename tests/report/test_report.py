@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
+from storage.test_views import build_fixture_db
 from typer.testing import CliRunner
 
 from proofflow.cli import app
@@ -17,9 +18,8 @@ from proofflow.report import summary_markdown, summary_table_rows
 from proofflow.report.markdown import write_report
 from proofflow.report.tables import collect
 from proofflow.storage import metrics
-from proofflow.storage.db import Store, StorageError
+from proofflow.storage.db import StorageError, Store
 from proofflow.storage.export import export_runs
-from storage.test_views import build_fixture_db
 
 runner = CliRunner()
 

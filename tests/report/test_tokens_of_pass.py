@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from storage.test_views import build_fixture_db, fixture_rows
 
 from proofflow.report.markdown import write_report
 from proofflow.report.tables import collect
 from proofflow.storage import metrics
 from proofflow.storage.db import Store
 from proofflow.storage.records import Row, SampleRow
-from storage.test_views import build_fixture_db, fixture_rows
 
 
 @pytest.fixture(scope="module")
