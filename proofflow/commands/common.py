@@ -179,7 +179,12 @@ def run_with_progress(
         def on_progress(p: flow_progress.Progress) -> None:
             bar.update(task_id, total=p.total, completed=p.done, solved=p.solved)
 
+        def on_stall(stall: Any) -> None:
+            # A model server that stops answering (llm/client.py Stall): said above the bar.
+            bar.console.print(f"[yellow]model server:[/yellow] {stall.message()}")
+
         unsubscribe = flow_progress.subscribe(on_progress)
+        unsubscribe_stalls = flow_progress.subscribe_stalls(on_stall)
         try:
             return run()
         except user_errors() + extra_errors as exc:
@@ -202,3 +207,4 @@ def run_with_progress(
             raise typer.Exit(1) from None
         finally:
             unsubscribe()
+            unsubscribe_stalls()
