@@ -156,3 +156,21 @@ def test_threads_runner_is_the_default() -> None:
     assert isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers == 7
     assert describe(settings) == "threads in the flow's process"
     assert "2 worker" in describe(load_settings(overrides={"runner.kind": "dask"}))
+
+
+def test_a_deployment_picks_the_runner_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deployments set PROOFFLOW_RUNNER__* in job_variables.env; the flow's default
+    runner is read from it when the flow module is loaded."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from proofflow.flows.runners import runner_from_environment
+
+    assert isinstance(runner_from_environment(threads=5), ThreadPoolTaskRunner)
+    monkeypatch.setenv("PROOFFLOW_RUNNER__KIND", "dask")
+    monkeypatch.setenv("PROOFFLOW_RUNNER__ADDRESS", "tcp://scheduler:8786")
+    runner = runner_from_environment(threads=5)
+    assert type(runner).__name__ == "ProofflowDaskTaskRunner" and runner.address == "tcp://scheduler:8786"
+    assert runner.limits  # global concurrency limits on by default for dask
+    import pickle
+
+    assert type(pickle.loads(pickle.dumps(runner.duplicate()))) is type(runner)  # sent to workers by name
