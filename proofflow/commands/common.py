@@ -42,6 +42,12 @@ console = make_console()
 _QUIET_TERMINAL = {
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL": "CRITICAL",  # prefect._internal, on stderr
+    # proofflow's own loggers (model-call retries, a stalled server, a resumed lease) get
+    # Prefect's API handler too, so the UI shows them in the run's logs...
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "proofflow",
+    # ...and a line logged outside a flow or task run (a helper thread) stays local
+    # instead of warning about the missing run id.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 LOG_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
 
@@ -130,6 +136,9 @@ class _RunLog:
     def __enter__(self) -> _RunLog:
         for logger in self.loggers:
             logger.addHandler(self.handler)
+        # proofflow's INFO lines (a stalled server answering again, ...) reach the file
+        # and the API; the terminal's handler is at CRITICAL.
+        logging.getLogger("proofflow").setLevel(logging.INFO)
         return self
 
     def __exit__(self, *exc: object) -> None:

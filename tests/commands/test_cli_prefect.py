@@ -48,7 +48,7 @@ def flow_run_of(api: str, run_name: str) -> dict:
 
 
 def test_cli_run_sends_info_logs_to_the_api_and_none_to_the_terminal(prefect_api: str, tmp_path: Path) -> None:
-    with InstantServer() as srv:
+    with InstantServer(behaviour=Behaviour(fail_first=1)) as srv:  # one HTTP 500: one retry
         out = run_cli(env_for(prefect_api, tmp_path / "home"), "solve", str(example_path()), "--base-url",
                       srv.base_url, "--model", "instant", "-n", "2", "--limit", "3", "--run", "logs-to-api",
                       cwd=tmp_path)
@@ -62,13 +62,15 @@ def test_cli_run_sends_info_logs_to_the_api_and_none_to_the_terminal(prefect_api
     while time.monotonic() < deadline:
         logs = httpx.post(f"{prefect_api}/logs/filter", timeout=30, json={
             "logs": {"flow_run_id": {"any_": [flow_run["id"]]}}, "limit": 200, "offset": 0}).json()
-        if any("3 to do" in log["message"] for log in logs):
+        if any("3 to do" in log["message"] for log in logs) and any("retry" in log["message"] for log in logs):
             break
         time.sleep(1)
     info = [log["message"] for log in logs if log["level"] == 20]
     # the run's start line (problems / already done / to do) and per-stage task lines
     assert any("logs-to-api" in m and "3 to do" in m for m in info), info
     assert sum(1 for log in logs if log["task_run_id"]) >= 3, info
+    # the model client's retry (a proofflow logger, not Prefect's), at WARNING
+    assert any("retry 1/" in log["message"] and log["level"] == 30 for log in logs), logs
 
 
 def test_failed_run_is_one_clear_error_with_log_and_resume_command(prefect_api: str, tmp_path: Path) -> None:
