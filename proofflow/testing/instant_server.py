@@ -24,6 +24,7 @@ from typing import Any
 class Behaviour:
     model: str = "instant"
     fail_first: int = 0          # answer HTTP 500 to the first k generation requests
+    fail_from: int = 0           # answer HTTP 500 to the k-th generation request and all later (0: never)
     delay_s: float = 0.0         # sleep before answering
     # extra sleep for single requests: {k: seconds} delays the k-th generation request
     # received (1-based), e.g. one slow answer among a stage's fast ones (crash tests)
@@ -77,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": {"message": "not found"}})
         with b.lock:
             b.received += 1
-            failing = b.received <= b.fail_first
+            failing = b.received <= b.fail_first or 0 < b.fail_from <= b.received
             extra_delay = b.slow_requests.get(b.received, 0.0)
         if failing:
             return self._send(500, {"error": {"message": "injected failure"}})

@@ -158,3 +158,77 @@ def test_artifacts_are_published(prefect_api: str, tmp_path: Path) -> None:
     assert {"metric": "finished", "value": "2/2"} in data, data
     markdown = next(a for a in arts if a["type"] == "markdown")
     assert "proofflow run `art`" in markdown["data"] and "pass@1" in markdown["data"]
+
+
+def _task_runs(api: str, flow_run_name: str) -> list[dict]:
+    import httpx
+
+    body = {"flow_runs": {"name": {"any_": [flow_run_name]}}, "limit": 200, "offset": 0}
+    return httpx.post(f"{api}/task_runs/filter", json=body, timeout=30).json()
+
+
+def _artifacts(api: str, run_name: str) -> dict[str, dict]:
+    import httpx
+
+    body = {"artifacts": {"key": {"like_": f"proofflow-%-{run_name}"}}, "limit": 50, "offset": 0,
+            "sort": "CREATED_DESC"}
+    newest: dict[str, dict] = {}
+    for art in httpx.post(f"{api}/artifacts/filter", json=body, timeout=30).json():
+        newest.setdefault(art["type"], art)
+    return newest
+
+
+def test_a_failed_run_settles_keeps_readable_names_and_publishes_its_partial_summary(
+        prefect_api: str, tmp_path: Path) -> None:
+    """Issue 11.3, flow side: the endpoint starts failing mid-run. The run fails with the
+    endpoint's error; no task sees a closed client (in-flight tasks settle before the
+    client closes); every task run has a readable name (no "not ready" runs with
+    Prefect's default names); the summary and a final progress artifact are published."""
+    db = tmp_path / "failing.duckdb"
+    with InstantServer(behaviour=Behaviour(model="instant", fail_from=4)) as srv:
+        with pytest.raises(EndpointError):
+            run_solve(str(example_path()), "failing", overrides=overrides(
+                srv.base_url, db, **{"solve.limit": 6, "solve.problems_in_flight": 3}))
+    assert Store(db).get_run("failing").status == "failed"  # type: ignore[union-attr]
+    runs = _task_runs(prefect_api, "solve · examples · failing")
+    assert runs
+    for run in runs:
+        assert " · " in run["name"], f"task run without a readable name: {run['name']}"
+        message = (run.get("state") or {}).get("message") or ""
+        assert "client has been closed" not in message, message
+    assert any(r["state"]["type"] == "FAILED" for r in runs)
+    arts = _artifacts(prefect_api, "failing")
+    assert {"progress", "table", "markdown"} <= set(arts)
+    _, ((done,),) = Store(db).query("SELECT count(*) FROM results")
+    assert f"{done}/6 problems done" in arts["progress"]["description"]
+
+
+def test_progress_counts_the_runs_totals_after_resume_and_stages_name_their_round(
+        prefect_api: str, tmp_path: Path) -> None:
+    """Issue 11.4 and 11.5, flow side."""
+    db = tmp_path / "totals.duckdb"
+    with InstantServer(behaviour=Behaviour(model="instant", answers=("7",))) as srv:
+        run_solve(str(example_path()), "totals", overrides=overrides(srv.base_url, db, **{"solve.limit": 2}))
+        run_solve(str(example_path()), "totals", overrides=overrides(srv.base_url, db, **{"solve.limit": 4}))
+    _, ((tokens,),) = Store(db).query("SELECT sum(prompt_tokens + completion_tokens) FROM samples")
+    progress = _artifacts(prefect_api, "totals")["progress"]
+    assert "4/4 problems done" in progress["description"]
+    assert f"{tokens:,} tokens" in progress["description"], (tokens, progress["description"])
+    names = {r["name"] for r in _task_runs(prefect_api, "solve · examples · totals")}
+    assert any(n.startswith("verify · r0 · examples · instant · ") for n in names), names
+    assert any(n.startswith("verify · r1 · examples · instant · ") for n in names), names
+    assert any(n.startswith("repair · r1 · examples · instant · ") for n in names), names
+
+
+def test_data_set_and_problem_labels() -> None:
+    from proofflow.flows.common import problem_label, problem_set_name
+    from proofflow.problems import Problem
+
+    assert problem_set_name("/data/gsm8k/test.jsonl") == "gsm8k"
+    assert problem_set_name("/data/math500/test.jsonl") == "math500"
+    assert problem_set_name("/data/minif2f-valid.jsonl") == "minif2f-valid"
+    assert problem_set_name("/data/gsm8k/test.jsonl", "gsm8k-hard") == "gsm8k-hard"
+    p = Problem(id="x", source="f", source_id="line 12", statement="s", reference_answer="1")
+    assert problem_label(p, "gsm8k") == "gsm8k-12"
+    q = Problem(id="y", source="f", source_id="test/algebra/1.json", statement="s", reference_answer="1")
+    assert problem_label(q, "math500") == "test/algebra/1.json"
