@@ -1,16 +1,22 @@
-"""The zygote's one-time isolation: new network/mount/IPC/UTS namespaces, every mount
-read-only, a size-capped tmpfs for scratch, and the interpreter exposed to unprivileged
-uids without exposing its neighbours. Standard library only, loaded by path by
+"""The zygote's one-time isolation, and the clone into a PID namespace it uses per run.
+
+Isolation: new network/mount/IPC/UTS namespaces, every mount read-only, a size-capped
+tmpfs for scratch, and the interpreter exposed to unprivileged uids without exposing its
+neighbours. Standard library only, loaded by path by
 ``_sandbox_zygote.py`` (which says what each execution adds on top)."""
 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
+import signal
 import stat
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
@@ -110,3 +116,51 @@ def isolate(scratch_root: str, scratch_mb: int) -> None:
             ro_failed.append(mp)
     if "/" in ro_failed:
         raise OSError("could not remount / read-only")
+
+
+_WARM_MODULES = (
+    "atexit",
+    "bisect",
+    "cmath",
+    "collections",
+    "copy",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "fractions",
+    "functools",
+    "heapq",
+    "io",
+    "itertools",
+    "json",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "traceback",
+    "typing",
+)
+
+
+def warm() -> None:
+    """Import what model-written programs use most; every forked child inherits them loaded."""
+    for name in _WARM_MODULES:
+        importlib.import_module(name)
+
+
+def clone_newpid() -> int:
+    """fork() into a new PID namespace. unshare(CLONE_NEWPID) works only once per process,
+    so the zygote uses the raw clone syscall (no new stack: fork semantics), then runs
+    CPython's after-fork bookkeeping in the child itself."""
+    nr = SYS_CLONE.get(os.uname().machine)
+    if nr is None:
+        raise OSError(f"unsupported architecture {os.uname().machine}")
+    pid = _libc.syscall(nr, ctypes.c_ulong(CLONE_NEWPID | signal.SIGCHLD), None, None, None, None)
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+    return int(pid)

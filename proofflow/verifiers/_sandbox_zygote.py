@@ -47,10 +47,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from proofflow.verifiers._sandbox_limits import MemoryCgroup
 
-CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
-SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -75,40 +73,6 @@ _CGROUP: MemoryCgroup | None = None
 _libc.syscall.restype = ctypes.c_long
 
 
-_WARM_MODULES = (
-    "atexit",
-    "bisect",
-    "cmath",
-    "collections",
-    "copy",
-    "dataclasses",
-    "datetime",
-    "decimal",
-    "fractions",
-    "functools",
-    "heapq",
-    "io",
-    "itertools",
-    "json",
-    "math",
-    "operator",
-    "random",
-    "re",
-    "statistics",
-    "string",
-    "traceback",
-    "typing",
-)
-
-
-def _warm() -> None:
-    """Import what model-written programs use most; every forked child inherits them loaded."""
-    import importlib
-
-    for name in _WARM_MODULES:
-        importlib.import_module(name)
-
-
 def _recv(sock: socket.socket) -> dict[str, Any] | None:
     head = b""
     while len(head) < 4:
@@ -130,22 +94,6 @@ def _recv(sock: socket.socket) -> dict[str, Any] | None:
 def _send(sock: socket.socket, obj: object) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     sock.sendall(struct.pack(">I", len(data)) + data)
-
-
-def _clone_newpid() -> int:
-    """fork() into a new PID namespace. unshare(CLONE_NEWPID) works only once per process,
-    so the zygote uses the raw clone syscall (no new stack: fork semantics), then runs
-    CPython's after-fork bookkeeping in the child itself."""
-    nr = SYS_CLONE.get(os.uname().machine)
-    if nr is None:
-        raise OSError(f"unsupported architecture {os.uname().machine}")
-    pid = _libc.syscall(nr, ctypes.c_ulong(CLONE_NEWPID | signal.SIGCHLD), None, None, None, None)
-    if pid < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"clone: {os.strerror(err)}")
-    if pid == 0:
-        ctypes.pythonapi.PyOS_AfterFork_Child()
-    return int(pid)
 
 
 def _user_process(req: dict[str, Any], scratch: str, uid: int, fds: tuple[int, int, int]) -> None:
@@ -289,7 +237,7 @@ def _execute(req: dict[str, Any], scratch_root: str, uid: int, seq: int) -> dict
     # A separate init process would cost a fork per run for nothing the kernel does not
     # already do; the price is init's signal semantics (a signal the program sends itself
     # without a handler is ignored), which the wall clock and SIGKILL make harmless.
-    pid = _clone_newpid()
+    pid = _isolation.clone_newpid()
     if pid == 0:
         for fd in (stdin_w, out_r, err_r):
             os.close(fd)
@@ -404,7 +352,7 @@ def main() -> None:
     try:
         _CGROUP = _limits.MemoryCgroup.create(f"proofflow-sandbox-{os.getppid()}-{uid}")
         _isolation.isolate(scratch_root, scratch_mb)
-        _warm()
+        _isolation.warm()
         # Objects that exist now are never collected in the children; freezing them keeps
         # the GC from touching (and copy-on-write copying) their pages after each fork.
         import gc
