@@ -4,6 +4,7 @@ and a results table."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -61,8 +62,8 @@ def prove(
     _print_results(summary)
 
 
-def _run_with_progress(problems: str, run: str | None, config: Path | None, overrides: dict,
-                       problem_set: str | None = None) -> dict:
+def _run_with_progress(problems: str, run: str | None, config: Path | None, overrides: dict[str, Any],
+                       problem_set: str | None = None) -> dict[str, Any]:
     """Resolve settings, problems and the run name once ({date} expanded here too), then
     run under a progress bar. A file for another backend or a checker that cannot start
     (no Lean toolchain, no coqtop) is one clear line; anything else keeps its traceback."""
@@ -79,7 +80,7 @@ def _run_with_progress(problems: str, run: str | None, config: Path | None, over
     return summary
 
 
-def _print_results(summary: dict) -> None:
+def _print_results(summary: dict[str, Any]) -> None:
     from proofflow.storage.db import Store
     from proofflow.storage.summary import proof_status, sample_totals
 

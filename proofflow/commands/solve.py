@@ -74,8 +74,8 @@ def solve(
     _print_summary(summary)
 
 
-def _run_with_progress(problems: Path, run: str | None, config: Path | None, overrides: dict,
-                       problem_set: str | None = None) -> dict:
+def _run_with_progress(problems: Path, run: str | None, config: Path | None, overrides: dict[str, Any],
+                       problem_set: str | None = None) -> dict[str, Any]:
     """Resolve settings, problems and the run name once, then run under a progress bar."""
     from proofflow.flows.solve import prepare_solve, run_prepared
 
@@ -96,7 +96,7 @@ def prepared_or_exit(prepare: Callable[[], Any], extra_errors: tuple[type[BaseEx
         raise typer.Exit(1) from None
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"run {summary.get('run')}  ({summary.get('db')})")
     for col in ("problems", "solved", "maj correct", "pass@1", f"pass@{summary.get('n')}",
                 "samples", "prompt tok", "completion tok", "cost $", "failed calls"):

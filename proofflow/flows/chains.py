@@ -32,7 +32,7 @@ class Call:
     """One task run to submit: `task.submit(*args)`."""
 
     task: Any
-    args: tuple
+    args: tuple[Any, ...]
 
 
 # A unit's stages: yields the calls of each step (an empty step is skipped).
@@ -142,8 +142,8 @@ def _output(future: Any) -> Any:
     in memory: read it there, without the event-loop round trip of `future.result()`
     (~9 ms a task here, paid by the loop that submits the next stages). Failures and
     other runners go through Prefect's own path, which raises the stage's exception."""
-    from prefect.results import ResultRecord
-    from prefect.states import State
+    from prefect._internal.result_records import ResultRecord
+    from prefect.client.schemas.objects import State
 
     wrapped = getattr(future, "wrapped_future", None)
     state = wrapped.result() if isinstance(wrapped, concurrent.futures.Future) else None

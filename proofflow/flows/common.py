@@ -24,7 +24,7 @@ from proofflow.config import Settings
 from proofflow.flows.progress import Progress, publish
 from proofflow.keys import config_hash, run_id_for
 from proofflow.problems.file_identity import check_problem_file
-from proofflow.storage.db import BatchWriter, RunState, Store
+from proofflow.storage.db import BatchWriter, ProblemState, RunState, Store
 from proofflow.storage.lease import Holder, RunLease
 from proofflow.storage.records import CallRow, ResultRow, Row, RunRow, SampleRow, VerdictRow
 from proofflow.tasks.context import AnyProblem, WorkItem
@@ -288,7 +288,7 @@ class RunSession:
         if calls and self.writer is not None:
             self.writer.put(*calls)
 
-    def _state(self, problem_id: str):  # -> ProblemState
+    def _state(self, problem_id: str) -> ProblemState:
         assert self.state is not None
         return self.state.problem(problem_id)
 

@@ -6,6 +6,8 @@ tokens, no model call (`given_drafts`, made in the flow: nothing to wait for).""
 
 from __future__ import annotations
 
+from functools import partial
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -44,8 +46,8 @@ def plan_draft(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
         if solved(item) or _given(ctx, item) is not None:
             continue
         p = item.formal
-        plans += missing_indices(ctx, item, STAGE, ctx.settings.prove.samples, lambda p=p: render_prompt(
-            "draft", statement=p.statement, informal=p.informal or "(none)"))
+        prompt = partial(render_prompt, "draft", statement=p.statement, informal=p.informal or "(none)")
+        plans += missing_indices(ctx, item, STAGE, ctx.settings.prove.samples, prompt)
     return plans
 
 

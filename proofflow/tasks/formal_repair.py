@@ -6,10 +6,12 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt
 from proofflow.tasks.formal_runtime import AUDIT, prompt_name, solved
 from proofflow.tasks.proof_text import clip, extract_proof
 from proofflow.tasks.sampling import Plan, children_of, sample_request
+from proofflow.verifiers.formal import FormalProblem
 
 STAGE = "repair"
 
@@ -20,13 +22,14 @@ def plan_formal_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> l
         if solved(item) and ctx.settings.prove.stop_on_first_complete:
             continue
         p = item.formal
-        failed = {}
+        failed: dict[str, tuple[SampleRow, VerdictRow]] = {}
         for parent in item.samples(round_=round_ - 1):
             verdict = item.verdict(parent.sample_id, AUDIT)
             if parent.stage in ("generate", "repair") and verdict is not None and not passed(verdict):
                 failed[parent.sample_id] = (parent, verdict)
 
-        def prompt(parent_id: str, p=p, failed=failed) -> str:
+        def prompt(parent_id: str, p: FormalProblem = p,
+                   failed: dict[str, tuple[SampleRow, VerdictRow]] = failed) -> str:
             parent, verdict = failed[parent_id]
             return render_prompt(prompt_name("formal_repair", ctx), header=p.header.strip(),
                                  attempt=clip(extract_proof(parent.completion or "", p)),

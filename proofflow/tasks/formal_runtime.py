@@ -24,6 +24,7 @@ from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, to_json
 from proofflow.verifiers.formal import (
     AuditPolicy,
+    Backend,
     CacheKey,
     CheckResult,
     VerdictCache,
@@ -46,7 +47,7 @@ class FormalRuntime:
 
         self.ctx = ctx
         self.checker = resources.formal_checker(ctx.settings.prove)
-        self.backend = "coq" if ctx.settings.prove.backend == "coq" else "lean"
+        self.backend: Backend = "coq" if ctx.settings.prove.backend == "coq" else "lean"
         self.policy = AuditPolicy.for_backend(self.backend)
         self.out = out
         self.cache = VerdictCache(persist=lambda key, result: out.add(cache_row(key, result)),

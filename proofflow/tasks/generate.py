@@ -7,6 +7,8 @@ The flow stores the samples as soon as the request returns, before any check.
 
 from __future__ import annotations
 
+from functools import partial
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -19,9 +21,11 @@ PROMPTS = {"generate-verify-repair": "solve", "pot": "solve_pot", "csv": "solve_
 
 def plan_generate(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
     template = PROMPTS[ctx.settings.solve.strategy]
-    return [plan for item in items for plan in missing_indices(
-        ctx, item, STAGE, ctx.settings.solve.samples,
-        lambda item=item: render_prompt(template, problem=item.answer_problem.statement))]
+    plans: list[Plan] = []
+    for item in items:
+        prompt = partial(render_prompt, template, problem=item.answer_problem.statement)
+        plans += missing_indices(ctx, item, STAGE, ctx.settings.solve.samples, prompt)
+    return plans
 
 
 @task(name="generate", task_run_name="{label}", cache_policy=NO_CACHE)

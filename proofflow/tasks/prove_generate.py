@@ -5,6 +5,8 @@ asks nothing for a problem that has its samples."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -21,9 +23,9 @@ def plan_prove_generate(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
         if solved(item):
             continue
         p = item.formal
-        plans += missing_indices(ctx, item, STAGE, ctx.settings.prove.samples, lambda p=p: render_prompt(
-            prompt_name("prove", ctx), header=p.header.strip(), statement=p.statement,
-            informal=p.informal or "(none)"))
+        prompt = partial(render_prompt, prompt_name("prove", ctx), header=p.header.strip(),
+                         statement=p.statement, informal=p.informal or "(none)")
+        plans += missing_indices(ctx, item, STAGE, ctx.settings.prove.samples, prompt)
     return plans
 
 

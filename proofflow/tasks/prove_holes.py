@@ -34,6 +34,7 @@ from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, prompt_name, so
 from proofflow.tasks.proof_text import clip, extract_proof, extract_tactic
 from proofflow.tasks.sampling import Plan, sample_request, tool_sample
 from proofflow.verifiers.formal import (
+    Backend,
     CacheKey,
     CheckResult,
     fill_hole,
@@ -73,7 +74,7 @@ def _ensure_closed(source: str, backend: str) -> str:
     return source
 
 
-def _fill_closed(before: int, result: CheckResult, filled: str, backend: str) -> bool:
+def _fill_closed(before: int, result: CheckResult, filled: str, backend: Backend) -> bool:
     return (result.status in ("complete", "incomplete") and not result.errors
             and len(split_holes(filled, backend)) < before)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.storage.records import VerdictRow
+from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt
 from proofflow.tasks.sampling import Plan, children_of, sample_request
 
@@ -40,13 +40,14 @@ def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Pla
     for item in items:
         if item.solved(verifier) and not solve.repair_after_pass:
             continue
-        failed = {}
+        failed: dict[str, tuple[SampleRow, VerdictRow]] = {}
         for parent in item.samples(round_=round_ - 1):
             verdict = item.verdict(parent.sample_id, verifier)
             if verdict is not None and not passed(verdict):
                 failed[parent.sample_id] = (parent, verdict)
 
-        def prompt(parent_id: str, item: WorkItem = item, failed: dict = failed) -> str:
+        def prompt(parent_id: str, item: WorkItem = item,
+                   failed: dict[str, tuple[SampleRow, VerdictRow]] = failed) -> str:
             parent, verdict = failed[parent_id]
             return render_prompt(
                 PROMPTS[solve.strategy], problem=item.answer_problem.statement,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from proofflow.keys import sample_id, seed_for
 from proofflow.llm.client import Response
@@ -75,7 +76,7 @@ def sample_request(ctx: RunContext, plan: Plan) -> StageOutput:
     return out
 
 
-def sample_rows(ctx: RunContext, plan: Plan, response: Response, params: dict) -> list[SampleRow]:
+def sample_rows(ctx: RunContext, plan: Plan, response: Response, params: dict[str, Any]) -> list[SampleRow]:
     """One SampleRow per choice; the request's prompt tokens and cost are shared out."""
     n = len(response.choices)
     prompt_share = [response.prompt_tokens // n] * n

@@ -6,10 +6,12 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from proofflow.storage.records import SampleRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, render_prompt
 from proofflow.tasks.formal_runtime import prompt_name, solved
 from proofflow.tasks.proof_text import clip
 from proofflow.tasks.sampling import Plan, children_of, sample_request
+from proofflow.verifiers.formal import FormalProblem
 
 STAGE = "sketch"
 
@@ -21,9 +23,12 @@ def plan_sketch(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
             continue
         p = item.formal
         drafts = {s.sample_id: s for s in item.samples("draft")}
-        plans += children_of(ctx, item, STAGE, drafts, lambda parent, p=p, drafts=drafts: render_prompt(
-            prompt_name("sketch", ctx), header=p.header.strip(), statement=p.statement,
-            draft=clip(drafts[parent].completion or "", 2000)), 0)
+
+        def prompt(parent: str, p: FormalProblem = p, drafts: dict[str, SampleRow] = drafts) -> str:
+            return render_prompt(prompt_name("sketch", ctx), header=p.header.strip(), statement=p.statement,
+                                 draft=clip(drafts[parent].completion or "", 2000))
+
+        plans += children_of(ctx, item, STAGE, drafts, prompt, 0)
     return plans
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from proofflow.flows.prove import run_prove
-from proofflow.testing.recorded_server import RecordedServer, Recording
 from proofflow.problems import coq_examples
 from proofflow.storage.db import Store
+from proofflow.testing.recorded_server import RecordedServer, Recording
 
 pytestmark = [pytest.mark.prefect, pytest.mark.skipif(shutil.which("coqtop") is None, reason="Coq not installed")]
 

@@ -13,9 +13,9 @@ import pytest
 from proofflow.flows.common import RunConfigMismatch
 from proofflow.flows.solve import run_solve
 from proofflow.llm.client import EndpointError
-from proofflow.testing.instant_server import Behaviour, InstantServer
 from proofflow.problems import example_path
 from proofflow.storage.db import Store
+from proofflow.testing.instant_server import Behaviour, InstantServer
 
 pytestmark = pytest.mark.prefect
 
@@ -185,10 +185,9 @@ def test_a_failed_run_settles_keeps_readable_names_and_publishes_its_partial_sum
     client closes); every task run has a readable name (no "not ready" runs with
     Prefect's default names); the summary and a final progress artifact are published."""
     db = tmp_path / "failing.duckdb"
-    with InstantServer(behaviour=Behaviour(model="instant", fail_from=4)) as srv:
-        with pytest.raises(EndpointError):
-            run_solve(str(example_path()), "failing", overrides=overrides(
-                srv.base_url, db, **{"solve.limit": 6, "solve.problems_in_flight": 3}))
+    with InstantServer(behaviour=Behaviour(model="instant", fail_from=4)) as srv, pytest.raises(EndpointError):
+        run_solve(str(example_path()), "failing", overrides=overrides(
+            srv.base_url, db, **{"solve.limit": 6, "solve.problems_in_flight": 3}))
     assert Store(db).get_run("failing").status == "failed"  # type: ignore[union-attr]
     runs = _task_runs(prefect_api, "solve · examples · failing")
     assert runs

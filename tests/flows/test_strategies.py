@@ -10,12 +10,12 @@ import pytest
 
 from proofflow.config import VoteWeights
 from proofflow.flows.solve import run_solve
-from proofflow.testing.instant_server import Behaviour, InstantServer
 from proofflow.problems import example_path, load_problems
 from proofflow.storage.db import Store
 from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import WorkItem
 from proofflow.tasks.select import majority_vote
+from proofflow.testing.instant_server import Behaviour, InstantServer
 
 pytestmark = pytest.mark.prefect
 
