@@ -99,7 +99,8 @@ def start() -> LocalServer:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    fd, log = tempfile.mkstemp(prefix="proofflow-prefect-server-", suffix=".log")
+    _prune_logs()
+    fd, log = tempfile.mkstemp(prefix=f"{LOG_PREFIX}{os.getpid()}-", suffix=".log")
     with os.fdopen(fd, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "proofflow.commands.local_prefect", "--parent", str(os.getpid()),
@@ -122,6 +123,27 @@ def start() -> LocalServer:
 
 def current() -> LocalServer | None:
     return _server
+
+
+LOG_PREFIX = "proofflow-prefect-server-"
+
+
+def _prune_logs() -> None:
+    """Remove the logs of servers whose CLI was killed (a clean stop removes its own)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{LOG_PREFIX}*.log"):
+        pid = path.name[len(LOG_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- the launcher, run as `python -m proofflow.commands.local_prefect` ---------------------
