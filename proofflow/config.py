@@ -155,7 +155,10 @@ class SolveConfig(BaseModel):
 
 
 COQ_AUTOMATION = ["lia", "nia", "ring", "field", "auto", "intuition", "congruence", "easy"]
-LEAN_AUTOMATION = ["omega", "linarith", "nlinarith", "norm_num", "simp", "aesop", "decide", "positivity"]
+# Lean: what exists in the problem's environment. Core Lean has the first list; a header
+# importing Mathlib adds the second (automation_lean, when set, is used as given).
+LEAN_AUTOMATION = ["omega", "decide", "simp", "grind", "rfl"]
+LEAN_MATHLIB_AUTOMATION = ["norm_num", "linarith", "nlinarith", "positivity", "aesop"]
 
 
 class ProveConfig(BaseModel):
@@ -168,7 +171,7 @@ class ProveConfig(BaseModel):
     repair_depth: int = Field(1, ge=0, description="APOLLO-style mask → holes → reassemble rounds on a failing proof (0: off)")
     repair_candidates: int = Field(2, ge=0, description="whole: failing proofs per problem sent to APOLLO-style repair")
     automation_coq: list[str] = Field(default_factory=lambda: list(COQ_AUTOMATION))
-    automation_lean: list[str] = Field(default_factory=lambda: list(LEAN_AUTOMATION))
+    automation_lean: list[str] | None = Field(None, description="Lean tactics tried on holes [default: by environment]")
     hole_budget: int = Field(2, ge=0, description="prover-model samples per hole that automation left open")
     max_holes: int = Field(12, ge=1, description="a sketch with more holes than this is not worth proving")
     stop_on_first_complete: bool = Field(True, description="stop checking a problem's candidates once one is complete")
@@ -178,13 +181,22 @@ class ProveConfig(BaseModel):
     lean_project_dir: str = "."
     lean_repl_command: list[str] = Field(default_factory=lambda: ["lake", "env", ".lake/packages/REPL/.lake/build/bin/repl"])
     lean_memory_mb: int = Field(16384, ge=256)
+    lean_checker: Literal["program", "repl", "kimina"] = Field(
+        "program", description="Lean: proofflow's checker program (lean --run), the REPL pool, or a Kimina server")
+    lean_command: list[str] = Field(
+        default_factory=list, description="program: how to run lean [default: lake env lean in a Lean project, "
+        "else lean on PATH, else the unofficial wasm build]")
     kimina_url: str = "http://localhost:8000"
     kimina_api_key: str | None = None
     problems_in_flight: int = Field(2, ge=1, description="Prefect task-runner workers")
     limit: int | None = Field(None, ge=1, description="only the first N problems")
 
-    def automation(self) -> list[str]:
-        return self.automation_coq if self.backend == "coq" else self.automation_lean
+    def automation(self, header: str = "") -> list[str]:
+        if self.backend == "coq":
+            return self.automation_coq
+        if self.automation_lean is not None:
+            return self.automation_lean
+        return LEAN_AUTOMATION + (LEAN_MATHLIB_AUTOMATION if "Mathlib" in header else [])
 
 
 class RunnerConfig(BaseModel):

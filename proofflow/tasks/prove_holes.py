@@ -161,7 +161,7 @@ class _Prover:
                 return source
             goal = result.holes[k].goal if k < len(result.holes) else ""
             closed = False
-            for tactic in self.cfg.automation():
+            for tactic in self.cfg.automation(self.problem.header):
                 sid = sample_id(run, pid, "prove_hole", base.sample_id, n)
                 n += 1
                 text = tactic + "." if self.backend == "coq" and not tactic.endswith(".") else tactic

@@ -1,10 +1,39 @@
 """Which formal checker a run uses: the one place that maps the prove settings to a
-checker object (Coq sessions, the Lean REPL pool, or a Kimina server)."""
+checker object (Coq sessions; for Lean the checker program, the REPL pool or a Kimina
+server)."""
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 from proofflow.config import ProveConfig
 from proofflow.verifiers.formal import FormalChecker
+
+
+def lean_command(p: ProveConfig, install: bool = True) -> tuple[tuple[str, ...], str | None]:
+    """How to run `lean` for the checker program, and the working directory: the
+    configured command; `lake env lean` inside a Lean project; `lean` on PATH; else the
+    unofficial wasm build (installed on first use, with a one-line notice on stderr)."""
+    project = Path(p.lean_project_dir)
+    in_project = (project / "lakefile.lean").exists() or (project / "lakefile.toml").exists()
+    if p.lean_command:
+        return tuple(p.lean_command), str(project) if in_project else None
+    if in_project and shutil.which("lake"):
+        return ("lake", "env", "lean"), str(project)
+    if shutil.which("lean"):
+        return ("lean",), None
+    from proofflow.verifiers.lean.install import NOTICE, find_wasm_lean
+    from proofflow.verifiers.lean.install import install as install_wasm
+    wasm = find_wasm_lean()
+    if wasm is None:
+        if not install:
+            raise RuntimeError("Lean backend unavailable: no lean on PATH, no Lean project, and the wasm build "
+                               "is not installed (python -m proofflow.verifiers.lean.install)")
+        wasm = install_wasm(log=lambda line: print(line, file=sys.stderr))
+    print(NOTICE, file=sys.stderr)
+    return (str(wasm.lean),), None
 
 
 def make_checker(p: ProveConfig) -> FormalChecker:
@@ -12,12 +41,13 @@ def make_checker(p: ProveConfig) -> FormalChecker:
     if p.backend == "coq":
         from proofflow.verifiers.coq import CoqChecker, CoqConfig
         return CoqChecker(CoqConfig(timeout_s=p.check_timeout_s, workers=p.workers))
-    if p.backend == "lean":
-        from proofflow.verifiers.lean import (
-            LeanConfig,
-            LeanReplChecker,
-            find_lean_toolchain,
-        )
+    if p.backend == "lean" and p.lean_checker == "program":
+        from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
+        command, cwd = lean_command(p)
+        return LeanProgramChecker(ProgramConfig(lean_command=command, project_dir=cwd, timeout_s=p.check_timeout_s,
+                                                workers=p.workers, memory_mb=p.lean_memory_mb))
+    if p.backend == "lean" and p.lean_checker == "repl":
+        from proofflow.verifiers.lean import LeanConfig, LeanReplChecker, find_lean_toolchain
         cfg = LeanConfig(project_dir=p.lean_project_dir, repl_command=tuple(p.lean_repl_command),
                          timeout_s=p.check_timeout_s, workers=p.workers, memory_mb=p.lean_memory_mb)
         missing = find_lean_toolchain(cfg)

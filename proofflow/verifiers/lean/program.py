@@ -1,0 +1,283 @@
+"""The `program` Lean backend: proofflow's checker program (Checker.lean) in a pool of warm
+`lean --run` processes, and the mapping of its facts to the audit's rejection reasons.
+
+Why a program of our own instead of the REPL: it runs on any Lean that has the `Lean`
+package (`lean --run` here, `lake env lean --run` inside a Mathlib project), with no
+binary to build, and the audit happens inside Lean on the elaborated environment: the
+theorem's name and elaborated type against the statement elaborated on the header alone,
+the axioms it reaches, `implemented_by` / `extern`, search tactics and `debug.skipKernelTC`
+in the parsed syntax, and a kernel replay of what the candidate added (docs/formal.md).
+
+A process imports the header once (its first stdin line) and then answers one JSON line
+per request; every request starts again from the header's state, so a candidate leaves
+nothing behind. A check prefers a process that already has its header; a process with
+another header is restarted with this one. Timeout: the process group is killed and the
+pool replaces it (paying the start-up again); RLIMIT_AS caps each process; a process is
+recycled after `recycle_after` checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, lines
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message
+
+PROGRAM = Path(__file__).with_name("Checker.lean")
+# Axioms whose presence means the proof trusts the compiler (native_decide and friends).
+_COMPILER_AXIOMS = {"Lean.ofReduceBool", "Lean.ofReduceNat", "Lean.trustCompiler"}
+_PRIVATE = re.compile(r"^_private\.(?:[\w.]+\.)?\d+\.")
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    # `("lean",)` for a toolchain on PATH; `("lake", "env", "lean")` with `project_dir`
+    # set to a Lean project (e.g. with Mathlib) so its packages are importable.
+    lean_command: tuple[str, ...] = ("lean",)
+    project_dir: str | None = None
+    timeout_s: float = 60.0               # per check, after the header is loaded
+    start_timeout_s: float = 900.0        # start-up + header import (wasm: ~1-2 min; Mathlib: minutes cold)
+    memory_mb: int = 8192                 # RLIMIT_AS per process (0: none)
+    workers: int = os.cpu_count() or 1
+    recycle_after: int = 500              # checks per process before a fresh one
+    version: str | None = None            # None: `lean --version` (wasm: its known version)
+    env: dict[str, str] = field(default_factory=dict)
+    # None: the program decides (trusted-leaf axiom walk on the wasm build, full elsewhere).
+    trust_imports: bool | None = None
+    workdir: str | None = None            # where the program file is copied (must be visible to Lean)
+
+
+def program_text() -> str:
+    return PROGRAM.read_text(encoding="utf-8")
+
+
+def program_file(workdir: str | None = None) -> Path:
+    """Checker.lean copied under /tmp (the wasm Lean's file system only sees /tmp and
+    /home), named by its content hash so concurrent pools never rewrite a file in use."""
+    text = program_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    base = Path(workdir or f"/tmp/proofflow-lean-{os.getuid()}")
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"Checker_{digest}.lean"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+def program_version(config: ProgramConfig) -> str:
+    """Lean's version plus the checker program's hash: the verdict cache key changes
+    when either does."""
+    digest = hashlib.sha256(program_text().encode()).hexdigest()[:8]
+    if config.version:
+        return f"{config.version} checker-{digest}"
+    try:
+        out = subprocess.run([*config.lean_command, "--version"], cwd=config.project_dir, capture_output=True,
+                             text=True, timeout=300, env={**os.environ, **config.env}).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    m = re.search(r"version (\S+?),?\s", out)
+    ver = m.group(1) if m else "unknown"
+    if "emscripten" in out:
+        ver += "+wasm"
+    return f"{ver} checker-{digest}"
+
+
+class CheckerStartError(RuntimeError):
+    pass
+
+
+class LeanProgram:
+    """One `lean --run Checker.lean` process with one header loaded. Lent to one thread."""
+
+    def __init__(self, config: ProgramConfig, path: Path):
+        self.config = config
+        self.path = path
+        cwd = config.project_dir or str(path.parent)
+        argv = (*config.lean_command, "--run", str(path))
+        limits = Rlimits(memory_mb=config.memory_mb or None)
+        self.child = Child(ChildSpec(argv=argv, limits=limits, cwd=cwd, env={**os.environ, **config.env}))
+        self.header: str | None = None
+        self.header_errors: list[dict[str, Any]] = []
+        self.info: dict[str, Any] = {}
+        self.starts = 0
+        self.start_s = 0.0
+
+    def start(self, header: str) -> None:
+        t0 = time.monotonic()
+        self.child.start()
+        self.starts += 1
+        self.header = None
+        raw = self.child.request(json.dumps({"header": header}).encode() + b"\n", lines,
+                                 time.monotonic() + self.config.start_timeout_s)
+        try:
+            info = json.loads(raw)
+        except ValueError:
+            raise CheckerStartError(f"checker program did not start: {raw[-500:]!r}") from None
+        if not info.get("ready"):
+            raise CheckerStartError(f"checker program did not start: {info}")
+        self.info, self.header = info, header
+        self.header_errors = info.get("header_errors", [])
+        self.start_s = time.monotonic() - t0
+
+    def ensure(self, header: str) -> None:
+        if self.header != header or not self.child.alive():
+            self.start(header)
+
+    def ask(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        raw = self.child.request(json.dumps(request, ensure_ascii=False).encode() + b"\n", lines,
+                                 time.monotonic() + timeout_s)
+        try:
+            answer: dict[str, Any] = json.loads(raw)
+        except ValueError:
+            raise ChildDied(f"unparseable checker answer: {raw[:300]!r}") from None
+        return answer
+
+    def close(self) -> None:
+        self.child.kill()
+        self.header = None
+
+
+def strip_private(name: str) -> str:
+    """`_private.0.cheat` (a module's private name) → `cheat`."""
+    return _PRIVATE.sub("", name)
+
+
+def to_result(answer: dict[str, Any], version: str, duration_s: float) -> CheckResult:
+    """The program's answer as a CheckResult: messages, holes, status, and the facts as
+    rejection reasons of docs/formal.md (the audit adds the text rules and the axiom set)."""
+    messages = [Message(severity=m.get("severity", "error"), text=m.get("text", ""), line=m.get("line"),
+                        column=m.get("column"), end_line=m.get("end_line"), end_column=m.get("end_column"))
+                for m in answer.get("messages", [])]
+    holes = [Hole(line=h["line"], column=h["column"], goal=h.get("goal", "").strip("\n"), kind=h.get("kind", "sorry"))
+             for h in answer.get("holes", [])]
+    facts: dict[str, Any] = answer.get("facts", {})
+    if any(m.severity == "error" for m in messages):
+        status = "error"
+    elif holes or any("declaration uses 'sorry'" in m.text or "declaration uses `sorry`" in m.text for m in messages):
+        status = "incomplete"
+    else:
+        status = "complete"
+    rejections = fact_rejections(facts)
+    axioms = [strip_private(a) for a in facts["axioms"]] if "axioms" in facts else None
+    detail = ""
+    if facts.get("type_matches") is False:
+        detail = f"elaborated type {facts.get('type')!r} != statement {facts.get('reference')!r}"
+    elif str(facts.get("kernel_replay", "")).startswith("failed"):
+        detail = str(facts["kernel_replay"])
+    return CheckResult(status=status, backend="lean", version=version, messages=messages, holes=holes,
+                       axioms=axioms if status == "complete" else None, rejections=rejections,
+                       duration_s=duration_s, detail=detail)
+
+
+def fact_rejections(facts: dict[str, Any]) -> list[str]:
+    """Each fact the program reports, as the rejection reason it stands for."""
+    out: list[str] = []
+    theorem = facts.get("theorem")
+    if theorem == "missing":
+        out.append("statement_missing")        # not declared under exactly the problem's name
+    elif theorem is not None and theorem != "theorem":
+        out.append("statement_mismatch")       # a def / axiom / imported constant of that name
+    if facts.get("type_matches") is False:
+        out.append("statement_type_mismatch")  # local instance, notation, variable, namespace...
+    axioms = {strip_private(a) for a in facts.get("axioms", [])}
+    if axioms & _COMPILER_AXIOMS:
+        out.append("native_decide")
+    if facts.get("implemented_by"):
+        out.append("implemented_by")
+    if facts.get("extern"):
+        out.append("extern")
+    replay = str(facts.get("kernel_replay", ""))
+    # A declaration the elaborator accepted but the kernel does not: it skipped the kernel
+    # (native_decide's compiled proof also fails the replay; that has its own reason).
+    if "debug.skipKernelTC" in facts.get("options", []) or (replay.startswith("failed") and "native_decide" not in out):
+        out.append("skip_kernel_tc")
+    if facts.get("search_tactics"):
+        out.append("search_tactic_left")
+    return out
+
+
+class LeanProgramChecker:
+    """FormalChecker over a pool of checker-program processes (size = config.workers)."""
+
+    name = "lean"
+
+    def __init__(self, config: ProgramConfig):
+        self.config = config
+        self.version = program_version(config)
+        self.path = program_file(config.workdir)
+        self.pool: Pool[LeanProgram] = Pool(lambda: LeanProgram(config, self.path), size=max(1, config.workers),
+                                            recycle_after=config.recycle_after, name="lean checker")
+        self.starts = 0
+        self.start_seconds: list[float] = []
+
+    def __enter__(self) -> LeanProgramChecker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {"starts": self.starts, "start_s": list(self.start_seconds), "recycled": self.pool.recycled}
+
+    def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
+        t0 = time.monotonic()
+
+        def result(status: Any, **kw: Any) -> CheckResult:
+            return CheckResult(status=status, backend="lean", version=self.version,
+                               duration_s=time.monotonic() - t0, **kw)
+        try:
+            worker = self.pool.acquire(timeout_s=self.config.start_timeout_s + self.config.timeout_s * 4,
+                                       prefer=lambda w: w.header == problem.header and w.child.alive())
+        except NoWorkerFree as exc:
+            return result("crash", detail=str(exc))
+        broken = True
+        try:
+            if worker.header != problem.header or not worker.child.alive():
+                worker.ensure(problem.header)
+                self.starts += 1
+                self.start_seconds.append(worker.start_s)
+            if worker.header_errors:
+                broken = False
+                return result("error", messages=[Message("error", "[header] " + e.get("text", ""))
+                                                 for e in worker.header_errors])
+            request: dict[str, Any] = {"id": 0, "source": proof_source, "name": problem.name,
+                                       "statement": problem.statement}
+            if self.config.trust_imports is not None:
+                request["trust_imports"] = self.config.trust_imports
+            t1 = time.monotonic()
+            answer = worker.ask(request, self.config.timeout_s)
+            if "error" in answer:
+                return result("crash", detail=f"checker program: {answer['error']}")
+            broken = False
+            out = to_result(answer, self.version, time.monotonic() - t1)
+            out.duration_s = time.monotonic() - t0
+            return out
+        except ReadTimeout:
+            return result("timeout", detail=f"no answer within {self.config.timeout_s}s; process killed")
+        except (ChildDied, CheckerStartError) as exc:
+            return result("crash", detail=str(exc))
+        finally:
+            self.pool.release(worker, broken=broken)
+
+
+def find_lean(command: tuple[str, ...] = ("lean",)) -> str | None:
+    """None when `command` can be run, else why not."""
+    exe = command[0]
+    if shutil.which(exe) is None and not Path(exe).exists():
+        return f"{exe!r} not found"
+    return None
