@@ -30,7 +30,7 @@ class PriceConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_pricing_model(self) -> "PriceConfig":
+    def _one_pricing_model(self) -> PriceConfig:
         token_priced = self.input_per_mtok is not None or self.output_per_mtok is not None
         if token_priced and self.gpu_hour is not None:
             raise ValueError("price: set per-token prices or gpu_hour, not both")
@@ -53,17 +53,25 @@ class EndpointConfig(BaseModel):
     supports_n: bool = Field(True, description="send n samples in one request")
     max_concurrency: int = Field(8, ge=1, description="requests in flight per base URL")
     timeout_s: float | None = Field(
-        None, gt=0, description="one HTTP attempt's limit [default: max_tokens / slow_decode_tokens_per_s + timeout_margin_s]"
+        None,
+        gt=0,
+        description="one HTTP attempt's limit [default: max_tokens / slow_decode_tokens_per_s + timeout_margin_s]",
     )
     slow_decode_tokens_per_s: float = Field(
-        2.0, gt=0, description="the slowest decode rate a healthy server is expected to reach per sequence (sizes the timeout)"
+        2.0,
+        gt=0,
+        description="the slowest decode rate a healthy server is expected to reach per sequence (sizes the timeout)",
     )
     timeout_margin_s: float = Field(30.0, ge=0, description="added to the sized timeout: queueing and prefill")
     give_up_s: float | None = Field(
-        None, gt=0, description="a request, retries included, fails after this long [default: the attempt timeout + 60 s]"
+        None,
+        gt=0,
+        description="a request, retries included, fails after this long [default: the attempt timeout + 60 s]",
     )
     stall_after_s: float = Field(
-        5.0, gt=0, description="requests waiting this long trigger a health probe; a server that does not answer it is reported"
+        5.0,
+        gt=0,
+        description="requests waiting this long trigger a health probe; a server that does not answer it is reported",
     )
     max_retries: int = Field(4, ge=0, description="retries on connection errors, 429 and 5xx")
     backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry")
@@ -168,18 +176,24 @@ class ProveConfig(BaseModel):
     backend: Literal["coq", "lean", "kimina"] = "coq"
     samples: int = Field(4, ge=1, description="whole: proofs per problem (N); dsp: drafts/sketches per problem")
     repair_rounds: int = Field(1, ge=0, description="whole: model repair rounds with checker feedback (R)")
-    repair_depth: int = Field(1, ge=0, description="APOLLO-style mask → holes → reassemble rounds on a failing proof (0: off)")
+    repair_depth: int = Field(
+        1, ge=0, description="APOLLO-style mask → holes → reassemble rounds on a failing proof (0: off)"
+    )
     repair_candidates: int = Field(2, ge=0, description="whole: failing proofs per problem sent to APOLLO-style repair")
     automation_coq: list[str] = Field(default_factory=lambda: list(COQ_AUTOMATION))
     automation_lean: list[str] | None = Field(None, description="Lean tactics tried on holes [default: by environment]")
     hole_budget: int = Field(2, ge=0, description="prover-model samples per hole that automation left open")
     max_holes: int = Field(12, ge=1, description="a sketch with more holes than this is not worth proving")
     stop_on_first_complete: bool = Field(True, description="stop checking a problem's candidates once one is complete")
-    use_informal_proof: bool = Field(True, description="dsp: take the data set's informal proof as the draft when present")
+    use_informal_proof: bool = Field(
+        True, description="dsp: take the data set's informal proof as the draft when present"
+    )
     check_timeout_s: float = Field(20.0, gt=0)
     workers: int = Field(2, ge=1, description="checker processes (Coq sessions / Lean REPLs)")
     lean_project_dir: str = "."
-    lean_repl_command: list[str] = Field(default_factory=lambda: ["lake", "env", ".lake/packages/REPL/.lake/build/bin/repl"])
+    lean_repl_command: list[str] = Field(
+        default_factory=lambda: ["lake", "env", ".lake/packages/REPL/.lake/build/bin/repl"]
+    )
     lean_memory_mb: int = Field(16384, ge=256)
     lean_checker: Literal["program", "repl", "kimina"] = Field(
         "program", description="Lean: proofflow's checker program (lean --run), the REPL pool, or a Kimina server")
@@ -213,7 +227,8 @@ class RunnerConfig(BaseModel):
         4, ge=1, description="task threads per worker process (a stage waiting on the model holds one)"
     )
     global_concurrency: bool | None = Field(
-        None, description="bound model requests per endpoint with Prefect global concurrency limits [default: on for dask/ray]"
+        None,
+        description="bound model requests per endpoint with Prefect global concurrency limits [default: on for dask/ray]",
     )
 
     @property
