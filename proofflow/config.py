@@ -228,7 +228,9 @@ class RunnerConfig(BaseModel):
     )
     global_concurrency: bool | None = Field(
         None,
-        description="bound model requests per endpoint with Prefect global concurrency limits [default: on for dask/ray]",
+        description=(
+            "bound model requests per endpoint with Prefect global concurrency limits [default: on for dask/ray]"
+        ),
     )
 
     @property
