@@ -10,7 +10,10 @@ overhead), under a real temporary Prefect server. Prints:
   - the time to resume (rerun) the completed run: a no-op.
 Targets (issue #2): < 2 ms overhead per sample; no-op resume of 3,200 samples < 5 s.
 
-    python bench/bench_pipeline.py [--problems 200] [--samples 16] [--per-task 8]
+    python bench/bench_pipeline.py [--problems 200] [--samples 16] [--per-task 8] [--runner threads|dask]
+
+Task runs: one per model request for generate (so each answer is stored as it arrives),
+one per chunk of --per-task problems for verify and select.
 """
 
 from __future__ import annotations
