@@ -73,22 +73,28 @@ def insert_rows(con: duckdb.DuckDBPyConnection, row_type: type[Row], rows: Seque
 def clean_stale_batches(batch_dir: Path) -> int:
     """Remove batch files left by processes of this host that no longer run (a run
     killed mid-flush); returns how many were removed."""
-    if not batch_dir.is_dir():
-        return 0
-    host = socket.gethostname()
     removed = 0
-    for path in batch_dir.glob(f"{_PREFIX}*.jsonl"):
-        parts = path.name[len(_PREFIX):].rsplit("-", 2)  # host may contain dashes
-        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
-            continue
-        if _alive(int(parts[1])):
-            continue
+    for path in stale_files(batch_dir, _PREFIX):
         try:
             path.unlink()
             removed += 1
         except OSError:
             pass
     return removed
+
+
+def stale_files(directory: Path, prefix: str) -> list[Path]:
+    """`<prefix><host>-<pid>-*.jsonl` files in `directory` whose process, on this host,
+    no longer runs (files of other hosts are left to them)."""
+    if not directory.is_dir():
+        return []
+    host = socket.gethostname()
+    found = []
+    for path in sorted(directory.glob(f"{prefix}*.jsonl")):
+        parts = path.name[len(prefix):].rsplit("-", 2)  # the host may contain dashes
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _alive(int(parts[1])):
+            found.append(path)
+    return found
 
 
 def _alive(pid: int) -> bool:

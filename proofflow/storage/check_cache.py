@@ -20,11 +20,9 @@ import duckdb
 
 from proofflow.storage.bulk import PRIMARY_KEYS
 from proofflow.storage.db import Store
+from proofflow.storage.journal import ROW_TYPES
 from proofflow.storage.records import Row, utcnow
 from proofflow.verifiers.formal import CacheKey, CheckResult, Hole, Message
-
-# The generic bulk insert needs each table's key; registered here, beside the row type.
-PRIMARY_KEYS.setdefault("check_cache", ("checker", "header_hash", "source_hash"))
 
 
 @dataclass
@@ -36,6 +34,12 @@ class CheckCacheRow(Row):
     status: str
     result: str  # JSON of the CheckResult
     created_at: datetime = field(default_factory=utcnow)
+
+
+# The generic bulk insert needs each table's key, and a journal replay its row type;
+# registered here, beside the row type.
+PRIMARY_KEYS.setdefault("check_cache", ("checker", "header_hash", "source_hash"))
+ROW_TYPES.setdefault("check_cache", CheckCacheRow)
 
 
 def result_to_json(result: CheckResult) -> str:

@@ -26,6 +26,8 @@ import duckdb
 from proofflow.storage.bulk import clean_stale_batches, insert_rows
 from proofflow.storage.bulk import select_rows as _select
 from proofflow.storage.errors import DatabaseLockedError, StorageError
+from proofflow.storage.journal import Journal
+from proofflow.storage.journal import replay as replay_journals
 from proofflow.storage.lease import current_holder
 from proofflow.storage.lockinfo import lock_message
 from proofflow.storage.paths import work_dir
@@ -113,6 +115,7 @@ class Store:
             if not read_only and not self._schema_ready:
                 self._ensure_schema(con)
                 clean_stale_batches(self.work_dir)  # left by a run killed mid-flush
+                replay_journals(con, self.work_dir)  # rows a killed run had not written yet
             yield con
         except (duckdb.IOException, duckdb.InternalException, duckdb.FatalException) as exc:
             # A truncated or damaged file opens, then fails on the first read of a
@@ -301,8 +304,10 @@ class RunState:
 class BatchWriter:
     """Collects rows from many threads and writes them in batches from one thread.
 
-    A crash loses at most the rows queued since the last flush (flush_interval_s).
-    `flush()` forces a write now; `close()` flushes and stops the thread.
+    Every row is also appended to a journal file as it arrives (storage/journal.py), so
+    a killed process loses none of them: the next process that writes to the database
+    replays the journal. `flush()` forces a write now; `close()` flushes and stops the
+    thread.
     """
 
     def __init__(self, store: Store, flush_interval_s: float = 0.5, max_rows: int = 5000):
@@ -310,6 +315,8 @@ class BatchWriter:
         self.flush_interval_s = flush_interval_s
         self.max_rows = max_rows
         self._rows: list[Row] = []
+        self._journal = Journal(store.work_dir)
+        self._carry: list[Path] = []  # journal files of rows requeued by a failed flush
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -325,15 +332,23 @@ class BatchWriter:
         if not isinstance(self._error, DatabaseLockedError):
             self._raise_if_failed()
         with self._cond:
+            self._journal.append(rows)
             self._rows.extend(rows)
             if len(self._rows) >= self.max_rows:
                 self._cond.notify()
 
     def flush(self) -> None:
+        self._write(*self._take())
+        self._raise_if_failed()
+
+    def _take(self) -> tuple[list[Row], list[Path]]:
+        """The queued rows and the journal files that hold them (closed: the next rows
+        go to a new file), to delete once the rows are written."""
         with self._cond:
             rows, self._rows = self._rows, []
-        self._write(rows)
-        self._raise_if_failed()
+            path = self._journal.rotate()
+            paths, self._carry = self._carry + ([path] if path else []), []
+        return rows, paths
 
     def close(self, locked_retry_s: float = 300.0) -> None:
         """Stop the thread and write everything queued, waiting up to `locked_retry_s`
@@ -352,7 +367,7 @@ class BatchWriter:
                     raise
                 log.warning("database still locked; %d rows waiting: %s", len(self._rows), exc)
 
-    def _write(self, rows: list[Row]) -> None:
+    def _write(self, rows: list[Row], journaled: list[Path]) -> None:
         if not rows:
             return
         with self._write_lock:
@@ -360,12 +375,14 @@ class BatchWriter:
                 self.store.write(rows)
                 self.rows_written += len(rows)
                 self.flushes += 1
+                Journal.discard(journaled)  # those rows are committed now
                 # Failed rows are requeued in front, so a success wrote them too.
                 self._error = None
             except BaseException as exc:  # keep the rows: a later flush retries them
                 log.error("flush of %d rows failed: %s", len(rows), exc)
                 with self._cond:
                     self._rows[:0] = rows
+                    self._carry[:0] = journaled
                 self._error = exc
 
     def _loop(self) -> None:
@@ -375,8 +392,7 @@ class BatchWriter:
                     self._cond.wait(self.flush_interval_s)
                 if self._closed:
                     return
-                rows, self._rows = self._rows, []
-            self._write(rows)
+            self._write(*self._take())
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:

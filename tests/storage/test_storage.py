@@ -235,3 +235,54 @@ def test_a_truncated_database_is_named_not_a_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "cut300000.duckdb" in out and "Traceback" not in out
+
+
+KILLED_WITH_ROWS_QUEUED = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[2])
+    from proofflow.storage.db import BatchWriter, Store
+    from test_storage import sample
+    writer = BatchWriter(Store(sys.argv[1]), flush_interval_s=3600)
+    writer.put(*[sample(i) for i in range(5)])
+    writer.flush()                                  # these five are in the database
+    writer.put(*[sample(i) for i in range(5, 12)])  # these seven only in the queue
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_rows_queued_when_a_writer_is_killed_are_recovered(tmp_path: Path) -> None:
+    # bench_crash: a SIGKILL lost every answer that arrived since the last flush (~0.5 s),
+    # and the resume paid for those model calls again.
+    db = tmp_path / "j.duckdb"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WITH_ROWS_QUEUED, str(db), str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert Store(db).query("SELECT count(*) FROM samples")[1][0][0] == 5
+    journals = list(db.with_name("j.duckdb.work").glob("journal-*.jsonl"))
+    assert len(journals) == 1
+    Store(db).init()  # the next process to open the database for writing replays it
+    _, rows = Store(db).query("SELECT count(*), count(DISTINCT sample_id) FROM samples")
+    assert rows == [(12, 12)]
+    assert list(db.with_name("j.duckdb.work").glob("journal-*.jsonl")) == []
+    state = Store(db).load_run_state("r1")
+    assert state.problems["p1"].samples["s7"].completion == "answer 7"
+
+
+def test_journal_kept_until_a_flush_commits(tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    Store(path).init()
+    work = path.with_name("held.duckdb.work")
+    proc = _hold_lock(path, 30)
+    writer = BatchWriter(Store(path, lock_timeout_s=0.2), flush_interval_s=3600)
+    writer.put(*[sample(i) for i in range(3)])
+    with pytest.raises(StorageError, match="locked"):
+        writer.flush()
+    writer.put(sample(3))
+    assert len(list(work.glob("journal-*.jsonl"))) == 2  # the failed batch's file is kept
+    proc.kill()
+    proc.wait()
+    writer.close()
+    assert list(work.glob("journal-*.jsonl")) == []
+    assert Store(path).query("SELECT count(*) FROM samples")[1][0][0] == 4

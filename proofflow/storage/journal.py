@@ -1,0 +1,122 @@
+"""A BatchWriter's journal: every row it is handed, appended to a file beside the database
+the moment it arrives, until a flush has written it.
+
+Why: the writer batches rows for about half a second (one DuckDB transaction per flush
+is what keeps the file free for readers; a flush costs ~0.1 s here), so a SIGKILL lost
+the answers of every model call that returned since the last flush, and a resume paid
+for them again (bench/bench_crash.py: ~9 calls per kill). A write to an open file
+survives the death of the process (the kernel has it), so the journal keeps those rows;
+the next process that opens the database for writing replays journals of processes
+that are gone (INSERT OR IGNORE: a row both flushed and journaled is not duplicated) and
+deletes them. A power cut can still lose the last rows: the journal is not fsync'ed,
+which would cost more than the model call it protects here.
+
+Files: `<db>.work/journal-<host>-<pid>-<n>.jsonl`, one line per row:
+{"t": table, "r": {column: value}}. A writer rotates to a new file at every flush and
+deletes the old ones once the flush has committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+
+from proofflow.storage.bulk import insert_rows, stale_files
+from proofflow.storage.records import WRITE_ORDER, Row
+
+log = logging.getLogger(__name__)
+
+PREFIX = "journal-"
+# Row types by table, for replay; storage modules with row types of their own
+# (check_cache) add theirs.
+ROW_TYPES: dict[str, type[Row]] = {t.table: t for t in WRITE_ORDER}
+
+
+class Journal:
+    """Not thread-safe: the BatchWriter calls it under its own lock."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._seq = 0
+        self._file: IO[str] | None = None
+        self._path: Path | None = None
+
+    def append(self, rows: Iterable[Row]) -> None:
+        lines = [json.dumps({"t": r.table, "r": r.as_dict()}, default=str, ensure_ascii=False) for r in rows]
+        if not lines:
+            return
+        if self._file is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._seq += 1
+            self._path = self.directory / f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{self._seq}.jsonl"
+            self._file = self._path.open("a", encoding="utf-8")
+        self._file.write("\n".join(lines) + "\n")
+        self._file.flush()  # into the kernel: a killed process's last rows survive it
+
+    def rotate(self) -> Path | None:
+        """Close the current file (its rows are about to be flushed); the next append
+        starts another. Returns the closed file's path, to discard after the flush."""
+        if self._file is None:
+            return None
+        self._file.close()
+        path, self._file, self._path = self._path, None, None
+        return path
+
+    @staticmethod
+    def discard(paths: Sequence[Path]) -> None:
+        for path in paths:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def replay(con: duckdb.DuckDBPyConnection, directory: Path) -> int:
+    """Write the rows of journals left by processes of this host that are gone, in the
+    caller's open connection, then delete those journals; returns the rows replayed."""
+    paths = stale_files(directory, PREFIX)
+    if not paths:
+        return 0
+    if "check_cache" not in ROW_TYPES:
+        import proofflow.storage.check_cache  # noqa: F401  (registers its row type)
+    by_type: dict[type[Row], list[Row]] = defaultdict(list)
+    for path in paths:
+        for row in _read(path):
+            by_type[type(row)].append(row)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        order = [t for t in WRITE_ORDER if t in by_type] + [t for t in by_type if t not in WRITE_ORDER]
+        for row_type in order:
+            insert_rows(con, row_type, by_type[row_type], directory)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    Journal.discard(paths)
+    count = sum(len(v) for v in by_type.values())
+    if count:
+        log.warning("recovered %d rows a killed process had not written yet (%s)", count, directory)
+    return count
+
+
+def _read(path: Path) -> list[Row]:
+    rows: list[Row] = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return rows
+    for line in text.splitlines():
+        try:
+            entry: dict[str, Any] = json.loads(line)
+            rows.append(ROW_TYPES[entry["t"]](**entry["r"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # the line being written when the process died
+    return rows
