@@ -42,6 +42,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 RUN = "crash-bench"
 
 # What must be identical between the clean and the crashed run, per table.
+FLUSH_ENV = "PROOFFLOW_STORAGE__FLUSH_INTERVAL_S"
+
 FINGERPRINTS: dict[str, str] = {
     "samples": "SELECT sample_id, stage, round, idx, parent_id, completion FROM samples WHERE run_id = $run",
     "verdicts": "SELECT v.sample_id, v.verifier, v.outcome, v.answer FROM verdicts v "
@@ -116,6 +118,7 @@ def main() -> None:
     from proofflow.keys import run_id_for
     from proofflow.problems import example_path
     from proofflow.storage.lease import current_holder
+    from proofflow.testing import instant_server
     from proofflow.testing.instant_server import Behaviour, InstantServer
 
     work = Path(tempfile.mkdtemp(prefix="proofflow-crash-"))
@@ -124,12 +127,29 @@ def main() -> None:
     problems.write_text("\n".join(lines) + "\n")
     behaviour = Behaviour(delay_s=args.delay)
     log = work / "cli.log"
+    print(f"flush interval {os.environ.get(FLUSH_ENV, 'default (0.5 s)')}")
     print(f"work dir {work}; {len(lines)} problems × {args.samples} samples, {args.repair_rounds} repair "
           f"round(s), {args.delay:.2f} s per request (stand-in), {args.kills} kills")
+
+    # Answers the server got onto the wire (a POST's 200 written without a broken pipe):
+    # with `received`, this splits the extra requests of a crashed run into those in
+    # flight when the process died and those answered but lost before a flush.
+    delivered = [0]
+    original_send = instant_server._Handler._send
+
+    def counting_send(self: Any, status: int, body: Any, content_type: str = "application/json") -> None:
+        original_send(self, status, body, content_type)
+        if status == 200 and self.command == "POST":
+            with behaviour.lock:
+                delivered[0] += 1
+
+    instant_server._Handler._send = counting_send  # type: ignore[method-assign]
 
     with prefect_test_harness(server_startup_timeout=180), InstantServer(behaviour=behaviour) as server:
         env_url = str(PREFECT_API_URL.value())
         os.environ["PREFECT_API_URL"] = env_url
+        # A killed client breaks its connections; that is expected here, not worth a traceback.
+        server._httpd.handle_error = lambda *a: None  # type: ignore[method-assign]
 
         def received() -> int:
             with behaviour.lock:
@@ -155,6 +175,7 @@ def main() -> None:
         # The crashed run: kill, resume, kill, ... then let it finish.
         crash_db = work / "crash.duckdb"
         before_all = received()
+        delivered_before = delivered[0]
         kills = finished_early = interrupted_shown = refused = 0
         attempts = 0
         while kills < args.kills:
@@ -188,6 +209,7 @@ def main() -> None:
         if proc.wait() != 0:
             sys.exit(f"the final resume failed; see {log}")
         crash_requests = received() - before_all
+        crash_delivered = delivered[0] - delivered_before
         crash = fingerprint(crash_db)
         crash_calls = stored_calls(crash_db)
 
@@ -202,6 +224,8 @@ def main() -> None:
           f"({crash_calls} vs {clean_calls})")
     print(f"requests beyond clean, answered by the server: {crash_requests - clean_requests}  "
           f"({crash_requests} vs {clean_requests}; includes requests in flight at each kill)")
+    print(f"  of which answered and received, then lost with the process before a flush: "
+          f"{crash_delivered - clean_requests}; in flight when it died: {crash_requests - crash_delivered}")
     print(f"after a kill, run shown interrupted with its lease free: {interrupted_shown}/{kills}")
     print(f"leftover batch files: {len(leftovers)}")
     print(f"LOST/DUPLICATED/CALLS-BEYOND: {sum(lost.values())} / {sum(dup.values())} / {crash_calls - clean_calls}")
