@@ -174,3 +174,32 @@ def test_a_deployment_picks_the_runner_from_its_environment(monkeypatch: pytest.
     import pickle
 
     assert type(pickle.loads(pickle.dumps(runner.duplicate()))) is type(runner)  # sent to workers by name
+
+
+def test_prefect_slot_bounds_holders_and_names_a_missing_limit(prefect_api: str) -> None:
+    from proofflow.flows.runners import upsert_limits
+    from proofflow.tasks.resources import LimitMissing, limit_name, prefect_slot
+
+    url = "http://slot-test:8000/v1"
+    upsert_limits({limit_name(url): 2})
+    now = peak = 0
+    lock = threading.Lock()
+
+    def hold() -> None:
+        nonlocal now, peak
+        with prefect_slot(url, lease_s=60):
+            with lock:
+                now += 1
+                peak = max(peak, now)
+            time.sleep(0.2)
+            with lock:
+                now -= 1
+
+    threads = [threading.Thread(target=hold) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert peak == 2
+    with pytest.raises(LimitMissing, match="does not exist"), prefect_slot("http://no-limit:1/v1"):
+        pass
