@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from proofflow.commands import deploy, prove, report, serve, solve
+from proofflow.commands import check, deploy, prove, report, serve, solve
 
 app = typer.Typer(
     name="proofflow",
@@ -21,6 +21,7 @@ for _module in (
     prove,  # prove (formal pipelines)
     report,  # report, export, sql
     deploy,  # trigger (a deployment's run, named at creation)
+    check,  # check (proof files outside a run)
 ):
     _module.register(app)
 
