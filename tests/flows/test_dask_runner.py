@@ -142,6 +142,15 @@ def test_resources_are_keyed_by_config_and_closed() -> None:
         assert zygotes and all(_alive(p) for p in zygotes)
     assert resources.open_count() == 0
     assert not any(_alive(p) for p in zygotes)
+    # The answer checker's sympy workers (made by verifiers/answer/pool.py itself) go too.
+    from proofflow.verifiers.answer import answers_equivalent
+    from proofflow.verifiers.answer import pool as answer_pool
+
+    assert answers_equivalent("2\\sqrt{2}", "\\sqrt{8}") is True  # decided by sympy, in a worker
+    sympy_workers = [w.child.pid for w in answer_pool.default_pool()._pool.workers()]
+    assert sympy_workers and all(_alive(p) for p in sympy_workers if p)
+    resources.close_all()
+    assert not any(_alive(p) for p in sympy_workers if p)
     assert resources.model_client(EndpointConfig(), SamplingConfig()) is not a  # a fresh one
     resources.close_all()
 
