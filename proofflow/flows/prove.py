@@ -40,7 +40,7 @@ from proofflow.verifiers.formal import CacheKey, CheckResult
 
 __all__ = ["ProveSetupError", "RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
 
-BUNDLED = {"coq-examples": "coq_examples"}
+BUNDLED = {"coq-examples": "coq_examples", "lean-examples": "lean_examples"}
 
 
 class ProveSetupError(ValueError):
@@ -49,7 +49,7 @@ class ProveSetupError(ValueError):
 
 
 def resolve_problem_file(problem_file: str) -> str:
-    """`coq-examples` names the bundled Coq set; anything else is a path."""
+    """`coq-examples` / `lean-examples` name the bundled sets; anything else is a path."""
     return str(example_path(BUNDLED[problem_file])) if problem_file in BUNDLED else problem_file
 
 

@@ -247,6 +247,7 @@ def test_lean_backend_without_toolchain_says_why(tmp_path: Path) -> None:
     from proofflow.config import load_settings
     from proofflow.verifiers.factory import make_checker
 
-    settings = load_settings(overrides={"prove.backend": "lean", "prove.lean_project_dir": str(tmp_path)})
+    settings = load_settings(overrides={"prove.backend": "lean", "prove.lean_checker": "repl",
+                                        "prove.lean_project_dir": str(tmp_path)})
     with pytest.raises(RuntimeError, match="Lean backend unavailable"):
         make_checker(settings.prove)
