@@ -283,7 +283,13 @@ class RunSession:
             self._publish_progress()
 
     def persist_failure(self, exc: BaseException) -> None:
-        """A stage that failed may still have paid for model calls: keep their rows."""
+        """A stage that failed may still have paid for model calls (`exc.calls`, the
+        client's) and made rows before it failed (`exc.stage_output`): keep them."""
+        from proofflow.tasks.context import StageOutput
+
+        partial = getattr(exc, "stage_output", None)
+        if isinstance(partial, StageOutput):
+            self.persist(partial.rows, partial.figures)
         calls = [c for c in getattr(exc, "calls", None) or () if isinstance(c, CallRow)]
         if calls and self.writer is not None:
             self.writer.put(*calls)

@@ -24,13 +24,14 @@ def check_candidates(ctx: RunContext, items: list[WorkItem],
                      known: Mapping[CacheKey, CheckResult]) -> StageOutput:
     stop = ctx.settings.prove.stop_on_first_complete
     rt = FormalRuntime(ctx, known, StageOutput())
-    for item in (i.copy() for i in items):
-        for sample in item.samples():
-            if sample.stage not in CANDIDATE_STAGES or item.verdict(sample.sample_id, AUDIT) is not None:
-                continue
-            if stop and solved(item):
-                break
-            rt.check_sample(item, sample, extract_proof(sample.completion or "", item.formal))
+    with rt.keep_on_failure():
+        for item in (i.copy() for i in items):
+            for sample in item.samples():
+                if sample.stage not in CANDIDATE_STAGES or item.verdict(sample.sample_id, AUDIT) is not None:
+                    continue
+                if stop and solved(item):
+                    break
+                rt.check_sample(item, sample, extract_proof(sample.completion or "", item.formal))
     return rt.finish()
 
 

@@ -17,7 +17,8 @@ CheckCacheRows, which the flow stores and adds to what later tasks are handed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from proofflow.storage.check_cache import cache_row
 from proofflow.storage.records import SampleRow, VerdictRow
@@ -83,6 +84,17 @@ class FormalRuntime:
         self.out.add(raw, audited)
         item.add(raw, audited)
         return result, audited
+
+    @contextmanager
+    def keep_on_failure(self) -> Iterator[None]:
+        """A stage that fails part way (the model endpoint gives up during hole
+        proving) still hands over what it made before: checks and model answers already
+        paid for ride on the exception (`stage_output`) for the flow to store."""
+        try:
+            yield
+        except Exception as exc:
+            exc.stage_output = self.finish()  # type: ignore[attr-defined]
+            raise
 
     def finish(self) -> StageOutput:
         """The output with this task's check figures (summed by the flow over the run)."""

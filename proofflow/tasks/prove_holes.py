@@ -233,14 +233,15 @@ def prove_items(ctx: RunContext, items: list[WorkItem], mode: str,
     cfg = ctx.settings.prove
     depth = max(1, cfg.repair_depth) if mode == "sketch" else cfg.repair_depth
     rt = FormalRuntime(ctx, known, StageOutput())
-    for item in (i.copy() for i in items):
-        for parent in parents_for(ctx, item, mode):
-            if solved(item) and cfg.stop_on_first_complete:
-                break
-            if passed(item.verdict(parent.sample_id, AUDIT)):
-                continue
-            source = extract_proof(parent.completion or "", item.formal)
-            _Prover(ctx, item, rt).run(parent, source, depth)
+    with rt.keep_on_failure():
+        for item in (i.copy() for i in items):
+            for parent in parents_for(ctx, item, mode):
+                if solved(item) and cfg.stop_on_first_complete:
+                    break
+                if passed(item.verdict(parent.sample_id, AUDIT)):
+                    continue
+                source = extract_proof(parent.completion or "", item.formal)
+                _Prover(ctx, item, rt).run(parent, source, depth)
     return rt.finish()
 
 

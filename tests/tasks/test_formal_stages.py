@@ -91,3 +91,29 @@ Qed.
         it.add(row)
     (result,) = finalize_items(c, [it]).rows
     assert isinstance(result, ResultRow) and result.solved and result.selected_sample_id == assembled.sample_id
+
+
+def test_hole_proving_that_loses_the_model_keeps_what_it_made(tmp_path: object) -> None:
+    """The endpoint is dead when a hole needs the model: the stage raises the client's
+    error, and the rows it made before (mask, automation attempts and their verdicts,
+    cache entries) ride on the exception for the flow to store."""
+    import socket
+
+    from proofflow.llm.client import EndpointError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    it = item("am_gm_two")
+    add_sample(it, "sketch", "```coq\nTheorem am_gm_two : forall a b : Z, 2 * a * b <= a * a + b * b.\n"
+                             "Proof.\n  intros a b.\n  admit.\nQed.\n```")
+    c = ctx(**{"prove.strategy": "dsp", "prove.hole_budget": 1, "prove.automation_coq": ["reflexivity"],
+               "endpoint.base_urls": [dead], "endpoint.max_retries": 0, "endpoint.model": "none"})
+    with resources.scoped(), pytest.raises(EndpointError) as failed:
+        prove_items(c, [it], "sketch", {})
+    partial = failed.value.stage_output  # type: ignore[attr-defined]
+    stages = {r.stage for r in partial.rows if isinstance(r, SampleRow)}
+    assert "prove_hole" in stages  # the automation attempt before the model was asked
+    assert any(isinstance(r, VerdictRow) and r.verifier == "coq_hole" for r in partial.rows)
+    assert any(isinstance(r, CheckCacheRow) for r in partial.rows)
+    assert failed.value.calls and failed.value.calls[0].status == "error"
