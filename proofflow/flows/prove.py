@@ -26,17 +26,17 @@ from proofflow.flows.common import (
 )
 from proofflow.flows.runners import runner_from_environment, task_runner_for
 from proofflow.problems import example_path, load_formal_problems
-from proofflow.storage.check_cache import CheckCacheRow, load_all, result_from_json
+from proofflow.storage.check_cache import CheckCacheRow, load_all
 from proofflow.storage.records import ProblemRow, Row, RunProblemRow
 from proofflow.tasks.check_proofs import check_proofs
 from proofflow.tasks.context import ProofProblem, RunContext, WorkItem, to_json
 from proofflow.tasks.draft import draft, given_drafts, plan_draft
 from proofflow.tasks.finalize import finalize
 from proofflow.tasks.formal_repair import formal_repair, plan_formal_repair
+from proofflow.tasks.formal_runtime import KnownChecks
 from proofflow.tasks.prove_generate import plan_prove_generate, prove_generate
 from proofflow.tasks.prove_holes import prove_holes
 from proofflow.tasks.sketch import plan_sketch, sketch
-from proofflow.verifiers.formal import CacheKey, CheckResult
 
 __all__ = ["ProveSetupError", "RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
 
@@ -115,7 +115,7 @@ def prepare_prove(
 
 # --------------------------------------------------------------------------- the pipeline
 
-def prove_chain(ctx: RunContext, item: WorkItem, known: dict[CacheKey, CheckResult],
+def prove_chain(ctx: RunContext, item: WorkItem, known: KnownChecks,
                 persist: Any) -> Chain:
     """whole: generate → check · r0 → repair · r1 → check · r1 → … → prove holes (repair) → finalize
     dsp:   draft → sketch → check → prove holes (sketch) → finalize"""
@@ -152,12 +152,12 @@ def execute_prove(spec: RunSpec) -> dict[str, Any]:
             raise ProveSetupError(str(exc)) from exc
         with RunSession(spec, counted="proved") as session:
             ctx = RunContext(session.run_id, spec.name, spec.problem_set, settings)
-            known = load_all(session.store, f"{checker.name} {checker.version}")
+            known = KnownChecks(load_all(session.store, f"{checker.name} {checker.version}"))
 
             def remember(rows: Sequence[Row]) -> None:  # later checks reuse what earlier ones found
                 for row in rows:
                     if isinstance(row, CheckCacheRow):
-                        known[CacheKey(row.checker, row.header_hash, row.source_hash)] = result_from_json(row.result)
+                        known.add(row)
 
             session.observers.append(remember)
             session.figures.update(checks_run=0, cache_hits=0, cache_misses=0)

@@ -7,21 +7,18 @@ candidates are not checked once one passed the audit: they would only cost check
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem
-from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, solved
+from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, KnownChecks, solved
 from proofflow.tasks.proof_text import extract_proof
-from proofflow.verifiers.formal import CacheKey, CheckResult
 
 CANDIDATE_STAGES = ("generate", "repair", "sketch")
 
 
 def check_candidates(ctx: RunContext, items: list[WorkItem],
-                     known: Mapping[CacheKey, CheckResult]) -> StageOutput:
+                     known: KnownChecks) -> StageOutput:
     stop = ctx.settings.prove.stop_on_first_complete
     rt = FormalRuntime(ctx, known, StageOutput())
     with rt.keep_on_failure():
@@ -36,6 +33,6 @@ def check_candidates(ctx: RunContext, items: list[WorkItem],
 
 
 @task(name="check-proofs", task_run_name="{label}", cache_policy=NO_CACHE)
-def check_proofs(ctx: RunContext, items: list[WorkItem], known: Mapping[CacheKey, CheckResult],
+def check_proofs(ctx: RunContext, items: list[WorkItem], known: KnownChecks,
                  label: str) -> StageOutput:
     return check_candidates(ctx, items, known)

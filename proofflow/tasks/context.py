@@ -24,12 +24,20 @@ from proofflow.verifiers.formal import FormalProblem
 from proofflow.verifiers.verdict import Outcome
 
 
-@dataclass(frozen=True)
 class RunContext:
-    run_id: str
-    run_name: str
-    problem_set: str
-    settings: Settings
+    """The run a stage works for. Not a dataclass, for the reason WorkItem gives: Prefect
+    would walk the settings at every task submission (~0.5 ms a task here)."""
+
+    __slots__ = ("run_id", "run_name", "problem_set", "settings")
+
+    def __init__(self, run_id: str, run_name: str, problem_set: str, settings: Settings):
+        self.run_id = run_id
+        self.run_name = run_name
+        self.problem_set = problem_set
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"RunContext({self.run_name!r})"
 
     @property
     def model(self) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from proofflow.storage.check_cache import cache_row
+from proofflow.storage.check_cache import CheckCacheRow, cache_row, result_from_json
 from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, to_json
 from proofflow.verifiers.formal import (
@@ -39,11 +39,31 @@ AUDIT = "formal_audit"
 _RAW_OUTCOME = {"complete": Outcome.PASS, "timeout": Outcome.TIMEOUT, "crash": Outcome.ERROR}
 
 
+class KnownChecks:
+    """The verdict-cache entries the flow knows (stored, plus those tasks returned so far),
+    handed to every checking task. A plain class, not a dict: Prefect walks dict task
+    parameters entry by entry at each submission, and a run's cache grows to thousands."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: Mapping[CacheKey, CheckResult] | None = None):
+        self.entries: dict[CacheKey, CheckResult] = dict(entries or {})
+
+    def get(self, key: CacheKey) -> CheckResult | None:
+        return self.entries.get(key)
+
+    def add(self, row: CheckCacheRow) -> None:
+        self.entries[CacheKey(row.checker, row.header_hash, row.source_hash)] = result_from_json(row.result)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
 class FormalRuntime:
     """The checker and verdict cache of one stage task; new cache entries and the
     check figures go into the task's output."""
 
-    def __init__(self, ctx: RunContext, known: Mapping[CacheKey, CheckResult], out: StageOutput):
+    def __init__(self, ctx: RunContext, known: KnownChecks, out: StageOutput):
         from proofflow.tasks import resources
 
         self.ctx = ctx

@@ -22,7 +22,6 @@ checks until it reaches what was never done.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -30,12 +29,11 @@ from prefect.cache_policies import NO_CACHE
 from proofflow.keys import sample_id
 from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt, to_json
-from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, prompt_name, solved
+from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, KnownChecks, prompt_name, solved
 from proofflow.tasks.proof_text import clip, extract_proof, extract_tactic
 from proofflow.tasks.sampling import Plan, sample_request, tool_sample
 from proofflow.verifiers.formal import (
     Backend,
-    CacheKey,
     CheckResult,
     fill_hole,
     mask_failing_lines,
@@ -227,7 +225,7 @@ def parents_for(ctx: RunContext, item: WorkItem, mode: str) -> list[SampleRow]:
 
 
 def prove_items(ctx: RunContext, items: list[WorkItem], mode: str,
-                known: Mapping[CacheKey, CheckResult]) -> StageOutput:
+                known: KnownChecks) -> StageOutput:
     """Work every parent of every item down to assembled proofs; returns the samples
     (masks, hole attempts, model calls, assemblies), verdicts and cache entries made."""
     cfg = ctx.settings.prove
@@ -246,6 +244,6 @@ def prove_items(ctx: RunContext, items: list[WorkItem], mode: str,
 
 
 @task(name="prove-holes", task_run_name="{label}", cache_policy=NO_CACHE)
-def prove_holes(ctx: RunContext, items: list[WorkItem], mode: str, known: Mapping[CacheKey, CheckResult],
+def prove_holes(ctx: RunContext, items: list[WorkItem], mode: str, known: KnownChecks,
                 label: str) -> StageOutput:
     return prove_items(ctx, items, mode, known)

@@ -11,7 +11,6 @@ answer's samples the moment that request returns, not when a whole stage has.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from proofflow.keys import sample_id, seed_for
@@ -20,17 +19,24 @@ from proofflow.storage.records import CallRow, SampleRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, to_json
 
 
-@dataclass(frozen=True)
 class Plan:
-    """One model request of a stage: `ids[i]` is the sample for choice i."""
+    """One model request of a stage: `ids[i]` is the sample for choice i. A plain class
+    (not a dataclass) so Prefect does not walk it at every task submission."""
 
-    problem_id: str
-    prompt: str
-    stage: str
-    ids: list[str]
-    indices: list[int]
-    parent_id: str | None
-    round: int
+    __slots__ = ("problem_id", "prompt", "stage", "ids", "indices", "parent_id", "round")
+
+    def __init__(self, problem_id: str, prompt: str, stage: str, ids: list[str], indices: list[int],
+                 parent_id: str | None, round: int):  # noqa: A002 - the samples table's column name
+        self.problem_id = problem_id
+        self.prompt = prompt
+        self.stage = stage
+        self.ids = ids
+        self.indices = indices
+        self.parent_id = parent_id
+        self.round = round
+
+    def __repr__(self) -> str:
+        return f"Plan({self.stage} {self.problem_id[:12]} n={len(self.ids)})"
 
 
 def missing_indices(ctx: RunContext, item: WorkItem, stage: str, n: int,

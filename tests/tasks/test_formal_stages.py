@@ -16,6 +16,7 @@ from proofflow.tasks import resources
 from proofflow.tasks.check_proofs import check_candidates
 from proofflow.tasks.context import ProofProblem, RunContext, WorkItem
 from proofflow.tasks.finalize import finalize_items
+from proofflow.tasks.formal_runtime import KnownChecks
 from proofflow.tasks.prove_holes import prove_items
 from proofflow.verifiers.formal import CacheKey
 
@@ -47,7 +48,7 @@ def test_check_returns_raw_and_audited_verdicts_and_new_cache_entries() -> None:
     good = add_sample(it, "generate", "```coq\nTheorem linear_two_vars : forall x y : Z, x + y = 10 -> "
                                       "x - y = 2 -> x = 6.\nProof. intros x y H1 H2. lia. Qed.\n```", 0)
     with resources.scoped():
-        out = check_candidates(ctx(), [it], {})
+        out = check_candidates(ctx(), [it], KnownChecks())
         verdicts = {(r.sample_id, r.verifier): r for r in out.rows if isinstance(r, VerdictRow)}
         cache = [r for r in out.rows if isinstance(r, CheckCacheRow)]
         assert verdicts[(good.sample_id, "formal_audit")].outcome == "pass"
@@ -56,7 +57,7 @@ def test_check_returns_raw_and_audited_verdicts_and_new_cache_entries() -> None:
         assert len(cache) == 1 and out.figures["checks_run"] == 1
         # handed the cache entries it returned, the same check costs no checker time
         known = {CacheKey(r.checker, r.header_hash, r.source_hash): result_from_json(r.result) for r in cache}
-        again = check_candidates(ctx(), [it], known)
+        again = check_candidates(ctx(), [it], KnownChecks(known))
     assert again.figures["checks_run"] == 0 and again.figures["cache_hits"] == 1
     assert not any(isinstance(r, CheckCacheRow) for r in again.rows)
 
@@ -73,13 +74,13 @@ Qed.
 ```""")
     c = ctx(**{"prove.strategy": "dsp"})
     with resources.scoped():
-        checked = check_candidates(c, [it], {})
+        checked = check_candidates(c, [it], KnownChecks())
         for row in checked.rows:
             it.add(row)
         assert [r.outcome for r in checked.rows if isinstance(r, VerdictRow) and r.verifier == "formal_audit"] \
             == ["fail"]
         n_samples = len(it.state.samples)
-        holes = prove_items(c, [it], "sketch", {})
+        holes = prove_items(c, [it], "sketch", KnownChecks())
     assert len(it.state.samples) == n_samples  # new rows are returned, not written into the input
     stages = [r.stage for r in holes.rows if isinstance(r, SampleRow)]
     assert "prove_hole" in stages and stages[-1] == "assemble"
@@ -110,7 +111,7 @@ def test_hole_proving_that_loses_the_model_keeps_what_it_made(tmp_path: object) 
     c = ctx(**{"prove.strategy": "dsp", "prove.hole_budget": 1, "prove.automation_coq": ["reflexivity"],
                "endpoint.base_urls": [dead], "endpoint.max_retries": 0, "endpoint.model": "none"})
     with resources.scoped(), pytest.raises(EndpointError) as failed:
-        prove_items(c, [it], "sketch", {})
+        prove_items(c, [it], "sketch", KnownChecks())
     partial = failed.value.stage_output  # type: ignore[attr-defined]
     stages = {r.stage for r in partial.rows if isinstance(r, SampleRow)}
     assert "prove_hole" in stages  # the automation attempt before the model was asked
