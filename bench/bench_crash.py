@@ -19,7 +19,7 @@ is resumed to completion. Prints, against the clean run:
 
 Target (issue 12): 0 lost / 0 duplicated / 0 calls beyond over 20 kills.
 
-    python bench/bench_crash.py [--kills 20] [--problems 12] [--samples 4] [--delay 0.2]
+    python bench/bench_crash.py [--kills 20] [--problems 22] [--samples 8] [--delay 0.2]
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ def wait_first_request(received: Callable[[], int], before: int, proc: subproces
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--problems", type=int, default=12)
-    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--problems", type=int, default=22)
+    parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--repair-rounds", type=int, default=1)
     parser.add_argument("--in-flight", type=int, default=4)
     parser.add_argument("--delay", type=float, default=0.2, help="seconds per model request (stand-in)")
@@ -192,9 +192,10 @@ def main() -> None:
                     continue
                 finished_early += 1
                 break  # the run is complete: nothing left to kill
-            # Random moments spread so that N kills cover about one clean run's work
-            # (each attempt gets ~clean_span/N done before its kill, on average).
-            time.sleep(rng.uniform(0, 2 * clean_span / args.kills))
+            # Random moments spread so that N kills fall within about half of one clean
+            # run's work (each attempt gets ~clean_span/2N done before its kill, on
+            # average, as nothing it stored is lost), leaving work for every kill.
+            time.sleep(rng.uniform(0, clean_span / args.kills))
             if proc.poll() is not None:
                 finished_early += 1
                 break
