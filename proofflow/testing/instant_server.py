@@ -52,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # quiet
         pass
 
-    def _send(self, status: int, body: dict | str, content_type: str = "application/json") -> None:
+    def _send(self, status: int, body: dict[str, Any] | str, content_type: str = "application/json") -> None:
         data = (json.dumps(body) if isinstance(body, dict) else body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -124,7 +124,7 @@ class InstantServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def __enter__(self) -> "InstantServer":
+    def __enter__(self) -> InstantServer:
         self._thread.start()
         return self
 
