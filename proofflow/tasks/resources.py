@@ -103,6 +103,8 @@ def close_all() -> None:
             entry.close(entry.value)
         except Exception:  # noqa: BLE001 - one failing close must not leak the others
             log.warning("closing %r failed", entry.value, exc_info=True)
+    # Pools the verifiers make themselves on first use (nothing to inject them into).
+    _close_default_sandbox()
     _close_answer_pool()
 
 
@@ -146,15 +148,24 @@ def formal_checker(prove: ProveConfig) -> FormalChecker:
     return checker
 
 
-class _NoConfig(BaseModel):
-    """The sandbox takes its limits per run (timeout per call), so one pool per process."""
-
-
 def sandbox() -> Sandbox:
-    """The process's Python sandbox (a pool of zygotes; root only)."""
-    from proofflow.verifiers.python_exec import Sandbox
+    """The process's Python sandbox (a pool of zygotes; root only): the verifiers' own
+    process-wide one (python_exec.default_sandbox), which the execute stage also uses, so
+    a process never holds two pools of zygotes. close_all() closes it."""
+    from proofflow.verifiers.python_exec import default_sandbox
 
-    return _get("sandbox", (_NoConfig(),), Sandbox, Sandbox.close)
+    return default_sandbox()
+
+
+def _close_default_sandbox() -> None:
+    """Close the process-wide sandbox if one was made (default_sandbox() makes a fresh one
+    on the next use)."""
+    import sys
+
+    mod: Any = sys.modules.get("proofflow.verifiers.python_exec")
+    box = getattr(mod, "_default", None) if mod is not None else None
+    if box is not None:
+        box.close()
 
 
 def _close_answer_pool() -> None:
