@@ -28,7 +28,8 @@ def _default_db() -> Path:
 def solve(
     problems: Path = typer.Argument(..., help="JSONL problem file (plain, GSM8K or MATH-500 format)"),
     model: str | None = typer.Option(None, help="served model name [default: smollm2-135m-instruct]"),
-    base_url: list[str] | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL; repeat for replicas"),
+    base_url: list[str] | None = typer.Option(None, "--base-url",
+        help="OpenAI-compatible base URL; repeat for replicas"),
     samples: int | None = typer.Option(None, "--samples", "-n", help="candidates per problem [default: 4]"),
     repair_rounds: int | None = typer.Option(None, "--repair-rounds", "-r", help="repair rounds [default: 1]"),
     strategy: str | None = typer.Option(
@@ -48,7 +49,8 @@ def solve(
     price_out: float | None = typer.Option(None, help="$ per 1M completion tokens"),
     gpu_hour: float | None = typer.Option(None, help="$ per GPU-hour (instead of token prices)"),
     db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
-    run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes [default: derived from file, model, n, r]"),
+    run: str | None = typer.Option(None, "--run",
+        help="run name; an existing run resumes [default: derived from file, model, n, r]"),
     wait: bool = typer.Option(False, "--wait", help="another process holds this run: wait for it, then resume"),
     extend: bool = typer.Option(False, "--extend", help="add problems the file gained since the run started"),
     config: Path | None = typer.Option(None, help="TOML config file (see docs/configuration.md)"),
