@@ -33,9 +33,9 @@ from proofflow.tasks.context import ProofProblem, RunContext, WorkItem, to_json
 from proofflow.tasks.draft import draft, given_drafts, plan_draft
 from proofflow.tasks.finalize import finalize
 from proofflow.tasks.formal_repair import formal_repair, plan_formal_repair
-from proofflow.tasks.formal_runtime import KnownChecks
+from proofflow.tasks.formal_runtime import KnownChecks, solved
 from proofflow.tasks.prove_generate import plan_prove_generate, prove_generate
-from proofflow.tasks.prove_holes import prove_holes
+from proofflow.tasks.prove_holes import open_parents, prove_holes
 from proofflow.tasks.sketch import plan_sketch, sketch
 
 __all__ = ["ProveSetupError", "RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
@@ -129,14 +129,26 @@ def prove_chain(ctx: RunContext, item: WorkItem, known: KnownChecks,
             yield asks(formal_repair, ctx, plan_formal_repair(ctx, items, round_), names, f"repair · r{round_}")
             yield [Call(check_proofs, (ctx, items, known, names(f"check · r{round_}")))]
         if p.repair_depth > 0 and p.repair_candidates > 0:
-            yield [Call(prove_holes, (ctx, items, "repair", known, names("prove holes (repair)")))]
+            yield from holes(ctx, item, "repair", known, names)
     else:
         persist(given_drafts(ctx, items))  # a data set's own informal proof: no call to wait for
         yield asks(draft, ctx, plan_draft(ctx, items), names, "draft")
         yield asks(sketch, ctx, plan_sketch(ctx, items), names, "sketch")
         yield [Call(check_proofs, (ctx, items, known, names("check")))]
-        yield [Call(prove_holes, (ctx, items, "sketch", known, names("prove holes (sketch)")))]
+        yield from holes(ctx, item, "sketch", known, names)
     yield [Call(finalize, (ctx, items, names("finalize")))]
+
+
+def holes(ctx: RunContext, item: WorkItem, mode: str, known: KnownChecks, names: Names) -> Chain:
+    """prove holes, one task per parent (sketch or failing proof), so each parent's masks,
+    attempts and model answers are stored when that parent is done, and the next parent
+    sees whether the problem is solved already."""
+    parents = open_parents(ctx, item, mode)
+    for i, parent in enumerate(parents, 1):
+        if solved(item) and ctx.settings.prove.stop_on_first_complete:
+            return
+        suffix = f" · {i}/{len(parents)}" if len(parents) > 1 else ""
+        yield [Call(prove_holes, (ctx, [item], mode, [parent], known, names(f"prove holes ({mode})") + suffix))]
 
 
 def execute_prove(spec: RunSpec) -> dict[str, Any]:

@@ -224,16 +224,24 @@ def parents_for(ctx: RunContext, item: WorkItem, mode: str) -> list[SampleRow]:
     return failed[: ctx.settings.prove.repair_candidates]
 
 
+def open_parents(ctx: RunContext, item: WorkItem, mode: str) -> list[str]:
+    """The parents the stage would work on, in order (those the audit has not passed)."""
+    return [s.sample_id for s in parents_for(ctx, item, mode) if not passed(item.verdict(s.sample_id, AUDIT))]
+
+
 def prove_items(ctx: RunContext, items: list[WorkItem], mode: str,
-                known: KnownChecks) -> StageOutput:
-    """Work every parent of every item down to assembled proofs; returns the samples
-    (masks, hole attempts, model calls, assemblies), verdicts and cache entries made."""
+                known: KnownChecks, only: list[str] | None = None) -> StageOutput:
+    """Work every parent of every item (or `only` those sample ids) down to assembled
+    proofs; returns the samples (masks, hole attempts, model calls, assemblies),
+    verdicts and cache entries made."""
     cfg = ctx.settings.prove
     depth = max(1, cfg.repair_depth) if mode == "sketch" else cfg.repair_depth
     rt = FormalRuntime(ctx, known, StageOutput())
     with rt.keep_on_failure():
         for item in (i.copy() for i in items):
             for parent in parents_for(ctx, item, mode):
+                if only is not None and parent.sample_id not in only:
+                    continue
                 if solved(item) and cfg.stop_on_first_complete:
                     break
                 if passed(item.verdict(parent.sample_id, AUDIT)):
@@ -244,6 +252,6 @@ def prove_items(ctx: RunContext, items: list[WorkItem], mode: str,
 
 
 @task(name="prove-holes", task_run_name="{label}", cache_policy=NO_CACHE)
-def prove_holes(ctx: RunContext, items: list[WorkItem], mode: str, known: KnownChecks,
+def prove_holes(ctx: RunContext, items: list[WorkItem], mode: str, only: list[str] | None, known: KnownChecks,
                 label: str) -> StageOutput:
-    return prove_items(ctx, items, mode, known)
+    return prove_items(ctx, items, mode, known, only)
