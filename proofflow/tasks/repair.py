@@ -38,7 +38,7 @@ def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Pla
     verifier = solve.repair_verifier
     plans: list[Plan] = []
     for item in items:
-        if item.solved(verifier) and not solve.repair_after_pass:
+        if not solve.repair_after_pass and _solved_before(item, verifier, round_):
             continue
         failed: dict[str, tuple[SampleRow, VerdictRow]] = {}
         for parent in item.samples(round_=round_ - 1):
@@ -57,6 +57,14 @@ def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Pla
 
         plans += children_of(ctx, item, STAGE, failed, prompt, round_)
     return plans
+
+
+def _solved_before(item: WorkItem, verifier: str, round_: int) -> bool:
+    """Solved by a sample of an earlier round. Not `item.solved`: a run killed in the
+    middle of this round resumes with some of its repairs stored, and one of them may
+    pass; a clean run planned the whole round before any of them was checked, so the
+    resumed one must still ask the rest (same rows as a clean run)."""
+    return any(passed(item.verdict(s.sample_id, verifier)) for s in item.samples() if s.round < round_)
 
 
 @task(name="repair", task_run_name="{label}", cache_policy=NO_CACHE)

@@ -291,3 +291,41 @@ def test_flow_process_killed_with_dask_then_rerun_resumes(prefect_api: str, tmp_
     assert rerun == needed - stored_before, (rerun, needed, stored_before)
     print(f"killed after {first} answered requests ({stored_before} stored); rerun asked {rerun}; "
           f"{first - stored_before} answered-but-unstored asked again")
+
+
+# ------------------------------------------- why the resumed run matched (found by the kill test)
+
+def test_a_repair_round_resumed_after_one_repair_passed_still_asks_the_rest() -> None:
+    """The flow-kill test above once resumed a run killed mid-repair-round with 2 of 3
+    repairs stored, one of them passing: the old planner saw the problem solved and
+    skipped the third repair, so the resumed run had one sample fewer than a clean run.
+    A clean run plans a round before any of its repairs is checked; so must a resumed one."""
+    from proofflow.config import load_settings
+    from proofflow.keys import sample_id
+    from proofflow.problems import load_problems
+    from proofflow.storage.records import SampleRow, VerdictRow
+    from proofflow.tasks.context import RunContext, WorkItem
+    from proofflow.tasks.repair import plan_repair
+
+    problem = load_problems(str(example_path()))[0]
+    ctx = RunContext("r_test", "t", "examples", load_settings(overrides={"solve.samples": 3}))
+
+    def sample(stage: str, parent: str | None, idx: int, round_: int) -> SampleRow:
+        sid = sample_id(ctx.run_id, problem.id, stage, parent, idx)
+        return SampleRow(sid, ctx.run_id, problem.id, stage, parent, idx, round_, None, None, None, None, None,
+                         None, "text", None, 1, 1, True, 0.0, None)
+
+    def verdict(s: SampleRow, outcome: str) -> VerdictRow:
+        return VerdictRow(s.sample_id, "answer", "1", ctx.run_id, problem.id, outcome, None, None,
+                          "wrong" if outcome == "fail" else None, None, 0.0)
+
+    item = WorkItem(problem)
+    parents = [sample("generate", None, i, 0) for i in range(3)]
+    item.add(*parents, *[verdict(p, "fail") for p in parents])
+    assert len(plan_repair(ctx, [item], 1)) == 3  # the clean run's round 1
+    done = [sample("repair", p.sample_id, 0, 1) for p in parents[:2]]
+    item.add(*done, verdict(done[0], "pass"), verdict(done[1], "fail"))
+    plans = plan_repair(ctx, [item], 1)
+    assert [p.parent_id for p in plans] == [parents[2].sample_id]
+    # A problem solved in an earlier round is not repaired (repair_after_pass = false).
+    assert plan_repair(ctx, [item], 2) == []
