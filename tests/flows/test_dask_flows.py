@@ -286,11 +286,15 @@ def test_flow_process_killed_with_dask_then_rerun_resumes(prefect_api: str, tmp_
     assert got["samples"] == want["samples"] and got["verdicts"] == want["verdicts"]
     assert got["results"] == want["results"]
     assert got["duplicate_calls"] == 0
-    # Resumed, not redone: the rerun asked exactly what was not stored before the kill.
-    rerun = behaviour.requests - first
-    assert rerun == needed - stored_before, (rerun, needed, stored_before)
-    print(f"killed after {first} answered requests ({stored_before} stored); rerun asked {rerun}; "
-          f"{first - stored_before} answered-but-unstored asked again")
+    # Resumed, not redone: every needed request is stored exactly once, and the model was
+    # asked again only for answers the killed process had received but not yet stored
+    # (`stored_before` is what a reader saw right after the kill; a batch the writer had
+    # made durable but not yet merged is imported by the rerun, so it can only be more).
+    assert got["ok_calls"] == needed
+    lost = behaviour.requests - needed
+    assert 0 <= lost <= first - stored_before, (lost, first, stored_before)
+    print(f"killed after {first} answered requests ({stored_before} visible in the DB); "
+          f"rerun asked {behaviour.requests - first}; {lost} answer(s) lost with the process, asked again")
 
 
 # ------------------------------------------- why the resumed run matched (found by the kill test)
