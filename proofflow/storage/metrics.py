@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from proofflow.storage.db import StorageError, Store
+from proofflow.storage.lease import current_holder
 
 Rows = list[dict[str, Any]]
 
@@ -62,8 +63,13 @@ def views_version(store: Store) -> str | None:
 
 def run_summary_rows(store: Store, run_ids: Sequence[str]) -> Rows:
     """v_run_summary's rows for several runs (the report's side-by-side table): solved/total,
-    pass@1, pass@N, maj@N, tokens, cost, cost-of-pass."""
-    return _view_rows(store, "v_run_summary", run_ids)
+    pass@1, pass@N, maj@N, tokens, cost, cost-of-pass. A `running` run whose process no
+    longer holds its lease shows as `interrupted` (a view cannot see the lock)."""
+    rows = _view_rows(store, "v_run_summary", run_ids)
+    for row in rows:
+        if row.get("status") == "running" and current_holder(store.path, row["run_id"]) is None:
+            row["status"] = "interrupted"
+    return rows
 
 
 def problem_outcomes(store: Store, run_id: str) -> Rows:

@@ -149,3 +149,16 @@ def test_list_runs_shows_interrupted_when_the_holder_is_gone(tmp_path: Path) -> 
         live.kill()
         live.wait()
     assert lock_path(db, "r_live").parent == tmp_path / "runs.duckdb.work"
+
+
+def test_report_summary_shows_interrupted_too(tmp_path: Path) -> None:
+    from proofflow.storage import metrics
+
+    db = tmp_path / "runs.duckdb"
+    store = Store(db)
+    store.start_run(_run("r_dead"))
+    dead = _holder(db, "r_dead", 60)
+    os.kill(dead.pid, signal.SIGKILL)
+    dead.wait()
+    [row] = metrics.run_summary_rows(store, ["r_dead"])
+    assert row["status"] == "interrupted"
