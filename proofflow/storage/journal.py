@@ -48,18 +48,28 @@ class Journal:
         self._seq = 0
         self._file: IO[str] | None = None
         self._path: Path | None = None
+        self.broken = False
 
     def append(self, rows: Iterable[Row]) -> None:
+        if self.broken:
+            return
         lines = [json.dumps({"t": r.table, "r": r.as_dict()}, default=str, ensure_ascii=False) for r in rows]
         if not lines:
             return
-        if self._file is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._seq += 1
-            self._path = self.directory / f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{self._seq}.jsonl"
-            self._file = self._path.open("a", encoding="utf-8")
-        self._file.write("\n".join(lines) + "\n")
-        self._file.flush()  # into the kernel: a killed process's last rows survive it
+        try:
+            if self._file is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._seq += 1
+                self._path = self.directory / f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{self._seq}.jsonl"
+                self._file = self._path.open("a", encoding="utf-8")
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()  # into the kernel: a killed process's last rows survive it
+        except OSError as exc:
+            # The journal is a safety net: a full disk or an unwritable folder must not
+            # stop the run (its rows still go to the database at the next flush).
+            self.broken = True
+            log.error("cannot write the journal in %s (%s): rows queued at a crash will be lost",
+                      self.directory, exc)
 
     def rotate(self) -> Path | None:
         """Close the current file (its rows are about to be flushed); the next append

@@ -110,10 +110,14 @@ class RunLease:
         `on_wait(holder)` is called once when waiting starts, to tell the user."""
         if self._fd is not None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Non-inheritable (Python's default): a child process that outlives us must not
-        # keep the run locked.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Non-inheritable (Python's default): a child process that outlives us must
+            # not keep the run locked.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot create the lock file of run {self.run!r} ({self.path}): "
+                               f"{exc.strerror or exc}; the database's folder must be writable") from exc
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         # A `current_holder` probe (`proofflow runs`) holds a shared lock for
         # microseconds; retry briefly before calling the run held.

@@ -162,3 +162,10 @@ def test_report_summary_shows_interrupted_too(tmp_path: Path) -> None:
     dead.wait()
     [row] = metrics.run_summary_rows(store, ["r_dead"])
     assert row["status"] == "interrupted"
+
+
+def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "db.duckdb.work"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(StorageError, match="cannot create the lock file"):
+        RunLease(tmp_path / "db.duckdb", "r_1").acquire()
