@@ -104,7 +104,8 @@ def test_dsp_automation_closes_sketch_and_masks_broken_one_then_resumes_without_
                         WHERE model = 'automation'""")[0][1:] == (0, 0)
         # the sketch itself is not a proof (holes); the assembled one is
         verdicts = dict(q(db, """SELECT s.stage, list(v.outcome || ':' || coalesce(v.reason, '')) FROM samples s
-                                 JOIN verdicts v USING (sample_id) WHERE v.verifier = 'formal_audit' GROUP BY s.stage"""))
+                                 JOIN verdicts v USING (sample_id) WHERE v.verifier = 'formal_audit'
+                                 GROUP BY s.stage"""))
         assert sorted(verdicts["sketch"]) == ["fail:compile_error", "fail:hole"]
         assert verdicts["assemble"] == ["pass:", "pass:"]
         masked = q(db, "SELECT completion FROM samples WHERE stage = 'mask'")[0][0]
@@ -115,7 +116,9 @@ def test_dsp_automation_closes_sketch_and_masks_broken_one_then_resumes_without_
                          WHERE s.completion LIKE 'Theorem am_gm_two%'""")[0][0]
         assert "admit" not in final and "Qed." in final
 
-        counts = q(db, "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts), (SELECT count(*) FROM check_cache)")
+        totals = ("SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts), "
+                  "(SELECT count(*) FROM check_cache)")
+        counts = q(db, totals)
         # 1. rerun of a finished run: nothing asked, nothing checked
         again = run_prove(str(problems), "dsp", overrides=cfg)
         assert srv.recording.requests == first_requests and again["checks_run"] == 0
@@ -123,14 +126,15 @@ def test_dsp_automation_closes_sketch_and_masks_broken_one_then_resumes_without_
         # and results are gone; the flow replays the stages from stored samples and the
         # persisted verdict cache, and stores the same rows again
         with Store(db).connect() as con:
-            con.execute("DELETE FROM verdicts WHERE sample_id IN (SELECT sample_id FROM samples WHERE stage = 'assemble')")
+            con.execute("DELETE FROM verdicts WHERE sample_id IN "
+                        "(SELECT sample_id FROM samples WHERE stage = 'assemble')")
             con.execute("DELETE FROM samples WHERE stage = 'assemble'")
             con.execute("DELETE FROM results")
         resumed = run_prove(str(problems), "dsp", overrides=cfg)
         assert resumed["solved"] == 2
         assert srv.recording.requests == first_requests
         assert resumed["checks_run"] == 0 and resumed["cache_hits"] > 0
-        assert q(db, "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts), (SELECT count(*) FROM check_cache)") == counts
+        assert q(db, totals) == counts
         # 3. another run on the same outputs: new samples, but no proof is checked twice
         other = run_prove(str(problems), "dsp-2", overrides=cfg)
         assert other["solved"] == 2 and other["checks_run"] == 0
@@ -189,8 +193,10 @@ def test_whole_proof_rejections_repair_and_apollo(prefect_api: str, tmp_path: Pa
     raw = dict(q(db, """SELECT p.source_id, v.reason FROM samples s JOIN problems p USING (problem_id)
                         JOIN verdicts v USING (sample_id) WHERE s.stage = 'generate' AND v.verifier = 'coq'"""))
     assert raw["diff_of_squares"] == "complete" and raw["square_nonneg_sum"] == "complete"
-    feedback = q(db, """SELECT v.feedback FROM samples s JOIN problems p USING (problem_id) JOIN verdicts v USING (sample_id)
-                        WHERE p.source_id = 'max_min_sum' AND s.stage = 'generate' AND v.verifier = 'formal_audit'""")[0][0]
+    feedback = q(db, """SELECT v.feedback FROM samples s JOIN problems p USING (problem_id)
+                        JOIN verdicts v USING (sample_id)
+                        WHERE p.source_id = 'max_min_sum' AND s.stage = 'generate'
+                        AND v.verifier = 'formal_audit'""")[0][0]
     assert "error at line" in feedback
     # model repair: solved binomial_square, as a sample whose parent is the rejected proof
     rep = q(db, """SELECT p.source_id, v.outcome, parent.stage FROM samples s JOIN problems p USING (problem_id)
@@ -215,7 +221,8 @@ def test_whole_proof_rejections_repair_and_apollo(prefect_api: str, tmp_path: Pa
 def test_stop_on_first_complete_leaves_other_candidates_unchecked(prefect_api: str, tmp_path: Path) -> None:
     db = tmp_path / "stop.duckdb"
     problems = problem_file(tmp_path, ["linear_two_vars"])
-    with RecordedServer(Recording(answers={"Z_scope.\nTheorem linear_two_vars": WHOLE["Z_scope.\nTheorem linear_two_vars"]})) as srv:
+    key = "Z_scope.\nTheorem linear_two_vars"
+    with RecordedServer(Recording(answers={key: WHOLE[key]})) as srv:
         summary = run_prove(str(problems), "stop", overrides=settings(
             srv.base_url, db, **{"prove.strategy": "whole", "prove.samples": 3}))
         assert srv.recording.requests == 1  # one request with n=3

@@ -64,7 +64,8 @@ def test_prove_flow_on_real_model_stores_and_judges_everything(
                     (SELECT 1 FROM verdicts v WHERE v.sample_id = s.sample_id AND v.verifier = 'coq_hole')""") == [(0,)]
     assert q(db, """SELECT count(*) FROM samples WHERE parent_id IS NOT NULL
                     AND parent_id NOT IN (SELECT sample_id FROM samples)""") == [(0,)]
-    reasons = {r[0] for r in q(db, "SELECT DISTINCT coalesce(reason, 'pass') FROM verdicts WHERE verifier = 'formal_audit'")}
+    reasons = {r[0] for r in q(db, "SELECT DISTINCT coalesce(reason, 'pass') FROM verdicts "
+                                   "WHERE verifier = 'formal_audit'")}
     assert reasons  # judged: pass, or a rejection reason of the audit table
     assert q(db, "SELECT count(*) FROM results") == [(2,)]
 
@@ -72,4 +73,5 @@ def test_prove_flow_on_real_model_stores_and_judges_everything(
     again = run_prove("coq-examples", f"real-{strategy}", overrides=cfg)
     # no new request (every attempt, failed or not, is a calls row) and no new check
     assert again["checks_run"] == 0
-    assert q(db, "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts), (SELECT count(*) FROM calls)") == rows
+    assert q(db, "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts), "
+                 "(SELECT count(*) FROM calls)") == rows

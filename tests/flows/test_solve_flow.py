@@ -132,20 +132,23 @@ def test_resuming_with_other_settings_is_refused(prefect_api: str, tmp_path: Pat
 
 def test_chunked_tasks_give_the_same_rows(prefect_api: str, tmp_path: Path) -> None:
     with InstantServer() as srv:
-        a = run_solve(str(example_path()), "c", overrides=overrides(srv.base_url, tmp_path / "a.duckdb", **{"solve.limit": 6}))
+        a = run_solve(str(example_path()), "c",
+                      overrides=overrides(srv.base_url, tmp_path / "a.duckdb", **{"solve.limit": 6}))
         b = run_solve(str(example_path()), "c", overrides=overrides(
             srv.base_url, tmp_path / "b.duckdb", **{"solve.limit": 6, "solve.problems_per_task": 4}))
     ids = [Store(tmp_path / f).query("SELECT sample_id, completion FROM samples ORDER BY 1")[1]
            for f in ("a.duckdb", "b.duckdb")]
     assert ids[0] == ids[1] and len(ids[0]) >= 18
-    assert {k: a[k] for k in ("solved", "pass_at_1", "samples")} == {k: b[k] for k in ("solved", "pass_at_1", "samples")}
+    keys = ("solved", "pass_at_1", "samples")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
 
 
 def test_artifacts_are_published(prefect_api: str, tmp_path: Path) -> None:
     import httpx
 
     with InstantServer() as srv:
-        run_solve(str(example_path()), "art", overrides=overrides(srv.base_url, tmp_path / "art.duckdb", **{"solve.limit": 2}))
+        run_solve(str(example_path()), "art",
+                  overrides=overrides(srv.base_url, tmp_path / "art.duckdb", **{"solve.limit": 2}))
     body = {"artifacts": {"key": {"like_": "proofflow-%-art"}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
     arts = httpx.post(f"{prefect_api}/artifacts/filter", json=body, timeout=30).json()
     kinds = {a["type"] for a in arts}

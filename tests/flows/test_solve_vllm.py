@@ -125,7 +125,8 @@ def test_csv_strategy_against_the_real_model(vllm_server: ServerStatus, prefect_
         vllm_server, db, **{"solve.strategy": "csv", "solve.selection": "weighted", "solve.repair_rounds": 1,
                             "sampling.max_tokens": 128, "solve.limit": 2}))
     store = Store(db)
-    _, rows = store.query("""SELECT s.sample_id, list(v.verifier ORDER BY v.verifier), list(v.outcome ORDER BY v.verifier)
+    _, rows = store.query("""SELECT s.sample_id, list(v.verifier ORDER BY v.verifier),
+                                    list(v.outcome ORDER BY v.verifier)
                              FROM samples s JOIN verdicts v USING (sample_id) GROUP BY s.sample_id""")
     assert len(rows) >= 4
     for _, verifiers, outcomes in rows:

@@ -126,3 +126,26 @@ def test_plan_generate_then_sample_request_returns_calls_and_samples() -> None:
     assert [s.sample_id for s in samples] == plan.ids and all(s.call_id == calls[0].call_id for s in samples)
     assert all(s.completion_tokens and s.prompt_tokens is not None for s in samples)
     assert item.state.samples == {}
+
+
+def test_a_formal_repair_round_resumed_after_one_repair_passed_still_asks_the_rest() -> None:
+    """As tasks/repair.py (H4's Dask flow-kill finding): a round is skipped only when an
+    earlier round proved the problem, so a run resumed mid-round asks the round's other
+    repairs, like a clean run."""
+    from proofflow.problems import coq_examples
+    from proofflow.tasks.context import ProofProblem
+    from proofflow.tasks.formal_repair import plan_formal_repair
+
+    c = ctx(**{"prove.samples": 3})
+    it = WorkItem(ProofProblem.of(coq_examples()[0]))
+
+    def audit(s: SampleRow, outcome: str) -> VerdictRow:
+        return VerdictRow(s.sample_id, "formal_audit", "1", RUN, it.problem.id, outcome, "x", None, "no", "{}", 0.0)
+
+    parents = [sample(it, i, "proof") for i in range(3)]
+    it.add(*[audit(p, "fail") for p in parents])
+    assert len(plan_formal_repair(c, [it], 1)) == 3
+    done = [sample(it, 0, "fixed", stage="repair", parent=p.sample_id, round_=1) for p in parents[:2]]
+    it.add(audit(done[0], "pass"), audit(done[1], "fail"))
+    assert [p.parent_id for p in plan_formal_repair(c, [it], 1)] == [parents[2].sample_id]
+    assert plan_formal_repair(c, [it], 2) == []  # proved in round 1: round 2 is skipped
