@@ -32,8 +32,8 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from proofflow.flows.prove import run_prove
-    from proofflow.testing.recorded_server import RecordedServer, Recording
     from proofflow.storage.db import Store
+    from proofflow.testing.recorded_server import RecordedServer, Recording
 
     workdir = Path(tempfile.mkdtemp(prefix="proofflow-bench-prove-"))
     db = workdir / "bench.duckdb"
@@ -52,7 +52,8 @@ def main() -> None:
     store = Store(db)
     _, tried = store.query("""SELECT count(*), count(*) FILTER (WHERE v.outcome = 'pass')
                               FROM samples s JOIN verdicts v USING (sample_id)
-                              WHERE s.model = 'automation' AND s.run_id = (SELECT run_id FROM runs WHERE name = 'bench-1')""")
+                              WHERE s.model = 'automation'
+                                AND s.run_id = (SELECT run_id FROM runs WHERE name = 'bench-1')""")
     _, by_tactic = store.query("""SELECT json_extract_string(v.details, '$.tactic') AS tactic, count(*)
                                   FROM verdicts v JOIN runs r USING (run_id)
                                   WHERE r.name = 'bench-1' AND v.verifier = 'coq_hole' AND v.outcome = 'pass'
