@@ -39,8 +39,8 @@ def main() -> None:
     db = workdir / "bench.duckdb"
     with RecordedServer(Recording(answers={"proof sketch": SKETCH}, default="1. Routine.")) as srv, \
             prefect_test_harness(server_startup_timeout=120):
-        cfg = {"endpoint.model": "recorded", "endpoint.base_urls": [srv.base_url], "storage.db_path": str(db),
-               "prove.strategy": "dsp", "prove.samples": 1, "prove.hole_budget": 0,
+        cfg = {"endpoint.model": "recorded", "endpoint.base_urls": [srv.base_url],
+               "storage.db_path": str(db), "prove.strategy": "dsp", "prove.samples": 1, "prove.hole_budget": 0,
                "prove.workers": args.workers, "prove.problems_in_flight": args.in_flight,
                "prove.limit": args.limit}
         t0 = time.perf_counter()
