@@ -76,6 +76,17 @@ def stored(db: Path) -> dict[str, Any]:
     }
 
 
+def stored_ok_calls(db: Path) -> int:
+    """Answered calls already in the database (a lower bound on what the flow has stored:
+    rows still in the writer's queue or journal are not counted)."""
+    if not db.exists():
+        return 0
+    try:
+        return int(Store(db).query("SELECT count(*) FROM calls WHERE status = 'ok'")[1][0][0])
+    except Exception:  # a read racing the writer's first flush: count nothing as stored
+        return 0
+
+
 def solve_overrides(url: str, db: Path, **extra: object) -> dict[str, Any]:
     base: dict[str, Any] = {
         "endpoint.model": "instant", "endpoint.base_urls": [url], "endpoint.backoff_s": 0.01,
@@ -196,6 +207,7 @@ def test_killed_worker_run_completes_nothing_lost_or_duplicated(
                 killed["answered"] = behaviour.requests
                 os.kill(victim, signal.SIGKILL)
                 killed["pid"] = victim
+                killed["stored"] = stored_ok_calls(db)
                 return
             time.sleep(0.05)
 
@@ -211,9 +223,12 @@ def test_killed_worker_run_completes_nothing_lost_or_duplicated(
     assert got["samples"] == want["samples"] and got["verdicts"] == want["verdicts"]
     assert got["results"] == want["results"]
     assert got["duplicate_calls"] == 0 and got["ok_calls"] == needed
-    # Asked again: at most what was in flight when the worker died (4 threads per worker).
+    # Asked again: at most what the flow had not stored when the worker died: the requests
+    # in flight, plus answers the dead worker had received but whose task results had not
+    # yet reached the flow (Dask recomputes a lost result). Nothing stored is asked again.
     extra = behaviour.requests - needed
-    assert 0 <= extra <= killed["in_flight"], (extra, killed)
+    unstored = killed["in_flight"] + killed["answered"] - killed["stored"]
+    assert 0 <= extra <= unstored, (extra, killed)
     print(f"worker killed with {killed['in_flight']} request(s) in flight; asked again: {extra}")
     new_pids = worker_pids(cluster)
     assert len(new_pids) == 2 and killed["pid"] not in new_pids.values()  # the Nanny replaced it
