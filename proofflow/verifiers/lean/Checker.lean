@@ -347,6 +347,9 @@ public unsafe def main (_ : List String) : IO UInt32 := do
   -- Imported modules' `initialize` declarations (tactic and attribute extensions) must run.
   enableInitializersExecution
   try initSearchPath (← findSysroot) catch _ => searchPathRef.set (← addSearchPathFromEnv {})
+  -- Say so before reading anything: under the wasm build, bytes written to the pipe
+  -- before this point can be lost, so the driver sends the header only after this line.
+  reply <| Json.mkObj [("hello", Json.bool true)]
   let stdin ← IO.getStdin
   let first ← stdin.getLine
   let header := match Json.parse first with

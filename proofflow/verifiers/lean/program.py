@@ -118,8 +118,13 @@ class LeanProgram:
         self.child.start()
         self.starts += 1
         self.header = None
-        raw = self.child.request(json.dumps({"header": header}).encode() + b"\n", lines,
-                                 time.monotonic() + self.config.start_timeout_s)
+        deadline = time.monotonic() + self.config.start_timeout_s
+        # The program says hello before it reads stdin (bytes sent earlier can be lost
+        # under the wasm build); only then does the header go out.
+        hello = self.child.read_frame(lines, deadline)
+        if b"hello" not in hello:
+            raise CheckerStartError(f"checker program did not start: {hello[-500:]!r}")
+        raw = self.child.request(json.dumps({"header": header}).encode() + b"\n", lines, deadline)
         try:
             info = json.loads(raw)
         except ValueError:
@@ -273,6 +278,57 @@ class LeanProgramChecker:
             return result("crash", detail=str(exc))
         finally:
             self.pool.release(worker, broken=broken)
+
+
+def run_batch(config: ProgramConfig, header: str, requests: list[dict[str, Any]],
+              path: Path | None = None) -> list[dict[str, Any]]:
+    """One checker process for a batch: header and requests in a file on its stdin, the
+    answers in order. Used where a warm pool cannot be (the wasm build loses bytes a live
+    pipe delivers after start-up; a regular file on stdin is read reliably), e.g. by
+    `proofflow check` and the tests; the per-process start-up is paid once per batch."""
+    prog = path or program_file(config.workdir)
+    batch = prog.parent / f"batch-{os.getpid()}-{time.monotonic_ns()}.jsonl"
+    lines_out = [json.dumps({"header": header})] + [json.dumps({"id": i, **r}, ensure_ascii=False)
+                                                    for i, r in enumerate(requests)]
+    batch.write_text("\n".join(lines_out) + "\n", encoding="utf-8")
+    argv = Rlimits(memory_mb=config.memory_mb or None).wrap([*config.lean_command, "--run", str(prog)])
+    try:
+        with batch.open("rb") as stdin:
+            proc = subprocess.run(argv, stdin=stdin, capture_output=True, cwd=config.project_dir or str(prog.parent),
+                                  env={**os.environ, **config.env}, start_new_session=True,
+                                  timeout=config.start_timeout_s + config.timeout_s * max(1, len(requests)))
+    finally:
+        batch.unlink(missing_ok=True)
+    answers: dict[int, dict[str, Any]] = {}
+    for raw in proc.stdout.decode("utf-8", "replace").splitlines():
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(obj.get("id"), int):
+            answers[obj["id"]] = obj
+    return [answers.get(i, {"error": f"no answer (exit code {proc.returncode})"}) for i in range(len(requests))]
+
+
+def check_batch(config: ProgramConfig, problem: FormalProblem, sources: list[str],
+                version: str | None = None) -> list[CheckResult]:
+    """Check many sources against one problem in one checker process."""
+    ver = version or program_version(config)
+    t0 = time.monotonic()
+    reqs: list[dict[str, Any]] = [{"source": s, "name": problem.name, "statement": problem.statement} for s in sources]
+    if config.trust_imports is not None:
+        for r in reqs:
+            r["trust_imports"] = config.trust_imports
+    answers = run_batch(config, problem.header, reqs)
+    share = (time.monotonic() - t0) / max(1, len(sources))
+    out = []
+    for a in answers:
+        if "error" in a:
+            out.append(CheckResult(status="crash", backend="lean", version=ver, duration_s=share,
+                                   detail=f"checker program: {a['error']}"))
+        else:
+            out.append(to_result(a, ver, a.get("time_ms", 0) / 1000))
+    return out
 
 
 def find_lean(command: tuple[str, ...] = ("lean",)) -> str | None:
