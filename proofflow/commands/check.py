@@ -77,9 +77,15 @@ def check(
     except RuntimeError as exc:
         raise _usage(str(exc)) from None
     failed = False
+    from proofflow.verifiers.lean.program import LeanProgramChecker, check_batch
+    if isinstance(checker, LeanProgramChecker):
+        # One checker process for every file (requests from a file on its stdin).
+        results = check_batch(checker.config, prob, [s for _, s in sources], checker.version)
+    else:
+        results = [None] * len(sources)
     try:
-        for path, source in sources:
-            result = checker.check(prob, source)
+        for (path, source), batched in zip(sources, results):
+            result = batched if batched is not None else checker.check(prob, source)
             verdict = audit(prob, source, result)
             passed = verdict.outcome.value == "pass"
             failed = failed or not passed

@@ -54,6 +54,9 @@ class ProgramConfig:
     # None: the program decides (trusted-leaf axiom walk on the wasm build, full elsewhere).
     trust_imports: bool | None = None
     workdir: str | None = None            # where the program file is copied (must be visible to Lean)
+    # One process per check, requests from a file (run_batch) instead of the warm pool: the
+    # wasm build loses bytes a live pipe delivers after start-up, so it needs this.
+    per_check_process: bool = False
 
 
 def program_text() -> str:
@@ -240,6 +243,8 @@ class LeanProgramChecker:
         return {"starts": self.starts, "start_s": list(self.start_seconds), "recycled": self.pool.recycled}
 
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
+        if self.config.per_check_process:
+            return check_batch(self.config, problem, [proof_source], self.version)[0]
         t0 = time.monotonic()
 
         def result(status: Any, **kw: Any) -> CheckResult:
