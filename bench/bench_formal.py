@@ -63,6 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--lean", type=int, default=0, help="also the wasm Lean rows, with this many checks")
     args = ap.parse_args()
     if not shutil.which("coqc"):
         sys.exit("coqc not found: apt-get install -y coq")
@@ -98,12 +99,50 @@ def main() -> None:
     print(f"\nverdict cache: first pass {first:.2f}s ({hits_before} hits), rerun {second * 1000:.1f} ms, "
           f"rerun hit rate {rerun_hits / len(items):.0%} ({rerun_hits}/{len(items)})")
 
-    print("\nLean REPL pool — design figures on paper, NOT MEASURED (no Lean toolchain here):")
-    print("  imports of the header per check: fresh REPL per check = 1; warm pool = 1 per REPL per header")
-    print("  (+1 after each timeout or crash, +1 per recycle): for C checks on W workers over one header,")
-    print("  W + C/recycle_after imports instead of C; with C=1000, W=16, recycle_after=100: 26 vs 1000.")
-    print("  At the ~10-16 s `import Mathlib` cost reported for fresh REPLs, that is the difference")
-    print("  between paying ~3-4 h and ~5 min of imports per 1000 proofs.")
+    if args.lean:
+        lean_rows(args.lean)
+
+
+def lean_rows(n: int) -> None:
+    """The wasm Lean (core Lean, no Mathlib): one checker process for n checks (batch) vs
+    one process per check, the audit's share, and the verdict cache on a rerun. Core-Lean
+    proofs are far cheaper to check than Kimina's Mathlib proofs (~0.17 proofs/s per core
+    with warm REPLs there); only the per-process start-up is comparable."""
+    from proofflow.problems import example_path, load_formal_problems
+    from proofflow.verifiers.formal import audit
+    from proofflow.verifiers.lean.install import find_wasm_lean
+    from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig, check_batch
+
+    wasm = find_wasm_lean()
+    if wasm is None:
+        sys.exit("wasm Lean not installed: python -m proofflow.verifiers.lean.install")
+    cfg = ProgramConfig(lean_command=(str(wasm.lean),), memory_mb=0, version="4.28.0-pre+wasm")
+    omega = [p for p in load_formal_problems(example_path("lean_examples")) if p.metadata["automation"] == "omega"]
+    problem = omega[0]
+    sources = [problem.statement + "\n  " + t + "\n" for t in ("omega", "simp", "decide", "grind", "sorry")]
+    sources = (sources * n)[:n]
+    t0 = time.perf_counter()
+    batch = check_batch(cfg, problem, sources)
+    batch_s = time.perf_counter() - t0
+    check_s = sum(r.duration_s for r in batch)
+    print(f"\nLean (wasm 4.28.0-pre, core Lean), {n} checks of {problem.name}:")
+    print(f"  one process, {n} checks: {batch_s:.1f} s wall ({n / batch_s:.2f} checks/s); "
+          f"checks themselves {check_s:.2f} s, so start-up ~{batch_s - check_s:.1f} s")
+    per = LeanProgramChecker(ProgramConfig(**{**cfg.__dict__, "per_check_process": True}))
+    t0 = time.perf_counter()
+    for src in sources[:2]:
+        per.check(problem, src)
+    per_s = (time.perf_counter() - t0) / 2
+    print(f"  one process per check: {per_s:.1f} s per check ({1 / per_s:.3f} checks/s); "
+          f"batch / per-check ratio {(n / batch_s) / (1 / per_s):.1f}x")
+    cache = VerdictCache()
+    for src, r in zip(sources, batch):
+        cache.put(VerdictCache.key(per, problem, src), r)
+    t0 = time.perf_counter()
+    hits = sum(cache.get(VerdictCache.key(per, problem, s)) is not None for s in sources)
+    print(f"  verdict cache rerun: {hits}/{n} hits ({hits / n:.0%}) in {(time.perf_counter() - t0) * 1000:.1f} ms")
+    verdicts = [audit(problem, s, r).outcome.value for s, r in zip(sources, batch)]
+    print(f"  verdicts: {dict((v, verdicts.count(v)) for v in set(verdicts))}")
 
 
 if __name__ == "__main__":
