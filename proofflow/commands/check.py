@@ -56,7 +56,7 @@ def check(
 ) -> None:
     """Check candidate proof files against one problem; exit 0 when all pass."""
     from proofflow.verifiers.factory import make_checker
-    from proofflow.verifiers.formal import audit
+    from proofflow.verifiers.formal import CheckResult, audit
 
     prob = find_problem(problem)
     if backend is not None and backend not in ("lean", "coq"):
@@ -78,11 +78,10 @@ def check(
         raise _usage(str(exc)) from None
     failed = False
     from proofflow.verifiers.lean.program import LeanProgramChecker, check_batch
+    results: list[CheckResult | None] = [None] * len(sources)
     if isinstance(checker, LeanProgramChecker):
         # One checker process for every file (requests from a file on its stdin).
-        results = check_batch(checker.config, prob, [s for _, s in sources], checker.version)
-    else:
-        results = [None] * len(sources)
+        results = list(check_batch(checker.config, prob, [s for _, s in sources], checker.version))
     try:
         for (path, source), batched in zip(sources, results):
             result = batched if batched is not None else checker.check(prob, source)

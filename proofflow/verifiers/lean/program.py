@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, lines
-from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status
 
 PROGRAM = Path(__file__).with_name("Checker.lean")
 # Axioms whose presence means the proof trusts the compiler (native_decide and friends).
@@ -170,6 +170,7 @@ def to_result(answer: dict[str, Any], version: str, duration_s: float) -> CheckR
     holes = [Hole(line=h["line"], column=h["column"], goal=h.get("goal", "").strip("\n"), kind=h.get("kind", "sorry"))
              for h in answer.get("holes", [])]
     facts: dict[str, Any] = answer.get("facts", {})
+    status: Status
     if any(m.severity == "error" for m in messages):
         status = "error"
     elif holes or any("declaration uses 'sorry'" in m.text or "declaration uses `sorry`" in m.text for m in messages):
