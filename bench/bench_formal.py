@@ -29,8 +29,8 @@ from proofflow.verifiers.formal import VerdictCache, check_cached  # noqa: E402
 
 def workload() -> list[tuple]:
     problems = {p.metadata["id"]: p for p in coq_examples()}
-    refs = {json.loads(l)["id"]: json.loads(l)["proof"]
-            for l in (ROOT / "tests/data/coq_reference_proofs.jsonl").read_text().splitlines()}
+    refs = {json.loads(line)["id"]: json.loads(line)["proof"]
+            for line in (ROOT / "tests/data/coq_reference_proofs.jsonl").read_text().splitlines()}
     items = []
     for pid, p in problems.items():
         items.append((p, p.statement + "\nProof.\n  intros.\n  admit.\nAdmitted.\n"))

@@ -50,7 +50,8 @@ def test_standin_complete_incomplete_error(fake):
 
 
 def test_standin_nonstandard_axiom():
-    q = FormalProblem(name="cheat_t", header="import Mathlib\n", backend="lean", statement="theorem cheat_t : False := by")
+    q = FormalProblem(name="cheat_t", header="import Mathlib\n", backend="lean",
+                      statement="theorem cheat_t : False := by")
     cfg = LeanConfig(repl_command=(sys.executable, str(FAKE)), workers=1, version="fake-stand-in")
     with LeanReplChecker(cfg) as ch:
         src = "theorem cheat_t : False := by\n  exact cheat\n"
@@ -116,10 +117,12 @@ def test_kimina_request_and_parse():
     r = k.parse(P, OK, answer, offset, 1.2)
     assert r.status == "complete" and r.axioms == ["propext"]
     err = {"id": "id1", "response": {"env": 0, "messages": [
-        {"severity": "error", "pos": {"line": 3, "column": 2}, "endPos": {"line": 3, "column": 10}, "data": "linarith failed"}]}}
+        {"severity": "error", "pos": {"line": 3, "column": 2}, "endPos": {"line": 3, "column": 10},
+         "data": "linarith failed"}]}}
     r = k.parse(P, OK, err, offset, 0.1)
     assert r.status == "error" and r.errors[0].line == 2
-    assert k.parse(P, OK, {"id": "x", "error": "Lean REPL command timed out in 60 seconds"}, offset, 60).status == "timeout"
+    timed_out = {"id": "x", "error": "Lean REPL command timed out in 60 seconds"}
+    assert k.parse(P, OK, timed_out, offset, 60).status == "timeout"
     # nothing listens on port 9: the checker reports a crash, never a pass
     assert k.check(P, OK).status == "crash"
 
@@ -140,4 +143,5 @@ def test_real_lean_repl():
         assert audit(P, OK, ch.check(P, OK)).outcome is Outcome.PASS
         bad = OK.replace("linarith", "sorry")
         assert audit(P, bad, ch.check(P, bad)).reason == "hole"
-        assert audit(P, OK.replace("linarith", "native_decide"), ch.check(P, OK.replace("linarith", "native_decide"))).outcome is Outcome.FAIL
+        cheat = OK.replace("linarith", "native_decide")
+        assert audit(P, cheat, ch.check(P, cheat)).outcome is Outcome.FAIL

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from proofflow.verifiers.formal import CheckResult, FormalProblem
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Status
 from proofflow.verifiers.lean.repl import classify, parse_axioms, to_holes, to_messages
 
 
@@ -43,7 +43,7 @@ class KiminaChecker:
 
     def parse(self, problem: FormalProblem, proof_source: str, body: dict[str, Any], offset: int,
               elapsed: float) -> CheckResult:
-        def result(status, **kw) -> CheckResult:
+        def result(status: Status, **kw: Any) -> CheckResult:
             return CheckResult(status=status, backend="lean", version=self.version, duration_s=elapsed, **kw)
         if body.get("error"):
             err = str(body["error"])

@@ -29,13 +29,13 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from proofflow.verifiers._procs import kill_group
-from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class ReplTimeout(Exception):
     pass
 
 
-def _preexec(memory_mb: int):
+def _preexec(memory_mb: int) -> Callable[[], None]:
     def apply() -> None:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -114,11 +114,11 @@ def to_messages(raw: Sequence[dict[str, Any]], line_offset: int = 0) -> list[Mes
     out = []
     for m in raw:
         pos, end = m.get("pos") or {}, m.get("endPos") or {}
-        line = pos.get("line")
+        line, end_line = pos.get("line"), end.get("line")
         out.append(Message(
             severity=m.get("severity", "error"), text=m.get("data", ""),
             line=line - line_offset if line is not None else None, column=pos.get("column"),
-            end_line=end.get("line") - line_offset if end.get("line") is not None else None,
+            end_line=end_line - line_offset if end_line is not None else None,
             end_column=end.get("column")))
     return out
 
@@ -128,7 +128,7 @@ def to_holes(raw: Sequence[dict[str, Any]], line_offset: int = 0) -> list[Hole]:
             for s in raw if s.get("pos")]
 
 
-def classify(problem: FormalProblem, messages: list[Message], holes: list[Hole]) -> str:
+def classify(problem: FormalProblem, messages: list[Message], holes: list[Hole]) -> Status:
     if any(m.severity == "error" for m in messages):
         return "error"
     if holes or any("declaration uses 'sorry'" in m.text for m in messages):
@@ -141,7 +141,7 @@ class LeanRepl:
 
     def __init__(self, config: LeanConfig):
         self.config = config
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._buf = b""
         self.header: str | None = None
         self.header_env: int | None = None
@@ -185,7 +185,8 @@ class LeanRepl:
             if cut >= 0:
                 raw, self._buf = text[:cut], text[cut + 2:]
                 try:
-                    return json.loads(raw)
+                    answer: dict[str, Any] = json.loads(raw)
+                    return answer
                 except json.JSONDecodeError:
                     raise ReplCrash(f"unparseable REPL answer: {raw[:300]!r}") from None
             left = deadline - time.monotonic()
@@ -267,7 +268,7 @@ class LeanReplChecker:
         t0 = time.monotonic()
         repl = self._acquire(problem.header)
 
-        def result(status, **kw) -> CheckResult:
+        def result(status: Status, **kw: Any) -> CheckResult:
             return CheckResult(status=status, backend="lean", version=self.version,
                                duration_s=time.monotonic() - t0, **kw)
         try:
