@@ -189,7 +189,7 @@ def run_with_progress(
             bar.update(task_id, total=p.total, completed=p.done, solved=p.solved)
 
         def on_stall(stall: Any) -> None:
-            # A model server that stops answering (llm/client.py Stall): said above the bar.
+            # A model server that stops answering (llm/stall.py Stall): said above the bar.
             bar.console.print(f"[yellow]model server:[/yellow] {stall.message()}")
 
         unsubscribe = flow_progress.subscribe(on_progress)

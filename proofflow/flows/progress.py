@@ -42,10 +42,10 @@ def publish(progress: Progress) -> None:
         listener(progress)
 
 
-# --- model requests waiting on a server that does not answer (llm/client.py Stall) ---
+# --- model requests waiting on a server that does not answer (llm/stall.py Stall) ---
 # A separate channel, so Progress listeners keep receiving only Progress.
 
-StallListener = Callable[[Any], None]  # receives proofflow.llm.client.Stall
+StallListener = Callable[[Any], None]  # receives proofflow.llm.stall.Stall
 _stall_listeners: list[StallListener] = []
 
 

@@ -30,10 +30,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import openai
 
 from proofflow.config import EndpointConfig, SamplingConfig
+from proofflow.llm.stall import Stall, StallWatcher
 from proofflow.storage.records import CallRow
 
 log = logging.getLogger(__name__)
@@ -90,23 +90,6 @@ class Response:
     calls: list[CallRow] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Stall:
-    """Requests are waiting on a base URL that does not answer a health probe
-    (`answering` False), or it answers again (`answering` True, sent once on recovery)."""
-
-    url: str
-    waiting: int
-    oldest_s: float
-    answering: bool
-
-    def message(self) -> str:
-        if self.answering:
-            return f"{self.url} answers again"
-        return (f"{self.waiting} request(s) waiting on {self.url} for up to {self.oldest_s:.0f}s; "
-                "the server does not answer (stopped or overloaded?)")
-
-
 SlotHook = Callable[[str], AbstractContextManager[Any]]
 
 
@@ -139,7 +122,7 @@ class ModelClient:
         # url -> {attempt token: start time}: what the stall watcher looks at.
         self._waiting: dict[str, dict[int, float]] = {url: {} for url in endpoint.base_urls}
         self._waiting_ids = itertools.count()
-        self._watcher: _StallWatcher | None = None
+        self._watcher: StallWatcher | None = None
         self._slots = {url: threading.BoundedSemaphore(endpoint.max_concurrency) for url in endpoint.base_urls}
         self._in_flight = {url: 0 for url in endpoint.base_urls}
         self._pick_lock = threading.Lock()
@@ -327,7 +310,7 @@ class ModelClient:
         with self._pick_lock:
             self._waiting[url][token] = time.monotonic()
             if self._watcher is None:
-                self._watcher = _StallWatcher(self)
+                self._watcher = StallWatcher(self.endpoint, self.waiting, self.on_stall)
         return token
 
     def _stop_waiting(self, url: str, token: int) -> None:
@@ -352,66 +335,6 @@ class ModelClient:
 
 class _Retryable(Exception):
     pass
-
-
-class _StallWatcher:
-    """Once a second: a base URL whose oldest request has waited `stall_after_s` gets a
-    health probe (GET /models, short timeout). A server that answers it is only slow
-    (long generations are normal); one that does not (frozen, SIGSTOPped, wedged) is
-    reported through `on_stall` at once and every `stall_after_s` while it lasts, and
-    once more when it answers again. Why a probe and not a shorter request timeout: a
-    512-token generation on a loaded server legitimately takes minutes."""
-
-    def __init__(self, client: ModelClient):
-        self.client = client
-        self._stop = threading.Event()
-        self._reported: dict[str, float] = {}  # url -> when last reported as stalled
-        self._thread = threading.Thread(target=self._run, name="proofflow-llm-stall", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        ep = self.client.endpoint
-        while not self._stop.wait(1.0):
-            waiting = self.client.waiting()
-            for url in ep.base_urls:
-                count, oldest = waiting.get(url, (0, 0.0))
-                stalled = count > 0 and oldest >= ep.stall_after_s
-                if not stalled and url not in self._reported:
-                    continue
-                answering = _probe(url, ep.api_key, timeout_s=min(2.0, ep.stall_after_s))
-                if not answering and not stalled:
-                    continue  # reported already, and nothing waits on it now
-                self._report(url, count, oldest, answering)
-
-    def _report(self, url: str, count: int, oldest: float, answering: bool) -> None:
-        now = time.monotonic()
-        last = self._reported.get(url)
-        if answering:
-            if last is None:
-                return
-            del self._reported[url]
-        elif last is not None and now - last < self.client.endpoint.stall_after_s:
-            return
-        else:
-            self._reported[url] = now
-        stall = Stall(url, count, oldest, answering)
-        (log.info if answering else log.warning)("%s", stall.message())
-        if self.client.on_stall is not None:
-            try:
-                self.client.on_stall(stall)
-            except Exception:  # noqa: BLE001 - a broken listener must not stop the watch
-                log.debug("stall listener failed", exc_info=True)
-
-
-def _probe(url: str, api_key: str, timeout_s: float) -> bool:
-    try:
-        r = httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout_s)
-        return r.status_code < 500
-    except httpx.HTTPError:
-        return False
 
 
 def _short(exc: openai.APIStatusError) -> str:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from proofflow.config import EndpointConfig, ProveConfig, SamplingConfig
-from proofflow.llm.client import ModelClient, Stall
+from proofflow.llm.client import ModelClient
+from proofflow.llm.stall import Stall
 
 if TYPE_CHECKING:
     from proofflow.verifiers.formal import FormalChecker

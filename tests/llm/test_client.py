@@ -250,7 +250,7 @@ def test_frozen_server_is_reported_within_seconds_and_given_up_on() -> None:
     import signal
     import time
 
-    from proofflow.llm.client import Stall
+    from proofflow.llm.stall import Stall
 
     port = free_port()
     proc = _start_standin(port)
