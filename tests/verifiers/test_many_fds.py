@@ -2,7 +2,7 @@
 
 ``select.select`` raises "filedescriptor out of range" for fds >= 1024 (FD_SETSIZE); a
 long run with many pools and sockets gets there. The check runs in a fresh interpreter
-so that every pool (answer workers, sandbox zygotes, Coq sessions) is created after 1100
+so that every pool (answer workers, sandbox zygotes, Coq sessions, Lean REPLs) is created after 1100
 descriptors are already open, and its pipes and sockets get numbers above 1024.
 """
 
@@ -58,7 +58,23 @@ def coq_pool(mode):
         return ch.check(p, p.statement + "\nProof. reflexivity. Qed.\n").status
 
 
+def lean_repl_pool():
+    # The Lean REPL pool against the protocol STAND-IN (tests/verifiers/fake_lean_repl.py,
+    # checks nothing): a framed answer, then a deadline read that must time out and kill.
+    from proofflow.verifiers.formal import FormalProblem
+    from proofflow.verifiers.lean import LeanConfig, LeanReplChecker
+    fake = os.path.abspath(os.path.join("tests", "verifiers", "fake_lean_repl.py"))
+    p = FormalProblem(name="t", header="import Mathlib\n", backend="lean",
+                      statement="theorem t (x : ℝ) (h : 2 * x = 4) : x = 2 := by")
+    src = p.statement + "\n  linarith\n"
+    cfg = LeanConfig(repl_command=(sys.executable, fake), workers=1, timeout_s=2.0, header_timeout_s=30,
+                     memory_mb=1024, version="fake-stand-in")
+    with LeanReplChecker(cfg) as ch:
+        return [ch.check(p, src).status, ch.check(p, src + "-- LOOP").status, ch.check(p, src).status]
+
+
 run("answer", answer_pool)
+run("lean_repl", lean_repl_pool)
 if os.geteuid() == 0:
     run("sandbox", sandbox_pool)
 if shutil.which("coqtop") and shutil.which("coqc"):
@@ -79,6 +95,7 @@ def test_pools_work_past_fd_1024() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["answer"] == ["sympy", True, False], out
+    assert out["lean_repl"] == ["complete", "timeout", "complete"], out
     if os.geteuid() == 0:
         assert out["sandbox"] == ["pass", "42\n"], out
     if shutil.which("coqtop") and shutil.which("coqc"):

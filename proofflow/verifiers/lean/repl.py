@@ -11,7 +11,8 @@ problem header once and keeps its env number; every proof is then a command agai
 env (header-keyed reuse, as Kimina does). The REPL has no timeout of its own, so a check
 that overruns kills the process group and the next check on that worker respawns it
 (paying the import again — the price of a timeout). RLIMIT_AS caps each process; a REPL
-is recycled after N checks because every command keeps a new env alive in it.
+is recycled after N checks because every command keeps a new env alive in it. The
+processes, deadline reads, kills and the pool are the shared primitive (verifiers/_procs.py).
 
 No Lean toolchain can be installed on the machines this was written on: this module's
 process handling is tested with a protocol stand-in (tests/verifiers/fake_lean_repl.py); real-Lean
@@ -23,18 +24,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
-import select
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proofflow.verifiers._procs import kill_group
+from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, blank_line
 from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status
 
 
@@ -48,6 +46,7 @@ class LeanConfig:
     memory_mb: int = 16384                 # RLIMIT_AS per REPL (Mathlib needs several GB)
     workers: int = os.cpu_count() or 1
     recycle_after: int = 100               # checks per REPL before a fresh process
+    acquire_timeout_s: float = 600.0       # wait for a free REPL at most this long (then: timeout)
     version: str | None = None             # None: ask `lake env lean --version` once
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables
 
@@ -79,19 +78,11 @@ def lean_version(config: LeanConfig) -> str:
 
 
 class ReplCrash(Exception):
-    pass
+    """The REPL died, closed its pipe, or answered something that is not a JSON object."""
 
 
 class ReplTimeout(Exception):
-    pass
-
-
-def _preexec(memory_mb: int) -> Callable[[], None]:
-    def apply() -> None:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
+    """No answer before the deadline (the REPL is still running: kill it)."""
 
 
 _AXIOMS = re.compile(r"depends on axioms:\s*\[(?P<list>[^\]]*)\]", re.S)
@@ -136,76 +127,75 @@ def classify(problem: FormalProblem, messages: list[Message], holes: list[Hole])
     return "complete"
 
 
-class LeanRepl:
-    """One REPL process. Not thread-safe on its own: the pool lends it to one thread."""
+@dataclass
+class ReplStats:
+    """Counters shared by every REPL of one checker (REPLs are replaced on recycle)."""
 
-    def __init__(self, config: LeanConfig):
+    spawns: int = 0
+    header_loads: int = 0
+
+
+class LeanRepl:
+    """One REPL process on the process-pool primitive (verifiers/_procs.py). Not
+    thread-safe on its own: the pool lends it to one thread."""
+
+    def __init__(self, config: LeanConfig, stats: ReplStats | None = None) -> None:
         self.config = config
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._buf = b""
+        self.stats = stats or ReplStats()
+        self.child = Child(
+            ChildSpec(
+                argv=tuple(config.repl_command),
+                # RLIMIT_AS: an untrusted proof that allocates without bound fails in the
+                # REPL, not the host (Rlimits also turns core dumps off).
+                limits=Rlimits(memory_mb=config.memory_mb),
+                cwd=config.project_dir,
+                env={**os.environ, **config.env},
+            )
+        )
         self.header: str | None = None
         self.header_env: int | None = None
         self.checks_done = 0
-        self.spawns = 0
-        self.header_loads = 0
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.child.alive()
 
     def start(self) -> None:
-        self.close()
-        cmd = list(self.config.repl_command)
-        self.proc = subprocess.Popen(
-            cmd, cwd=self.config.project_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env={**os.environ, **self.config.env},
-            preexec_fn=_preexec(self.config.memory_mb), start_new_session=True)
-        self.spawns += 1
-        self._buf = b""
-        self.header, self.header_env, self.checks_done = None, None, 0
+        """(Re)spawn the REPL in its own process group; its header state is gone."""
+        self.child.start()
+        self.stats.spawns += 1
+        self.header, self.header_env = None, None
+
+    def kill(self) -> None:
+        """Kill the process group (the next check on this REPL respawns it)."""
+        self.child.kill()
 
     def close(self) -> None:
-        if self.proc is not None:
-            kill_group(self.proc)
-            self.proc = None
+        self.child.kill()
 
     def command(self, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one command, wait for its answer (a JSON object ended by a blank line)."""
-        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        data = (json.dumps(payload, ensure_ascii=False) + "\n\n").encode("utf-8")
         try:
-            self.proc.stdin.write((json.dumps(payload, ensure_ascii=False) + "\n\n").encode("utf-8"))
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
-            raise ReplCrash(f"REPL stdin closed: {exc}") from None
-        deadline = time.monotonic() + timeout_s
-        fd = self.proc.stdout.fileno()
-        while True:
-            # The answer ends at the first blank line after some non-blank text.
-            text = self._buf.lstrip(b"\r\n")
-            cut = text.find(b"\n\n")
-            if cut >= 0:
-                raw, self._buf = text[:cut], text[cut + 2:]
-                try:
-                    answer: dict[str, Any] = json.loads(raw)
-                    return answer
-                except json.JSONDecodeError:
-                    raise ReplCrash(f"unparseable REPL answer: {raw[:300]!r}") from None
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ReplTimeout()
-            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if ready:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    raise ReplCrash(f"REPL exited (code {self.proc.poll()})")
-                self._buf += chunk
+            raw = self.child.request(data, blank_line, time.monotonic() + timeout_s)
+        except ReadTimeout:
+            raise ReplTimeout() from None
+        except ChildDied as exc:
+            raise ReplCrash(f"REPL exited (code {exc.returncode}): {exc}") from None
+        try:
+            answer = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ReplCrash(f"unparseable REPL answer: {raw[:300]!r}") from None
+        if not isinstance(answer, dict):
+            raise ReplCrash(f"REPL answer is not a JSON object: {raw[:300]!r}")
+        return answer
 
     def ensure_header(self, header: str) -> list[Message]:
-        if not self.alive() or self.checks_done >= self.config.recycle_after:
+        if not self.alive():
             self.start()
         if self.header == header and self.header_env is not None:
             return []
         answer = self.command({"cmd": header}, self.config.header_timeout_s)
-        self.header_loads += 1
+        self.stats.header_loads += 1
         if "env" not in answer:
             raise ReplCrash(f"header refused: {answer}")
         errors = [m for m in to_messages(answer.get("messages", [])) if m.severity == "error"]
@@ -219,16 +209,21 @@ class LeanReplChecker:
     """FormalChecker over a pool of LeanRepl processes (size = config.workers).
 
     A check prefers an idle REPL that already has the problem's header, so a campaign
-    over one header pays the import once per worker, not once per proof."""
+    over one header pays the import once per worker, not once per proof. The pool
+    recycles a REPL (fresh process) after config.recycle_after checks."""
 
     name = "lean"
 
     def __init__(self, config: LeanConfig):
         self.config = config
         self.version = lean_version(config)
-        self._idle: list[LeanRepl] = [LeanRepl(config) for _ in range(max(1, config.workers))]
-        self._all = list(self._idle)
-        self._cond = threading.Condition()
+        self._stats = ReplStats()
+        self._pool: Pool[LeanRepl] = Pool(
+            lambda: LeanRepl(config, self._stats),
+            max(1, config.workers),
+            recycle_after=config.recycle_after,
+            name="lean repl",
+        )
 
     def __enter__(self) -> LeanReplChecker:
         return self
@@ -237,26 +232,11 @@ class LeanReplChecker:
         self.close()
 
     def close(self) -> None:
-        for r in self._all:
-            r.close()
+        self._pool.close()
 
     @property
     def stats(self) -> dict[str, int]:
-        return {"spawns": sum(r.spawns for r in self._all), "header_loads": sum(r.header_loads for r in self._all)}
-
-    def _acquire(self, header: str) -> LeanRepl:
-        with self._cond:
-            while not self._idle:
-                self._cond.wait()
-            for i, r in enumerate(self._idle):
-                if r.header == header and r.alive():
-                    return self._idle.pop(i)
-            return self._idle.pop(0)
-
-    def _release(self, repl: LeanRepl) -> None:
-        with self._cond:
-            self._idle.append(repl)
-            self._cond.notify()
+        return {"spawns": self._stats.spawns, "header_loads": self._stats.header_loads}
 
     def _printed_type(self, repl: LeanRepl, name: str, env: int | None, prefix: str = "") -> str | None:
         answer = repl.command({"cmd": prefix + f"set_option pp.all true in\n#check @{name}", "env": env},
@@ -266,8 +246,22 @@ class LeanReplChecker:
 
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         t0 = time.monotonic()
-        repl = self._acquire(problem.header)
+        try:
+            repl = self._pool.acquire(
+                self.config.acquire_timeout_s, prefer=lambda r: r.header == problem.header and r.alive()
+            )
+        except NoWorkerFree as exc:
+            return CheckResult(status="timeout", backend="lean", version=self.version,
+                               duration_s=time.monotonic() - t0, detail=str(exc))
+        with_error = True  # an exception out of the check: the REPL's state is unknown, replace it
+        try:
+            result = self._check_on(repl, problem, proof_source, t0)
+            with_error = False
+            return result
+        finally:
+            self._pool.release(repl, broken=with_error)
 
+    def _check_on(self, repl: LeanRepl, problem: FormalProblem, proof_source: str, t0: float) -> CheckResult:
         def result(status: Status, **kw: Any) -> CheckResult:
             return CheckResult(status=status, backend="lean", version=self.version,
                                duration_s=time.monotonic() - t0, **kw)
@@ -278,7 +272,7 @@ class LeanReplChecker:
             repl.checks_done += 1
             answer = repl.command({"cmd": proof_source, "env": repl.header_env}, self.config.timeout_s)
             if "env" not in answer:
-                repl.close()  # the REPL refused the command: do not trust its state
+                repl.kill()  # the REPL refused the command: do not trust its state
                 return result("crash", detail=f"REPL refused the command: {answer}")
             messages = to_messages(answer.get("messages", []))
             holes = to_holes(answer.get("sorries", []))
@@ -300,10 +294,8 @@ class LeanReplChecker:
                                   detail=f"elaborated type {actual!r} != statement {reference!r}")
             return result(status, messages=messages, holes=holes, axioms=axioms)
         except ReplTimeout:
-            repl.close()
+            repl.kill()
             return result("timeout", detail=f"no answer within {self.config.timeout_s}s; REPL killed")
         except ReplCrash as exc:
-            repl.close()
+            repl.kill()
             return result("crash", detail=str(exc))
-        finally:
-            self._release(repl)
