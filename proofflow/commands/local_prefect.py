@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from proofflow.processes import pid_alive
+
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -132,18 +134,8 @@ def _prune_logs() -> None:
     """Remove the logs of servers whose CLI was killed (a clean stop removes its own)."""
     for path in Path(tempfile.gettempdir()).glob(f"{LOG_PREFIX}*.log"):
         pid = path.name[len(LOG_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             path.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the launcher, run as `python -m proofflow.commands.local_prefect` ---------------------

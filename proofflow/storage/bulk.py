@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from proofflow.processes import pid_alive
 from proofflow.storage.records import Row
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -92,19 +93,9 @@ def stale_files(directory: Path, prefix: str) -> list[Path]:
     found = []
     for path in sorted(directory.glob(f"{prefix}*.jsonl")):
         parts = path.name[len(prefix):].rsplit("-", 2)  # the host may contain dashes
-        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _alive(int(parts[1])):
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not pid_alive(int(parts[1])):
             found.append(path)
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _duck_type(row_type: type[Row], column: str) -> str:

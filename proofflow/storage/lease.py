@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from proofflow.processes import pid_alive
 from proofflow.storage.errors import StorageError
 from proofflow.storage.paths import work_dir
 from proofflow.storage.records import utcnow
@@ -52,7 +53,7 @@ class Holder:
 
     def describe(self) -> str:
         here = self.host == socket.gethostname()
-        state = "" if not here or _pid_alive(self.pid) else "; that process is gone, a child of it still holds the lock"
+        state = "" if not here or pid_alive(self.pid) else "; that process is gone, a child of it still holds the lock"
         return f"process {self.pid} on {self.host} ({self.command}), since {self.since} UTC{state}"
 
     @classmethod
@@ -176,16 +177,6 @@ def _read_holder(path: Path) -> Holder | None:
                       since=str(d["since"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no file yet, or being rewritten by a new holder this instant
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def command_of(pid: int) -> str:
