@@ -46,8 +46,7 @@ def make_checker(p: ProveConfig) -> FormalChecker:
         from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
         command, cwd, wasm = lean_command(p)
         return LeanProgramChecker(ProgramConfig(lean_command=command, project_dir=cwd, timeout_s=p.check_timeout_s,
-                                                workers=p.workers, memory_mb=0 if wasm else p.lean_memory_mb,
-                                                per_check_process=wasm))
+                                                workers=p.workers, memory_mb=0 if wasm else p.lean_memory_mb))
     if p.backend == "lean" and p.lean_checker == "repl":
         from proofflow.verifiers.lean import LeanConfig, LeanReplChecker, find_lean_toolchain
         cfg = LeanConfig(project_dir=p.lean_project_dir, repl_command=tuple(p.lean_repl_command),

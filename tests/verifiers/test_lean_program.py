@@ -3,8 +3,8 @@ the wasm build scripts/test.sh installs (python -m proofflow.verifiers.lean.inst
 
 Every case of this module is checked in ONE checker process (program.check_batch: the
 header and all requests in a file on its stdin), because a wasm Lean process costs 30-120 s
-to start on this busy 2-core machine. The warm pool (LeanProgramChecker) is not tested
-here: under the wasm build a live pipe from Python loses the bytes (docs/formal.md).
+to start on this busy 2-core machine. The warm pool (LeanProgramChecker) is tested in
+test_lean_pool.py.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 /-
 proofflow's Lean checker program (docs/formal.md, "The checker program").
 
-Run with `lean --run Checker.lean` (or `lake env lean --run Checker.lean` inside a Lean
-project, e.g. one with Mathlib). Protocol: one JSON object per line on stdin, one JSON
-object per line on stdout.
+Run with `lean --run Checker.lean [REQUEST_DIR]` (or `lake env lean --run ...` inside a
+Lean project, e.g. one with Mathlib). Protocol: one JSON object per line on stdin (or, with
+REQUEST_DIR, the n-th line in the file REQUEST_DIR/n.json, n = 0, 1, ...), one JSON object
+per line on stdout.
 
   first line  {"header": "import Mathlib\nopen Nat\n"}
               -> {"ready": true, "version": ..., "emscripten": bool, "header_errors": [...]}
@@ -328,8 +329,27 @@ def reply (j : Json) : IO Unit := do
   out.putStrLn j.compress
   out.flush
 
-partial def serve (stdin : IO.FS.Stream) (h : Header) (cache : RefCache) : IO Unit := do
-  let line ← stdin.getLine
+/-- The next request line: from stdin, or (with a request directory) the file `dir/n.json`,
+polled every 5 ms until the driver has put it there. Why files: under the wasm build a
+live pipe to stdin loses the bytes node's stdin handling takes (Lean's read(0) then gets
+EAGAIN forever), while regular files are read reliably. The driver writes `n.json.tmp`
+and renames it, so a file that exists is complete; it is removed once read. -/
+partial def nextLine (stdin : IO.FS.Stream) (dir : Option System.FilePath) (n : Nat) : IO String := do
+  match dir with
+  | none => stdin.getLine
+  | some d =>
+    let p := d / s!"{n}.json"
+    if ← p.pathExists then
+      let s ← IO.FS.readFile p
+      IO.FS.removeFile p
+      return s
+    else
+      IO.sleep 5
+      nextLine stdin dir n
+
+partial def serve (stdin : IO.FS.Stream) (dir : Option System.FilePath) (n : Nat) (h : Header)
+    (cache : RefCache) : IO Unit := do
+  let line ← nextLine stdin dir n
   if line.isEmpty then return  -- end of input
   if !line.trimAscii.isEmpty then
     match Json.parse line with
@@ -338,12 +358,12 @@ partial def serve (stdin : IO.FS.Stream) (h : Header) (cache : RefCache) : IO Un
       try reply (← check h cache req)
       catch e => reply <| Json.mkObj [("id", (req.getObjVal? "id").toOption.getD Json.null),
                                       ("error", Json.str (toString e))]
-  serve stdin h cache
+  serve stdin dir (n + 1) h cache
 
 end ProofflowChecker
 
 open ProofflowChecker in
-public unsafe def main (_ : List String) : IO UInt32 := do
+public unsafe def main (args : List String) : IO UInt32 := do
   -- Imported modules' `initialize` declarations (tactic and attribute extensions) must run.
   enableInitializersExecution
   try initSearchPath (← findSysroot) catch _ => searchPathRef.set (← addSearchPathFromEnv {})
@@ -351,12 +371,16 @@ public unsafe def main (_ : List String) : IO UInt32 := do
   -- before this point can be lost, so the driver sends the header only after this line.
   reply <| Json.mkObj [("hello", Json.bool true)]
   let stdin ← IO.getStdin
-  let first ← stdin.getLine
+  -- An argument names a request directory (one file per line, see `nextLine`).
+  let dir : Option System.FilePath := match args with
+    | d :: _ => some d
+    | [] => none
+  let first ← nextLine stdin dir 0
   let header := match Json.parse first with
     | .ok j => field j "header"
     | .error _ => ""
   let (h, headerErrors) ← loadHeader header
   reply <| Json.mkObj [("ready", Json.bool true), ("version", Json.str Lean.versionString),
     ("emscripten", Json.bool System.Platform.isEmscripten), ("header_errors", Json.arr (toArr #[] headerErrors))]
-  serve stdin h (← IO.mkRef [])
+  serve stdin dir 1 h (← IO.mkRef [])
   return 0

@@ -8,8 +8,12 @@ theorem's name and elaborated type against the statement elaborated on the heade
 the axioms it reaches, `implemented_by` / `extern`, search tactics and `debug.skipKernelTC`
 in the parsed syntax, and a kernel replay of what the candidate added (docs/formal.md).
 
-A process imports the header once (its first stdin line) and then answers one JSON line
-per request; every request starts again from the header's state, so a candidate leaves
+A process imports the header once (its first request) and then answers one JSON line
+per request on stdout. Requests go in as files, `<request dir>/<n>.json` (written then
+renamed, so complete when seen), which the program polls for: under the wasm build a live
+pipe to Lean's stdin loses bytes (node's stdin handling takes them; Lean's read(0) then gets
+EAGAIN forever), a regular file does not; a native Lean reads them the same way. Each answer is
+one JSON line on stdout; every request starts again from the header's state, so a candidate leaves
 nothing behind. A check prefers a process that already has its header; a process with
 another header is restarted with this one. Timeout: the process group is killed and the
 pool replaces it (paying the start-up again); RLIMIT_AS caps each process; a process is
@@ -19,6 +23,7 @@ recycled after `recycle_after` checks.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -36,6 +41,7 @@ PROGRAM = Path(__file__).with_name("Checker.lean")
 # Axioms whose presence means the proof trusts the compiler (native_decide and friends).
 _COMPILER_AXIOMS = {"Lean.ofReduceBool", "Lean.ofReduceNat", "Lean.trustCompiler"}
 _PRIVATE = re.compile(r"^_private\.(?:[\w.]+\.)?\d+\.")
+_SERIAL = itertools.count()  # request directories of this Python process
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,8 @@ class ProgramConfig:
     # None: the program decides (trusted-leaf axiom walk on the wasm build, full elsewhere).
     trust_imports: bool | None = None
     workdir: str | None = None            # where the program file is copied (must be visible to Lean)
-    # One process per check, requests from a file (run_batch) instead of the warm pool: the
-    # wasm build loses bytes a live pipe delivers after start-up, so it needs this.
+    # One process per check (run_batch) instead of the warm pool: pays the start-up
+    # (wasm: 30-75 s) at every check; for debugging the pool only.
     per_check_process: bool = False
 
 
@@ -107,7 +113,10 @@ class LeanProgram:
         self.config = config
         self.path = path
         cwd = config.project_dir or str(path.parent)
-        argv = (*config.lean_command, "--run", str(path))
+        # Under the program's directory: the wasm Lean only sees /tmp and /home.
+        self.request_dir = path.parent / f"requests-{os.getpid()}-{next(_SERIAL)}"
+        self.sent = 0
+        argv = (*config.lean_command, "--run", str(path), str(self.request_dir))
         limits = Rlimits(memory_mb=config.memory_mb or None)
         self.child = Child(ChildSpec(argv=argv, limits=limits, cwd=cwd, env={**os.environ, **config.env}))
         self.header: str | None = None
@@ -116,18 +125,29 @@ class LeanProgram:
         self.starts = 0
         self.start_s = 0.0
 
+    def send(self, request: dict[str, Any]) -> None:
+        """The next request as the file the program waits for (renamed into place whole)."""
+        target = self.request_dir / f"{self.sent}.json"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(request, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(target)
+        self.sent += 1
+
     def start(self, header: str) -> None:
         t0 = time.monotonic()
+        # A fresh process counts from request 0: drop what a killed one left unread.
+        shutil.rmtree(self.request_dir, ignore_errors=True)
+        self.request_dir.mkdir(parents=True)
+        self.sent = 0
         self.child.start()
         self.starts += 1
         self.header = None
         deadline = time.monotonic() + self.config.start_timeout_s
-        # The program says hello before it reads stdin (bytes sent earlier can be lost
-        # under the wasm build); only then does the header go out.
         hello = self.child.read_frame(lines, deadline)
         if b"hello" not in hello:
             raise CheckerStartError(f"checker program did not start: {hello[-500:]!r}")
-        raw = self.child.request(json.dumps({"header": header}).encode() + b"\n", lines, deadline)
+        self.send({"header": header})
+        raw = self.child.read_frame(lines, deadline)
         try:
             info = json.loads(raw)
         except ValueError:
@@ -143,8 +163,8 @@ class LeanProgram:
             self.start(header)
 
     def ask(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        raw = self.child.request(json.dumps(request, ensure_ascii=False).encode() + b"\n", lines,
-                                 time.monotonic() + timeout_s)
+        self.send(request)
+        raw = self.child.read_frame(lines, time.monotonic() + timeout_s)
         try:
             answer: dict[str, Any] = json.loads(raw)
         except ValueError:
@@ -154,6 +174,7 @@ class LeanProgram:
     def close(self) -> None:
         self.child.kill()
         self.header = None
+        shutil.rmtree(self.request_dir, ignore_errors=True)
 
 
 def strip_private(name: str) -> str:
@@ -289,9 +310,8 @@ class LeanProgramChecker:
 def run_batch(config: ProgramConfig, header: str, requests: list[dict[str, Any]],
               path: Path | None = None) -> list[dict[str, Any]]:
     """One checker process for a batch: header and requests in a file on its stdin, the
-    answers in order. Used where a warm pool cannot be (the wasm build loses bytes a live
-    pipe delivers after start-up; a regular file on stdin is read reliably), e.g. by
-    `proofflow check` and the tests; the per-process start-up is paid once per batch."""
+    answers in order. Used by `proofflow check` and the audit tests, where every source is
+    known up front; the per-process start-up is paid once per batch."""
     prog = path or program_file(config.workdir)
     batch = prog.parent / f"batch-{os.getpid()}-{time.monotonic_ns()}.jsonl"
     lines_out = [json.dumps({"header": header})] + [json.dumps({"id": i, **r}, ensure_ascii=False)

@@ -1,0 +1,97 @@
+"""The warm checker pool (LeanProgramChecker on verifiers/_procs.Pool) against a REAL Lean 4:
+the wasm build scripts/test.sh installs. Requests reach the process as files in its request
+directory (a live stdin pipe loses bytes under the wasm build), answers come on stdout.
+
+One checker with one worker for the module (a wasm Lean process holds 2-3 GB and takes
+30-120 s to start here), so at most one Lean process is alive at a time; the cases run in
+order: warm reuse, a timeout kills and the next check respawns, a SIGKILLed process is
+replaced and the next check passes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from proofflow.verifiers.formal import CheckResult, FormalProblem
+from proofflow.verifiers.lean.install import find_wasm_lean
+from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
+
+pytestmark = [pytest.mark.lean, pytest.mark.slow]
+
+P = FormalProblem(name="add_comm_nat", header="", statement="theorem add_comm_nat (a b : Nat) : a + b = b + a := by",
+                  backend="lean")
+T = FormalProblem(name="t", header="", statement="theorem t : True := by", backend="lean")
+GOOD = "theorem add_comm_nat (a b : Nat) : a + b = b + a := by\n  omega\n"
+TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def checker():
+    wasm = find_wasm_lean()
+    if wasm is None:  # scripts/test.sh installs it; a bare pytest run must fail loudly, not skip
+        pytest.fail("the wasm Lean is not installed: run `python -m proofflow.verifiers.lean.install`")
+    cfg = ProgramConfig(lean_command=(str(wasm.lean),), workers=1, timeout_s=TIMEOUT_S, start_timeout_s=900.0,
+                        version="4.28.0-pre+wasm", memory_mb=0)
+    with LeanProgramChecker(cfg) as ch:
+        yield ch
+
+
+def pids(ch: LeanProgramChecker) -> list[int | None]:
+    return [w.child.pid for w in ch.pool.workers() if w.child.alive()]
+
+
+def passes(result: CheckResult) -> None:
+    assert result.status == "complete", (result.status, result.detail, result.messages)
+    assert not result.rejections
+
+
+def test_second_check_reuses_the_warm_process(checker):
+    passes(checker.check(P, GOOD))
+    first = pids(checker)
+    assert len(first) == 1 and checker.starts == 1
+    t0 = time.monotonic()
+    second = checker.check(P, GOOD.replace("omega", "exact Nat.add_comm a b"))
+    elapsed = time.monotonic() - t0
+    passes(second)
+    assert pids(checker) == first and checker.starts == 1  # no new process
+    # A start costs 30-120 s on the wasm build; a warm check is well under a second
+    # (the bound is loose for a loaded 2-core machine).
+    assert elapsed < 15.0, elapsed
+    # A wrong proof on the warm process is still judged wrong (nothing is left over).
+    bad = checker.check(P, "theorem add_comm_nat (a b : Nat) : a + b = b + a := by\n  rfl\n")
+    assert bad.status == "error" and pids(checker) == first
+
+
+def test_a_looping_check_times_out_and_the_next_check_respawns(checker):
+    before = pids(checker)
+    t0 = time.monotonic()
+    result = checker.check(T, "theorem t : True := by\n  sleep 600000\n  trivial\n")
+    assert result.status == "timeout", (result.status, result.detail)
+    assert time.monotonic() - t0 < TIMEOUT_S + 30
+    assert pids(checker) == []  # killed, not left running
+    passes(checker.check(P, GOOD))
+    after = pids(checker)
+    assert len(after) == 1 and after != before and checker.starts == 2
+
+
+def test_a_process_killed_mid_check_is_replaced(checker):
+    passes(checker.check(P, GOOD))  # warm
+    victim = pids(checker)[0]
+    assert victim is not None
+    box: list[CheckResult] = []
+    slow = "theorem t : True := by\n  sleep 60000\n  trivial\n"
+    th = threading.Thread(target=lambda: box.append(checker.check(T, slow)))
+    th.start()
+    time.sleep(3.0)  # the request is in and the process is sleeping in the tactic
+    os.killpg(victim, signal.SIGKILL)  # the wrapper execs node: its group is the Lean process
+    th.join(timeout=60)
+    assert not th.is_alive()
+    assert box[0].status == "crash", (box[0].status, box[0].detail)
+    passes(checker.check(P, GOOD))
+    now = pids(checker)
+    assert len(now) == 1 and now[0] != victim and checker.starts == 3
