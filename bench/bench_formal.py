@@ -1,7 +1,8 @@
 """Formal checker bench: Coq checks/s with the warm coqtop pool vs one coqc per check,
-verdict-cache hit rate on a rerun, and the Lean pool's design figures (on paper).
+verdict-cache hit rate on a rerun; with --lean N, the wasm Lean's warm checker vs one
+process per check (lean_rows).
 
-    python bench/bench_formal.py [--rounds N] [--workers W]
+    python bench/bench_formal.py [--rounds N] [--workers W] [--lean N] [--lean-only]
 
 The workload is the bundled Coq example set: for every problem a hole sketch (`admit`,
 incomplete), a broken proof (error) and, where a reference proof exists, the complete
@@ -64,7 +65,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--lean", type=int, default=0, help="also the wasm Lean rows, with this many checks")
+    ap.add_argument("--lean-only", action="store_true", help="only the Lean rows (needs --lean N)")
     args = ap.parse_args()
+    if args.lean_only:
+        lean_rows(args.lean or 10)
+        return
     if not shutil.which("coqc"):
         sys.exit("coqc not found: apt-get install -y coq")
     items = workload()
@@ -104,45 +109,75 @@ def main() -> None:
 
 
 def lean_rows(n: int) -> None:
-    """The wasm Lean (core Lean, no Mathlib): one checker process for n checks (batch) vs
-    one process per check, the audit's share, and the verdict cache on a rerun. Core-Lean
-    proofs are far cheaper to check than Kimina's Mathlib proofs (~0.17 proofs/s per core
-    with warm REPLs there); only the per-process start-up is comparable."""
+    """The wasm Lean (core Lean, no Mathlib): the warm checker pool (one process, n checks)
+    vs one process per check, start-up, peak memory per process, the audit's cost per check
+    (inside Lean, and the Python side), and the verdict cache on a rerun. Core-Lean proofs
+    are far cheaper to check than Kimina's Mathlib proofs (~0.17 proofs/s per core with warm
+    REPLs there); only the per-process start-up is comparable."""
     from proofflow.problems import example_path, load_formal_problems
     from proofflow.verifiers.formal import audit
     from proofflow.verifiers.lean.install import find_wasm_lean
-    from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig, check_batch
+    from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig, run_batch, to_result
 
     wasm = find_wasm_lean()
     if wasm is None:
         sys.exit("wasm Lean not installed: python -m proofflow.verifiers.lean.install")
-    cfg = ProgramConfig(lean_command=(str(wasm.lean),), memory_mb=0, version="4.28.0-pre+wasm")
+    cfg = ProgramConfig(lean_command=(str(wasm.lean),), workers=1, memory_mb=2048, wasm=True,
+                        version="4.28.0-pre+wasm")
     omega = [p for p in load_formal_problems(example_path("lean_examples")) if p.metadata["automation"] == "omega"]
     problem = omega[0]
     sources = [problem.statement + "\n  " + t + "\n" for t in ("omega", "simp", "decide", "grind", "sorry")]
     sources = (sources * n)[:n]
-    t0 = time.perf_counter()
-    batch = check_batch(cfg, problem, sources)
-    batch_s = time.perf_counter() - t0
-    check_s = sum(r.duration_s for r in batch)
     print(f"\nLean (wasm 4.28.0-pre, core Lean), {n} checks of {problem.name}:")
-    print(f"  one process, {n} checks: {batch_s:.1f} s wall ({n / batch_s:.2f} checks/s); "
-          f"checks themselves {check_s:.2f} s, so start-up ~{batch_s - check_s:.1f} s")
+
+    with LeanProgramChecker(cfg) as warm:
+        t0 = time.perf_counter()
+        warm.check(problem, sources[0])  # start-up + header import + one check
+        first_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        results = [warm.check(problem, src) for src in sources]
+        warm_s = time.perf_counter() - t0
+        pid = next(w.child.pid for w in warm.pool.workers() if w.child.alive())
+        peak_mb = _peak_rss_mb(pid)
+    median_s = statistics.median(r.duration_s for r in results)
+    print(f"  warm pool, 1 process: start-up + first check {first_s:.1f} s (starts: {warm.starts}); then {n} checks "
+          f"in {warm_s:.2f} s ({n / warm_s:.1f} checks/s, median {median_s:.3f} s)")
+    print(f"  peak resident memory of the process: {peak_mb:.0f} MB")
+
     per = LeanProgramChecker(ProgramConfig(**{**cfg.__dict__, "per_check_process": True}))
     t0 = time.perf_counter()
     for src in sources[:2]:
         per.check(problem, src)
     per_s = (time.perf_counter() - t0) / 2
     print(f"  one process per check: {per_s:.1f} s per check ({1 / per_s:.3f} checks/s); "
-          f"batch / per-check ratio {(n / batch_s) / (1 / per_s):.1f}x")
+          f"warm / per-check ratio {(n / warm_s) / (1 / per_s):.0f}x "
+          f"(with the start-up counted: {(n / (warm_s + first_s)) / (1 / per_s):.1f}x)")
+
+    answers = run_batch(cfg, problem.header, [{"source": s, "name": problem.name, "statement": problem.statement}
+                                              for s in sources])
+    audit_ms = [a.get("audit_ms", 0) for a in answers if "error" not in a]
+    check_ms = [a.get("time_ms", 0) for a in answers if "error" not in a]
+    batch_results = [to_result(a, per.version, 0.0) for a in answers]
+    t0 = time.perf_counter()
+    verdicts = [audit(problem, s, r).outcome.value for s, r in zip(sources, batch_results)]
+    py_audit_ms = (time.perf_counter() - t0) * 1000 / n
+    print(f"  audit per check: in Lean {statistics.mean(audit_ms):.1f} ms of {statistics.mean(check_ms):.1f} ms "
+          f"(mean); Python side {py_audit_ms:.2f} ms")
     cache = VerdictCache()
-    for src, r in zip(sources, batch):
+    for src, r in zip(sources, results):
         cache.put(VerdictCache.key(per, problem, src), r)
     t0 = time.perf_counter()
     hits = sum(cache.get(VerdictCache.key(per, problem, s)) is not None for s in sources)
     print(f"  verdict cache rerun: {hits}/{n} hits ({hits / n:.0%}) in {(time.perf_counter() - t0) * 1000:.1f} ms")
-    verdicts = [audit(problem, s, r).outcome.value for s, r in zip(sources, batch)]
-    print(f"  verdicts: {dict((v, verdicts.count(v)) for v in set(verdicts))}")
+    print(f"  verdicts: {dict((v, verdicts.count(v)) for v in sorted(set(verdicts)))}")
+
+
+def _peak_rss_mb(pid: int | None) -> float:
+    """VmHWM (peak resident set) of a live process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":

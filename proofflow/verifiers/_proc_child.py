@@ -11,9 +11,11 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
 _MB = 1024 * 1024
 
@@ -23,12 +25,14 @@ class ProcError(Exception):
 
 
 class ChildDied(ProcError, EOFError):
-    """The child closed its channel or exited (``tail``: the last bytes it sent)."""
+    """The child closed its channel or exited (``tail``: the last bytes it sent;
+    ``stderr``: the end of what it wrote to stderr, when its spec keeps stderr)."""
 
-    def __init__(self, message: str, returncode: int | None = None, tail: bytes = b"") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, returncode: int | None = None, tail: bytes = b"", stderr: str = "") -> None:
+        super().__init__(f"{message}: {stderr}" if stderr else message)
         self.returncode = returncode
         self.tail = tail
+        self.stderr = stderr
 
 
 class ReadTimeout(ProcError, TimeoutError):
@@ -145,7 +149,9 @@ class ChildSpec:
     # "pipe": talk over stdin/stdout. "socket": the caller passes its end in ``pass_fds``
     # and gives the host end to ``Child(spec, channel_fd=...)``; stdin/stdout are /dev/null.
     channel: str = "pipe"
-    stderr: str = "devnull"  # "devnull" | "stdout" (merged into the channel, e.g. coqtop)
+    # "devnull" | "stdout" (merged into the channel, e.g. coqtop) | "keep" (to a private
+    # temporary file, whose end a ChildDied carries: why a process died, e.g. out of memory)
+    stderr: str = "devnull"
     pass_fds: tuple[int, ...] = ()
 
 
@@ -161,6 +167,7 @@ class Child:
         self._rfd = -1
         self._wfd = -1
         self._poll: select.poll | None = None
+        self._stderr_file: IO[bytes] | None = None
 
     # -- lifecycle
     def start(self) -> None:
@@ -168,11 +175,17 @@ class Child:
         self.kill()
         spec = self.spec
         pipe = spec.channel == "pipe"
+        stderr: int | IO[bytes] = subprocess.DEVNULL
+        if spec.stderr == "stdout" and pipe:
+            stderr = subprocess.STDOUT
+        elif spec.stderr == "keep":
+            # Closed in kill(), not here: it lives as long as the child.
+            self._stderr_file = stderr = tempfile.TemporaryFile(prefix="proofflow-stderr-")  # noqa: SIM115
         self.proc = subprocess.Popen(
             spec.limits.wrap(spec.argv),
             stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipe else subprocess.DEVNULL,
-            stderr=subprocess.STDOUT if spec.stderr == "stdout" and pipe else subprocess.DEVNULL,
+            stderr=stderr,
             cwd=spec.cwd,
             env=dict(spec.env) if spec.env is not None else None,
             pass_fds=spec.pass_fds,
@@ -209,6 +222,21 @@ class Child:
                     pipe.close()
             self.proc = None
         self._poll = None
+        if self._stderr_file is not None:
+            self._stderr_file.close()
+            self._stderr_file = None
+
+    def stderr_tail(self, limit: int = 600) -> str:
+        """The last ``limit`` bytes the child wrote to stderr ("" unless the spec keeps it)."""
+        f = self._stderr_file
+        if f is None:
+            return ""
+        try:
+            size = os.fstat(f.fileno()).st_size
+            data = os.pread(f.fileno(), limit, max(0, size - limit))
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace").strip()
 
     @property
     def pid(self) -> int | None:
@@ -256,7 +284,7 @@ class Child:
                     code = self.proc.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
                     code = None
-                raise ChildDied(f"child exited (code {code})", code, self._buf[-500:])
+                raise ChildDied(f"child exited (code {code})", code, self._buf[-500:], self.stderr_tail())
             self._buf += chunk
 
     def request(self, data: bytes, framer: Framer, deadline: float) -> bytes:

@@ -37,6 +37,31 @@ def lean_command(p: ProveConfig, install: bool = True) -> tuple[tuple[str, ...],
     return (str(wasm.lean),), None, True
 
 
+# Resident memory of one wasm checker process (Node + the 137 MB module + Lean's heap):
+# 1.7-3.3 GB measured (docs/formal.md); the pool is sized so that many fit in memory.
+WASM_PROCESS_MB = 3500
+
+
+def wasm_workers(configured: int, available_mb: int | None = None) -> int:
+    """Checker processes for the wasm build: the configured count, but no more than the
+    machine's available memory holds (at least one)."""
+    if available_mb is None:
+        available_mb = available_memory_mb()
+    return max(1, min(configured, available_mb // WASM_PROCESS_MB))
+
+
+def available_memory_mb() -> int:
+    """MemAvailable from /proc/meminfo (Linux); a large number where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 30
+
+
 def make_checker(p: ProveConfig) -> FormalChecker:
     """The formal checker the prove settings name (`backend`, and for Lean its kind)."""
     if p.backend == "coq":
@@ -45,8 +70,9 @@ def make_checker(p: ProveConfig) -> FormalChecker:
     if p.backend == "lean" and p.lean_checker == "program":
         from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
         command, cwd, wasm = lean_command(p)
-        return LeanProgramChecker(ProgramConfig(lean_command=command, project_dir=cwd, timeout_s=p.check_timeout_s,
-                                                workers=p.workers, memory_mb=0 if wasm else p.lean_memory_mb))
+        return LeanProgramChecker(ProgramConfig(
+            lean_command=command, project_dir=cwd, timeout_s=p.check_timeout_s, memory_mb=p.lean_memory_mb,
+            workers=wasm_workers(p.workers) if wasm else p.workers, wasm=wasm))
     if p.backend == "lean" and p.lean_checker == "repl":
         from proofflow.verifiers.lean import LeanConfig, LeanReplChecker, find_lean_toolchain
         cfg = LeanConfig(project_dir=p.lean_project_dir, repl_command=tuple(p.lean_repl_command),

@@ -5,7 +5,8 @@ directory (a live stdin pipe loses bytes under the wasm build), answers come on 
 One checker with one worker for the module (a wasm Lean process holds 2-3 GB and takes
 30-120 s to start here), so at most one Lean process is alive at a time; the cases run in
 order: warm reuse, a timeout kills and the next check respawns, a SIGKILLed process is
-replaced and the next check passes.
+replaced and the next check passes, a check that allocates without bound is stopped by the
+memory cap and the next check passes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from proofflow.verifiers.formal import CheckResult, FormalProblem
+from proofflow.verifiers.formal import CheckResult, FormalProblem, audit
 from proofflow.verifiers.lean.install import find_wasm_lean
 from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
 
@@ -28,6 +30,18 @@ P = FormalProblem(name="add_comm_nat", header="", statement="theorem add_comm_na
 T = FormalProblem(name="t", header="", statement="theorem t : True := by", backend="lean")
 GOOD = "theorem add_comm_nat (a b : Nat) : a + b = b + a := by\n  omega\n"
 TIMEOUT_S = 20.0
+MEMORY_MB = 600  # Lean's heap cap on the wasm build (an empty header needs well under 400 MB)
+# Builds a 200-million-element list in the elaborator (#eval): ~3 GB of cons cells.
+HOG = """def build : Nat → List Nat → List Nat
+  | 0, acc => acc
+  | n+1, acc => build n (n :: acc)
+def len : List Nat → Nat → Nat
+  | [], k => k
+  | _ :: t, k => len t (k+1)
+#eval len (build 200000000 []) 0
+theorem t : True := by
+  trivial
+"""
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +50,7 @@ def checker():
     if wasm is None:  # scripts/test.sh installs it; a bare pytest run must fail loudly, not skip
         pytest.fail("the wasm Lean is not installed: run `python -m proofflow.verifiers.lean.install`")
     cfg = ProgramConfig(lean_command=(str(wasm.lean),), workers=1, timeout_s=TIMEOUT_S, start_timeout_s=900.0,
-                        version="4.28.0-pre+wasm", memory_mb=0)
+                        version="4.28.0-pre+wasm", memory_mb=MEMORY_MB, wasm=True)
     with LeanProgramChecker(cfg) as ch:
         yield ch
 
@@ -62,6 +76,9 @@ def test_second_check_reuses_the_warm_process(checker):
     # A start costs 30-120 s on the wasm build; a warm check is well under a second
     # (the bound is loose for a loaded 2-core machine).
     assert elapsed < 15.0, elapsed
+    # The cap reached the process (the wasm heap's maximum, read by the patched lean.js).
+    environ = Path(f"/proc/{first[0]}/environ").read_bytes().split(b"\0")
+    assert f"LEAN_WASM_MEMORY_MB={MEMORY_MB}".encode() in environ
     # A wrong proof on the warm process is still judged wrong (nothing is left over).
     bad = checker.check(P, "theorem add_comm_nat (a b : Nat) : a + b = b + a := by\n  rfl\n")
     assert bad.status == "error" and pids(checker) == first
@@ -95,3 +112,22 @@ def test_a_process_killed_mid_check_is_replaced(checker):
     passes(checker.check(P, GOOD))
     now = pids(checker)
     assert len(now) == 1 and now[0] != victim and checker.starts == 3
+
+
+def test_a_check_over_the_memory_cap_is_stopped_and_the_next_check_passes(checker):
+    passes(checker.check(P, GOOD))  # warm
+    before = pids(checker)
+    starts = checker.starts
+    t0 = time.monotonic()
+    result = checker.check(T, HOG)
+    # Stopped by the cap, well before the check's timeout would have (the 2 GB default
+    # heap took 57 s to fill here; 600 MB about 20 s).
+    assert time.monotonic() - t0 < TIMEOUT_S * 3
+    assert result.status == "crash", (result.status, result.detail)
+    assert result.rejections == ["memory_limit"] and "out of memory" in result.detail.lower(), result.detail
+    verdict = audit(T, HOG, result)
+    assert verdict.outcome.value == "error" and verdict.reason == "memory_limit"
+    assert pids(checker) == [] or pids(checker) != before  # the dead process is not reused
+    passes(checker.check(P, GOOD))
+    after = pids(checker)
+    assert len(after) == 1 and after != before and checker.starts == starts + 1

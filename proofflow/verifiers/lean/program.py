@@ -52,7 +52,7 @@ class ProgramConfig:
     project_dir: str | None = None
     timeout_s: float = 60.0               # per check, after the header is loaded
     start_timeout_s: float = 900.0        # start-up + header import (wasm: ~1-2 min; Mathlib: minutes cold)
-    memory_mb: int = 8192                 # RLIMIT_AS per process (0: none)
+    memory_mb: int = 8192                 # per process (0: none); see memory_limits()
     workers: int = os.cpu_count() or 1
     recycle_after: int = 500              # checks per process before a fresh one
     version: str | None = None            # None: `lean --version` (wasm: its known version)
@@ -63,6 +63,25 @@ class ProgramConfig:
     # One process per check (run_batch) instead of the warm pool: pays the start-up
     # (wasm: 30-75 s) at every check; for debugging the pool only.
     per_check_process: bool = False
+    wasm: bool = False                    # the unofficial wasm build (install.py): caps memory its own way
+
+
+# What Lean prints when an allocation fails (native: under RLIMIT_AS; wasm: at the heap's maximum).
+_OUT_OF_MEMORY = "out of memory"
+WASM_MAX_MEMORY_MB = 2048                 # the wasm build's heap maximum (32768 pages of 64 KiB)
+
+
+def memory_limits(config: ProgramConfig) -> tuple[Rlimits, dict[str, str]]:
+    """The rlimits and environment a checker process runs under. A native Lean gets
+    RLIMIT_AS. The wasm build gets LEAN_WASM_MEMORY_MB instead (install.py, patch 6: the
+    wasm heap's maximum), because Node reserves ~12 GB of address space for a 2 GB wasm
+    heap: an address-space limit would stop it from starting rather than cap Lean."""
+    env = {**os.environ, **config.env}
+    if not config.wasm:
+        return Rlimits(memory_mb=config.memory_mb or None), env
+    if config.memory_mb:
+        env["LEAN_WASM_MEMORY_MB"] = str(min(config.memory_mb, WASM_MAX_MEMORY_MB))
+    return Rlimits(), env
 
 
 def program_text() -> str:
@@ -117,8 +136,9 @@ class LeanProgram:
         self.request_dir = path.parent / f"requests-{os.getpid()}-{next(_SERIAL)}"
         self.sent = 0
         argv = (*config.lean_command, "--run", str(path), str(self.request_dir))
-        limits = Rlimits(memory_mb=config.memory_mb or None)
-        self.child = Child(ChildSpec(argv=argv, limits=limits, cwd=cwd, env={**os.environ, **config.env}))
+        limits, env = memory_limits(config)
+        # stderr kept: when a process dies, its last words (e.g. out of memory) go in the verdict.
+        self.child = Child(ChildSpec(argv=argv, limits=limits, cwd=cwd, env=env, stderr="keep"))
         self.header: str | None = None
         self.header_errors: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}
@@ -301,7 +321,10 @@ class LeanProgramChecker:
             return out
         except ReadTimeout:
             return result("timeout", detail=f"no answer within {self.config.timeout_s}s; process killed")
-        except (ChildDied, CheckerStartError) as exc:
+        except ChildDied as exc:
+            memory = _OUT_OF_MEMORY in exc.stderr.lower()
+            return result("crash", detail=str(exc), rejections=["memory_limit"] if memory else [])
+        except CheckerStartError as exc:
             return result("crash", detail=str(exc))
         finally:
             self.pool.release(worker, broken=broken)
@@ -317,11 +340,12 @@ def run_batch(config: ProgramConfig, header: str, requests: list[dict[str, Any]]
     lines_out = [json.dumps({"header": header})] + [json.dumps({"id": i, **r}, ensure_ascii=False)
                                                     for i, r in enumerate(requests)]
     batch.write_text("\n".join(lines_out) + "\n", encoding="utf-8")
-    argv = Rlimits(memory_mb=config.memory_mb or None).wrap([*config.lean_command, "--run", str(prog)])
+    limits, env = memory_limits(config)
+    argv = limits.wrap([*config.lean_command, "--run", str(prog)])
     try:
         with batch.open("rb") as stdin:
             proc = subprocess.run(argv, stdin=stdin, capture_output=True, cwd=config.project_dir or str(prog.parent),
-                                  env={**os.environ, **config.env}, start_new_session=True,
+                                  env=env, start_new_session=True,
                                   timeout=config.start_timeout_s + config.timeout_s * max(1, len(requests)))
     finally:
         batch.unlink(missing_ok=True)
@@ -333,7 +357,9 @@ def run_batch(config: ProgramConfig, header: str, requests: list[dict[str, Any]]
             continue
         if isinstance(obj.get("id"), int):
             answers[obj["id"]] = obj
-    return [answers.get(i, {"error": f"no answer (exit code {proc.returncode})"}) for i in range(len(requests))]
+    tail = proc.stderr.decode("utf-8", "replace").strip()[-600:]
+    missing = f"no answer (exit code {proc.returncode})" + (f": {tail}" if proc.returncode else "")
+    return [answers.get(i, {"error": missing}) for i in range(len(requests))]
 
 
 def check_batch(config: ProgramConfig, problem: FormalProblem, sources: list[str],
@@ -350,8 +376,9 @@ def check_batch(config: ProgramConfig, problem: FormalProblem, sources: list[str
     out = []
     for a in answers:
         if "error" in a:
+            memory = ["memory_limit"] if _OUT_OF_MEMORY in str(a["error"]).lower() else []
             out.append(CheckResult(status="crash", backend="lean", version=ver, duration_s=share,
-                                   detail=f"checker program: {a['error']}"))
+                                   detail=f"checker program: {a['error']}", rejections=memory))
         else:
             out.append(to_result(a, ver, a.get("time_ms", 0) / 1000))
     return out
