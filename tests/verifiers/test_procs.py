@@ -34,6 +34,9 @@ for line in sys.stdin:
         time.sleep(60)
     elif cmd == "exit":
         sys.exit(3)
+    elif cmd == "die-loudly":
+        sys.stderr.write("noise " * 500 + "\nINTERNAL PANIC: out of memory\n")
+        sys.exit(1)
     elif cmd == "spawn":
         p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         print(p.pid, flush=True)
@@ -88,6 +91,26 @@ def test_request_timeout_kill_respawn_and_rlimits() -> None:
         c.request(b"exit\n", lines, time.monotonic() + 10)
     assert info.value.returncode == 3
     c.kill()
+
+
+def test_kept_stderr_says_why_a_child_died() -> None:
+    c = _child(stderr="keep")
+    c.start()
+    assert c.request(b"hi\n", lines, time.monotonic() + 10) == b"hi"
+    with pytest.raises(ChildDied) as info:
+        c.request(b"die-loudly\n", lines, time.monotonic() + 10)
+    assert info.value.returncode == 1
+    # Only the end of a long stderr, and it is in the message too.
+    assert info.value.stderr.endswith("INTERNAL PANIC: out of memory") and len(info.value.stderr) <= 600
+    assert "out of memory" in str(info.value)
+    c.kill()
+    assert c.stderr_tail() == ""  # the file goes with the child
+    quiet = _child()  # default: stderr to /dev/null, nothing kept
+    quiet.start()
+    with pytest.raises(ChildDied) as info:
+        quiet.request(b"die-loudly\n", lines, time.monotonic() + 10)
+    assert info.value.stderr == ""
+    quiet.kill()
 
 
 class _W:
