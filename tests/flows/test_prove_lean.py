@@ -2,13 +2,14 @@
 `python -m proofflow.verifiers.lean.install` puts in ~/.cache/proofflow/lean-wasm; CI installs
 it) with a real Prefect harness and real DuckDB.
 
-On the wasm build every check is its own Lean process (30-75 s to start), so each test keeps
-its checks to a handful: no repair rounds, one sample, small hole budgets.
+Checks go to the warm checker pool (one Lean process per run here, prove.workers = 1): a
+process start costs 20-75 s on the wasm build, a check on a warm one well under a second.
 
 Model outputs come from a RECORDED-COMPLETION stand-in (proofflow/testing/recorded_server.py)
-in the first and last test: the completions are written here in plain sight. The middle test
-asks the REAL local vLLM server (SmolLM2-135M on CPU), which proves nothing; there it is
-asserted that everything is stored and judged.
+in the tests named so: the completions are written here in plain sight, where a specific
+good proof or sketch is needed. The tests named "real model" ask the REAL local vLLM server
+(SmolLM2-135M on CPU), which proves next to nothing; there it is asserted that everything is
+stored and judged, and that whatever counts as proved passed the audit.
 """
 
 from __future__ import annotations
@@ -134,3 +135,39 @@ def test_dsp_on_real_lean_closes_the_sketch_hole_with_omega(prefect_api: str, tm
     assert q(db, "SELECT outcome FROM verdicts WHERE verifier = 'lean_hole'") == [("pass",)]
     final = q(db, "SELECT s.completion FROM results r JOIN samples s ON s.sample_id = r.selected_sample_id")[0][0]
     assert "sorry" not in final and "omega" in final
+
+
+@pytest.mark.vllm
+def test_dsp_on_real_lean_and_real_model_stores_and_judges_everything(
+        vllm_server: ServerStatus, prefect_api: str, tmp_path: Path) -> None:
+    db = tmp_path / "dsp-real.duckdb"
+    cfg = settings(vllm_server.base_url, str(vllm_server.model), db,
+                   **{"prove.strategy": "dsp", "prove.limit": 2, "prove.hole_budget": 1, "prove.check_timeout_s": 60,
+                      "endpoint.max_retries": 2, "sampling.max_tokens": 64, "sampling.temperature": 0.8})
+    summary = run_prove("lean-examples", "lean-dsp-real", overrides=cfg)
+    assert summary["problems"] == 2 and summary["done"] == 2
+    stages = {r[0] for r in q(db, "SELECT DISTINCT stage FROM samples")}
+    assert {"draft", "sketch"} <= stages, stages
+    # every model sample has its tokens and its calls row
+    assert q(db, f"""SELECT count(*) FROM samples s WHERE s.model = '{vllm_server.model}'
+                     AND (s.completion_tokens = 0 OR NOT EXISTS (SELECT 1 FROM calls c
+                          WHERE c.call_id = s.call_id AND c.status = 'ok'))""") == [(0,)]
+    # every candidate judged by the audit, every hole attempt by the Lean hole check
+    assert q(db, """SELECT count(*) FROM samples s WHERE s.stage IN ('sketch', 'mask', 'assemble')
+                    AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.sample_id = s.sample_id
+                                    AND v.verifier = 'formal_audit')""") == [(0,)]
+    assert q(db, """SELECT count(*) FROM samples s WHERE s.stage = 'prove_hole' AND NOT EXISTS
+                    (SELECT 1 FROM verdicts v WHERE v.sample_id = s.sample_id
+                     AND v.verifier = 'lean_hole')""") == [(0,)]
+    assert q(db, """SELECT count(*) FROM samples WHERE parent_id IS NOT NULL
+                    AND parent_id NOT IN (SELECT sample_id FROM samples)""") == [(0,)]
+    assert q(db, """SELECT count(*) FROM results r WHERE r.solved AND NOT EXISTS (SELECT 1 FROM verdicts v
+                    WHERE v.sample_id = r.selected_sample_id AND v.verifier = 'formal_audit'
+                    AND v.outcome = 'pass')""") == [(0,)]
+    assert q(db, "SELECT count(*) FROM results") == [(2,)]
+    # a rerun asks the model and the checker nothing
+    rows = q(db, "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts), (SELECT count(*) FROM calls)")
+    again = run_prove("lean-examples", "lean-dsp-real", overrides=cfg)
+    assert again["checks_run"] == 0
+    assert q(db, "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM verdicts), "
+                 "(SELECT count(*) FROM calls)") == rows
