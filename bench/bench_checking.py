@@ -1,4 +1,4 @@
-"""Checking throughput by task runner: Coq checks/s with threads in the flow's process
+"""Checking throughput by task runner: Coq (or Lean) checks/s with threads in the flow's process
 vs 1 and 2 Dask worker processes (a real LocalCluster), under a real temporary Prefect
 server. The ratio to threads is what counts (issue 9): it says what moving the checks
 onto worker processes costs or gains on this machine; on a cluster, workers add cores.
@@ -8,7 +8,11 @@ of `--batch` proofs (the 8 reference Coq proofs of tests/data, cycled) with the
 per-process checker from tasks/resources.py. A warm-up flow first starts every worker's
 Coq sessions, so the figure is steady-state checking, not coqtop start-up.
 
-    python bench/bench_checking.py [--tasks 16] [--batch 8] [--sessions 2]
+With `--backend lean` the proofs are the `omega` problems of lean-examples closed by
+`omega`, checked by the warm checker program on the wasm Lean (each process 2-3 GB and
+20-75 s to start: the warm-up pays that once per process).
+
+    python bench/bench_checking.py [--tasks 16] [--batch 8] [--sessions 2] [--backend coq|lean]
 
 Why the total number of Coq sessions is kept equal (`--sessions`) across configurations:
 with threads, the checks already run in separate coqtop processes; what differs between
@@ -34,7 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PROOFS = ROOT / "tests" / "data" / "coq_reference_proofs.jsonl"
 
 
-def load_cases() -> list[tuple[Any, str]]:
+def load_cases(backend: str = "coq") -> list[tuple[Any, str]]:
+    if backend == "lean":
+        from proofflow.problems import example_path, load_formal_problems
+
+        problems = load_formal_problems(example_path("lean_examples"))
+        return [(p, p.statement + "\n  omega\n") for p in problems if p.metadata["automation"] == "omega"]
     from proofflow.problems import coq_examples
 
     problems = {p.metadata["id"]: p for p in coq_examples()}
@@ -90,22 +99,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--sessions", type=int, default=2, help="Coq sessions in all, per configuration")
+    parser.add_argument("--sessions", type=int, default=2, help="checker processes in all, per configuration")
+    parser.add_argument("--backend", choices=("coq", "lean"), default="coq")
     args = parser.parse_args()
-    if shutil.which("coqtop") is None:
+    if args.backend == "coq" and shutil.which("coqtop") is None:
         sys.exit("coqtop not found (scripts/test.sh installs Coq)")
 
     from prefect.testing.utilities import prefect_test_harness
     from rich.console import Console
     from rich.table import Table
 
-    cases = load_cases()
+    cases = load_cases(args.backend)
     s = args.sessions
+    backend = {"prove.backend": args.backend}
     configs = [
-        ("threads, 1 process", {"runner.kind": "threads", "runner.threads_per_worker": s, "prove.workers": s}),
-        ("dask, 1 worker", {"runner.kind": "dask", "runner.workers": 1, "runner.threads_per_worker": s,
+        ("threads, 1 process", {**backend, "runner.kind": "threads", "runner.threads_per_worker": s,
+                                "prove.workers": s}),
+        ("dask, 1 worker", {**backend, "runner.kind": "dask", "runner.workers": 1, "runner.threads_per_worker": s,
                             "prove.workers": s}),
-        ("dask, 2 workers", {"runner.kind": "dask", "runner.workers": 2,
+        ("dask, 2 workers", {**backend, "runner.kind": "dask", "runner.workers": 2,
                              "runner.threads_per_worker": max(1, s // 2), "prove.workers": max(1, s // 2)}),
     ]
     results = []
@@ -115,7 +127,8 @@ def main() -> None:
             results.append(run_config(label, overrides, args.tasks, args.batch, cases))
 
     console = Console()
-    table = Table(title=f"Coq checks/s by task runner ({os.cpu_count()} cores, {s} Coq sessions in all, "
+    name = "Coq" if args.backend == "coq" else "Lean (wasm)"
+    table = Table(title=f"{name} checks/s by task runner ({os.cpu_count()} cores, {s} checker processes in all, "
                         f"{args.tasks} tasks × {args.batch} checks)")
     for col in ("runner", "processes used", "checks", "complete", "wall s", "checks/s", "ratio to threads"):
         table.add_column(col, justify="right")
