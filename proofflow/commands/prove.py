@@ -44,7 +44,7 @@ def prove(
     run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes"),
     wait: bool = typer.Option(False, "--wait", help="another process holds this run: wait for it, then resume"),
     extend: bool = typer.Option(False, "--extend", help="add problems the file gained since the run started"),
-    config: Path | None = typer.Option(None, help="TOML config file ([prove] section)"),
+    config: Path | None = typer.Option(None, help="TOML config file (\\[prove] section)"),
     name: str | None = typer.Option(
         None, "--name",
         help="the data set's name in labels [default: the file's directory for test/train files, else its stem]"),
