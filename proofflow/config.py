@@ -189,12 +189,12 @@ class ProveConfig(BaseModel):
         True, description="dsp: take the data set's informal proof as the draft when present"
     )
     check_timeout_s: float = Field(20.0, gt=0)
-    workers: int = Field(2, ge=1, description="checker processes (Coq sessions / Lean REPLs)")
+    workers: int = Field(2, ge=1, description="checker processes (Coq sessions / Lean checker processes or REPLs)")
     lean_project_dir: str = "."
     lean_repl_command: list[str] = Field(
         default_factory=lambda: ["lake", "env", ".lake/packages/REPL/.lake/build/bin/repl"]
     )
-    lean_memory_mb: int = Field(16384, ge=256)
+    lean_memory_mb: int = Field(16384, ge=256, description="per Lean process: RLIMIT_AS (native), heap max (wasm)")
     lean_checker: Literal["program", "repl", "kimina"] = Field(
         "program", description="Lean: proofflow's checker program (lean --run), the REPL pool, or a Kimina server")
     lean_command: list[str] = Field(
