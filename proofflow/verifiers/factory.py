@@ -20,7 +20,8 @@ def lean_command(p: ProveConfig, install: bool = True) -> tuple[tuple[str, ...],
     project = Path(p.lean_project_dir)
     in_project = (project / "lakefile.lean").exists() or (project / "lakefile.toml").exists()
     if p.lean_command:
-        return tuple(p.lean_command), str(project) if in_project else None, "lean-wasm" in " ".join(p.lean_command)
+        from proofflow.verifiers.lean.program import is_wasm_command
+        return tuple(p.lean_command), str(project) if in_project else None, is_wasm_command(p.lean_command)
     if in_project and shutil.which("lake"):
         return ("lake", "env", "lean"), str(project), False
     if shutil.which("lean"):

@@ -63,7 +63,18 @@ class ProgramConfig:
     # One process per check (run_batch) instead of the warm pool: pays the start-up
     # (wasm: 30-75 s) at every check; for debugging the pool only.
     per_check_process: bool = False
-    wasm: bool = False                    # the unofficial wasm build (install.py): caps memory its own way
+    # The unofficial wasm build (install.py), which caps memory its own way; None: told by
+    # the command (the installer puts it under a `lean-wasm` directory).
+    wasm: bool | None = None
+
+    @property
+    def is_wasm(self) -> bool:
+        return self.wasm if self.wasm is not None else is_wasm_command(self.lean_command)
+
+
+def is_wasm_command(command: tuple[str, ...] | list[str]) -> bool:
+    """Whether `command` runs the wasm build that install.py installs."""
+    return "lean-wasm" in " ".join(command)
 
 
 # What Lean prints when an allocation fails (native: under RLIMIT_AS; wasm: at the heap's maximum).
@@ -77,7 +88,7 @@ def memory_limits(config: ProgramConfig) -> tuple[Rlimits, dict[str, str]]:
     wasm heap's maximum), because Node reserves ~12 GB of address space for a 2 GB wasm
     heap: an address-space limit would stop it from starting rather than cap Lean."""
     env = {**os.environ, **config.env}
-    if not config.wasm:
+    if not config.is_wasm:
         return Rlimits(memory_mb=config.memory_mb or None), env
     if config.memory_mb:
         env["LEAN_WASM_MEMORY_MB"] = str(min(config.memory_mb, WASM_MAX_MEMORY_MB))
