@@ -12,20 +12,18 @@ from proofflow.config import ProveConfig
 from proofflow.verifiers.formal import FormalChecker
 
 
-def lean_command(p: ProveConfig, install: bool = True) -> tuple[tuple[str, ...], str | None, bool]:
-    """How to run `lean` for the checker program, the working directory, and whether it is
-    the wasm build: the
+def lean_command(p: ProveConfig, install: bool = True) -> tuple[tuple[str, ...], str | None]:
+    """How to run `lean` for the checker program, and the working directory: the
     configured command; `lake env lean` inside a Lean project; `lean` on PATH; else the
     unofficial wasm build (installed on first use, with a one-line notice on stderr)."""
     project = Path(p.lean_project_dir)
     in_project = (project / "lakefile.lean").exists() or (project / "lakefile.toml").exists()
     if p.lean_command:
-        from proofflow.verifiers.lean.program import is_wasm_command
-        return tuple(p.lean_command), str(project) if in_project else None, is_wasm_command(p.lean_command)
+        return tuple(p.lean_command), str(project) if in_project else None
     if in_project and shutil.which("lake"):
-        return ("lake", "env", "lean"), str(project), False
+        return ("lake", "env", "lean"), str(project)
     if shutil.which("lean"):
-        return ("lean",), None, False
+        return ("lean",), None
     from proofflow.verifiers.lean.install import NOTICE, find_wasm_lean
     from proofflow.verifiers.lean.install import install as install_wasm
     wasm = find_wasm_lean()
@@ -35,7 +33,7 @@ def lean_command(p: ProveConfig, install: bool = True) -> tuple[tuple[str, ...],
                                "is not installed (python -m proofflow.verifiers.lean.install)")
         wasm = install_wasm(log=lambda line: print(line, file=sys.stderr))
     print(NOTICE, file=sys.stderr)
-    return (str(wasm.lean),), None, True
+    return (str(wasm.lean),), None
 
 
 # Resident memory of one wasm checker process (Node + the 137 MB module + Lean's heap):
@@ -69,11 +67,12 @@ def make_checker(p: ProveConfig) -> FormalChecker:
         from proofflow.verifiers.coq import CoqChecker, CoqConfig
         return CoqChecker(CoqConfig(timeout_s=p.check_timeout_s, workers=p.workers))
     if p.backend == "lean" and p.lean_checker == "program":
-        from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
-        command, cwd, wasm = lean_command(p)
-        return LeanProgramChecker(ProgramConfig(
-            lean_command=command, project_dir=cwd, timeout_s=p.check_timeout_s, memory_mb=p.lean_memory_mb,
-            workers=wasm_workers(p.workers) if wasm else p.workers, wasm=wasm))
+        from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig, is_wasm_command
+        command, cwd = lean_command(p)
+        # The wasm build is told by its command, here and in ProgramConfig.is_wasm (its memory cap).
+        workers = wasm_workers(p.workers) if is_wasm_command(command) else p.workers
+        return LeanProgramChecker(ProgramConfig(lean_command=command, project_dir=cwd, timeout_s=p.check_timeout_s,
+                                                memory_mb=p.lean_memory_mb, workers=workers))
     if p.backend == "lean" and p.lean_checker == "repl":
         from proofflow.verifiers.lean import LeanConfig, LeanReplChecker, find_lean_toolchain
         cfg = LeanConfig(project_dir=p.lean_project_dir, repl_command=tuple(p.lean_repl_command),

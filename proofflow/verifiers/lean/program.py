@@ -77,8 +77,13 @@ def is_wasm_command(command: tuple[str, ...] | list[str]) -> bool:
     return "lean-wasm" in " ".join(command)
 
 
-# What Lean prints when an allocation fails (native: under RLIMIT_AS; wasm: at the heap's maximum).
-_OUT_OF_MEMORY = "out of memory"
+def crash_reasons(last_words: str) -> list[str]:
+    """The rejection reason a dead checker process's last words (its stderr) give:
+    `memory_limit` when Lean says an allocation failed ("INTERNAL PANIC: out of memory",
+    natively under RLIMIT_AS, on wasm at the heap's maximum); else none (`checker_crash`)."""
+    return ["memory_limit"] if "out of memory" in last_words.lower() else []
+
+
 WASM_MAX_MEMORY_MB = 2048                 # the wasm build's heap maximum (32768 pages of 64 KiB)
 
 
@@ -333,8 +338,7 @@ class LeanProgramChecker:
         except ReadTimeout:
             return result("timeout", detail=f"no answer within {self.config.timeout_s}s; process killed")
         except ChildDied as exc:
-            memory = _OUT_OF_MEMORY in exc.stderr.lower()
-            return result("crash", detail=str(exc), rejections=["memory_limit"] if memory else [])
+            return result("crash", detail=str(exc), rejections=crash_reasons(exc.stderr))
         except CheckerStartError as exc:
             return result("crash", detail=str(exc))
         finally:
@@ -387,9 +391,8 @@ def check_batch(config: ProgramConfig, problem: FormalProblem, sources: list[str
     out = []
     for a in answers:
         if "error" in a:
-            memory = ["memory_limit"] if _OUT_OF_MEMORY in str(a["error"]).lower() else []
             out.append(CheckResult(status="crash", backend="lean", version=ver, duration_s=share,
-                                   detail=f"checker program: {a['error']}", rejections=memory))
+                                   detail=f"checker program: {a['error']}", rejections=crash_reasons(str(a["error"]))))
         else:
             out.append(to_result(a, ver, a.get("time_ms", 0) / 1000))
     return out
