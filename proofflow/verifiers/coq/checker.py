@@ -5,8 +5,8 @@ from __future__ import annotations
 from proofflow.verifiers._procs import NoWorkerFree, Pool
 from proofflow.verifiers.coq.common import CoqConfig, coq_version
 from proofflow.verifiers.coq.coqc import check_coqc
-from proofflow.verifiers.coq.session import CoqSession, SessionStats
-from proofflow.verifiers.formal import AuditPolicy, CheckResult, FormalProblem, static_rejections
+from proofflow.verifiers.coq.session import CoqSession
+from proofflow.verifiers.formal import AuditPolicy, CheckResult, FormalProblem, ProcessStats, static_rejections
 
 
 class CoqChecker:
@@ -17,7 +17,7 @@ class CoqChecker:
     def __init__(self, config: CoqConfig | None = None) -> None:
         self.config = config or CoqConfig()
         self.version = coq_version(self.config.coqc)
-        self._stats = SessionStats()
+        self._stats = ProcessStats()
         # A session is recycled (fresh process, fresh scratch dir) after recycle_after checks.
         self._pool: Pool[CoqSession] = Pool(
             lambda: CoqSession(self.config, self.version, self._stats),

@@ -14,7 +14,6 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
 from proofflow.verifiers import _coq_lex
@@ -32,7 +31,7 @@ from proofflow.verifiers.coq.common import (
     reference_module,
     reference_sentences,
 )
-from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status, split_holes
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, ProcessStats, Status, split_holes
 
 _PROMPT = re.compile(rb"<prompt>(?P<body>.*?)</prompt>", re.S)
 _PROMPT_BODY = re.compile(r"^\s*(?P<name>\S+) < (?P<state>\d+) \|(?P<proofs>[^|]*)\| (?P<depth>\d+) <\s*$")
@@ -46,21 +45,13 @@ class _Timeout(Exception):
     pass
 
 
-@dataclass
-class SessionStats:
-    """Counters shared by every session of one checker (sessions are replaced on recycle)."""
-
-    spawns: int = 0
-    header_loads: int = 0
-
-
 class CoqSession:
     """One warm coqtop. Not thread-safe on its own: the pool lends it to one thread."""
 
-    def __init__(self, config: CoqConfig, version: str, stats: SessionStats | None = None) -> None:
+    def __init__(self, config: CoqConfig, version: str, stats: ProcessStats | None = None) -> None:
         self.config = config
         self.version = version
-        self.stats = stats or SessionStats()
+        self.stats = stats or ProcessStats()
         self.scratch = tempfile.mkdtemp(prefix="proofflow-coq-")
         self.child = Child(
             ChildSpec(

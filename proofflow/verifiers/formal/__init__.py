@@ -24,6 +24,7 @@ from proofflow.verifiers.formal.types import (
     FormalProblem,
     Hole,
     Message,
+    ProcessStats,
     Status,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "FormalProblem",
     "Hole",
     "Message",
+    "ProcessStats",
     "Status",
     "VerdictCache",
     "audit",

@@ -60,6 +60,15 @@ class CheckResult:
         return [m for m in self.messages if m.severity == "error"]
 
 
+@dataclass
+class ProcessStats:
+    """Counters shared by every process of one pooled checker (Coq sessions, Lean REPLs):
+    the pool replaces processes on recycle, the checker keeps counting."""
+
+    spawns: int = 0
+    header_loads: int = 0
+
+
 @runtime_checkable
 class FormalChecker(Protocol):
     name: str  # "coq" / "lean"

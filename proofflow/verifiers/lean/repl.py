@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, blank_line
-from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, ProcessStats, Status
 
 
 @dataclass(frozen=True)
@@ -127,21 +127,13 @@ def classify(problem: FormalProblem, messages: list[Message], holes: list[Hole])
     return "complete"
 
 
-@dataclass
-class ReplStats:
-    """Counters shared by every REPL of one checker (REPLs are replaced on recycle)."""
-
-    spawns: int = 0
-    header_loads: int = 0
-
-
 class LeanRepl:
     """One REPL process on the process-pool primitive (verifiers/_procs.py). Not
     thread-safe on its own: the pool lends it to one thread."""
 
-    def __init__(self, config: LeanConfig, stats: ReplStats | None = None) -> None:
+    def __init__(self, config: LeanConfig, stats: ProcessStats | None = None) -> None:
         self.config = config
-        self.stats = stats or ReplStats()
+        self.stats = stats or ProcessStats()
         self.child = Child(
             ChildSpec(
                 argv=tuple(config.repl_command),
@@ -217,7 +209,7 @@ class LeanReplChecker:
     def __init__(self, config: LeanConfig):
         self.config = config
         self.version = lean_version(config)
-        self._stats = ReplStats()
+        self._stats = ProcessStats()
         self._pool: Pool[LeanRepl] = Pool(
             lambda: LeanRepl(config, self._stats),
             max(1, config.workers),
