@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flows.test_prove_flow import problem_file
 
 from proofflow.flows.prove import run_prove
 from proofflow.flows.solve import run_solve
-from proofflow.problems import coq_examples, example_path
+from proofflow.problems import example_path
 from proofflow.storage.db import Store
 from proofflow.testing.instant_server import Behaviour, InstantServer
 from proofflow.testing.recorded_server import RecordedServer, Recording
@@ -141,21 +142,10 @@ def test_solve_csv_with_the_sandbox_same_rows_as_threads(prefect_api: str, clust
     assert runs["dask"] == runs["threads"]
 
 
-def coq_problem_file(tmp_path: Path, ids: list[str]) -> Path:
-    by_id = {p.metadata["id"]: p for p in coq_examples()}
-    path = tmp_path / "coq.jsonl"
-    with path.open("w") as f:
-        for i in ids:
-            p = by_id[i]
-            f.write(json.dumps({"id": i, "backend": "coq", "header": p.header, "statement": p.statement,
-                                "informal": p.informal}) + "\n")
-    return path
-
-
 def test_prove_coq_same_rows_as_threads(prefect_api: str, cluster: Any, tmp_path: Path) -> None:
     if shutil.which("coqtop") is None:
         pytest.fail("Coq is not installed (scripts/test.sh installs it)")
-    problems = coq_problem_file(tmp_path, ["linear_two_vars", "square_nonneg_sum", "diff_of_squares"])
+    problems = problem_file(tmp_path, ["linear_two_vars", "square_nonneg_sum", "diff_of_squares"])
     good = f"{FENCE}coq\nTheorem diff_of_squares : forall a b : Z, (a - b) * (a + b) = a * a - b * b.\n" \
            f"Proof. intros a b. ring. Qed.\n{FENCE}"
     wrong = f"{FENCE}coq\nTheorem linear_two_vars : forall x y : Z, x + y = 10 -> x - y = 2 -> x = 6.\n" \
