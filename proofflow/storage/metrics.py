@@ -142,7 +142,7 @@ def verdict_reasons(store: Store, run_ids: Sequence[str]) -> Rows:
 
 
 # The version views.sql records in schema_info; bump both together.
-VIEWS_VERSION = "4"
+VIEWS_VERSION = "5"
 
 
 def ensure_views(store: Store) -> None:

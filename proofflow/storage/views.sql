@@ -276,18 +276,18 @@ FROM v_sample_truth
 WHERE judged AND stage = 'generate'
 GROUP BY run_id, model;
 
--- Cost-of-pass per run, two ways:
---   cost_of_pass: per first attempt, as in v_cost_of_pass_by_model but over all models;
---   cost_of_pass_run: the whole pipeline (every call, repairs and verification included)
---     per problem, divided by the fraction of finished problems whose selected answer is
---     correct = total cost / correct problems.
-CREATE OR REPLACE VIEW v_cost_of_pass AS
+-- What v_cost_of_pass and v_tokens_of_pass both count, one row per run: its judged first
+-- attempts (all models: attempts, passed, unpriced, mean cost, mean tokens; NULL when it
+-- has none) and its finished problems (problems_done, correct; NULL when none). A sample
+-- whose server reported no token counts adds 0 tokens.
+CREATE OR REPLACE VIEW v_run_attempts AS
 WITH attempts AS (
     SELECT run_id,
            count(*) AS attempts,
            count(*) FILTER (WHERE passed) AS passed,
            count(*) FILTER (WHERE cost IS NULL) AS unpriced,
-           avg(cost) AS mean_cost
+           avg(cost) AS mean_cost,
+           avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS mean_tokens
     FROM v_sample_truth WHERE judged AND stage = 'generate' GROUP BY run_id
 ),
 res AS (
@@ -295,7 +295,18 @@ res AS (
     FROM results GROUP BY run_id
 ),
 ids AS (SELECT run_id FROM v_run_problem_ids UNION SELECT run_id FROM results)
-SELECT ids.run_id,
+SELECT ids.run_id, a.attempts, a.passed, a.unpriced, a.mean_cost, a.mean_tokens, r.problems_done, r.correct
+FROM (SELECT DISTINCT run_id FROM ids) ids
+LEFT JOIN attempts a ON a.run_id = ids.run_id
+LEFT JOIN res r ON r.run_id = ids.run_id;
+
+-- Cost-of-pass per run, two ways:
+--   cost_of_pass: per first attempt, as in v_cost_of_pass_by_model but over all models;
+--   cost_of_pass_run: the whole pipeline (every call, repairs and verification included)
+--     per problem, divided by the fraction of finished problems whose selected answer is
+--     correct = total cost / correct problems.
+CREATE OR REPLACE VIEW v_cost_of_pass AS
+SELECT a.run_id,
        coalesce(a.attempts, 0) AS attempts,
        coalesce(a.passed, 0) AS passed,
        a.passed / a.attempts AS success_rate,
@@ -303,18 +314,16 @@ SELECT ids.run_id,
        CASE WHEN a.attempts IS NULL OR a.unpriced > 0 THEN NULL
             WHEN a.passed = 0 THEN 'inf'::DOUBLE
             ELSE a.mean_cost / (a.passed / a.attempts) END AS cost_of_pass,
-       coalesce(r.problems_done, 0) AS problems_done,
-       coalesce(r.correct, 0) AS correct,
-       r.correct / r.problems_done AS accuracy,
+       coalesce(a.problems_done, 0) AS problems_done,
+       coalesce(a.correct, 0) AS correct,
+       a.correct / a.problems_done AS accuracy,
        u.cost AS total_cost,
-       u.cost / r.problems_done AS cost_per_problem,
-       CASE WHEN u.cost IS NULL OR r.problems_done IS NULL THEN NULL
-            WHEN r.correct = 0 THEN 'inf'::DOUBLE
-            ELSE u.cost / r.correct END AS cost_of_pass_run
-FROM (SELECT DISTINCT run_id FROM ids) ids
-LEFT JOIN attempts a ON a.run_id = ids.run_id
-LEFT JOIN res r ON r.run_id = ids.run_id
-LEFT JOIN v_run_usage u ON u.run_id = ids.run_id;
+       u.cost / a.problems_done AS cost_per_problem,
+       CASE WHEN u.cost IS NULL OR a.problems_done IS NULL THEN NULL
+            WHEN a.correct = 0 THEN 'inf'::DOUBLE
+            ELSE u.cost / a.correct END AS cost_of_pass_run
+FROM v_run_attempts a
+LEFT JOIN v_run_usage u ON u.run_id = a.run_id;
 
 -- Tokens-of-pass: cost-of-pass counted in tokens (prompt + completion), known without
 -- any price, so runs are comparable across hardware and unpriced runs still get a figure.
@@ -339,33 +348,21 @@ GROUP BY run_id, model;
 --   tokens_per_correct: every token the run spent (v_run_usage: all stages, failed calls
 --     included) divided by the problems whose selected answer is correct; +inf when none.
 CREATE OR REPLACE VIEW v_tokens_of_pass AS
-WITH attempts AS (
-    SELECT run_id, count(*) AS attempts, count(*) FILTER (WHERE passed) AS passed,
-           avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS mean_tokens
-    FROM v_sample_truth WHERE judged AND stage = 'generate' GROUP BY run_id
-),
-res AS (
-    SELECT run_id, count(*) AS problems_done, count(*) FILTER (WHERE correct) AS correct
-    FROM results GROUP BY run_id
-),
-ids AS (SELECT run_id FROM v_run_problem_ids UNION SELECT run_id FROM results)
-SELECT ids.run_id,
+SELECT a.run_id,
        coalesce(a.attempts, 0) AS attempts,
        coalesce(a.passed, 0) AS passed,
        a.mean_tokens AS attempt_tokens,
        CASE WHEN a.attempts IS NULL THEN NULL
             WHEN a.passed = 0 THEN 'inf'::DOUBLE
             ELSE a.mean_tokens / (a.passed / a.attempts) END AS tokens_of_pass,
-       coalesce(r.problems_done, 0) AS problems_done,
-       coalesce(r.correct, 0) AS correct,
+       coalesce(a.problems_done, 0) AS problems_done,
+       coalesce(a.correct, 0) AS correct,
        coalesce(u.tokens, 0) AS total_tokens,
-       CASE WHEN r.problems_done IS NULL THEN NULL
-            WHEN r.correct = 0 THEN 'inf'::DOUBLE
-            ELSE coalesce(u.tokens, 0) / r.correct END AS tokens_per_correct
-FROM (SELECT DISTINCT run_id FROM ids) ids
-LEFT JOIN attempts a ON a.run_id = ids.run_id
-LEFT JOIN res r ON r.run_id = ids.run_id
-LEFT JOIN v_run_usage u ON u.run_id = ids.run_id;
+       CASE WHEN a.problems_done IS NULL THEN NULL
+            WHEN a.correct = 0 THEN 'inf'::DOUBLE
+            ELSE coalesce(u.tokens, 0) / a.correct END AS tokens_per_correct
+FROM v_run_attempts a
+LEFT JOIN v_run_usage u ON u.run_id = a.run_id;
 
 -- For every pair of verifiers that judged the same samples: the 2x2 table of
 -- pass / not-pass (fail, error and timeout are all "not pass") and their agreement.
@@ -453,4 +450,4 @@ LEFT JOIN v_run_usage u ON u.run_id = r.run_id
 LEFT JOIN v_cost_of_pass cp ON cp.run_id = r.run_id
 LEFT JOIN v_tokens_of_pass tp ON tp.run_id = r.run_id;
 
-INSERT OR REPLACE INTO schema_info VALUES ('views_version', '4');
+INSERT OR REPLACE INTO schema_info VALUES ('views_version', '5');
