@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -18,51 +20,38 @@ class Progress:
     last_problem: str | None = None
 
 
-Listener = Callable[[Progress], None]
-_listeners: list[Listener] = []
-_lock = threading.Lock()
+class Channel(Generic[T]):
+    """Listeners of one kind of event, called in the publishing thread (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[T], None]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Callable[[T], None]) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def publish(self, event: T) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(event)
 
 
-def subscribe(listener: Listener) -> Callable[[], None]:
-    with _lock:
-        _listeners.append(listener)
-
-    def unsubscribe() -> None:
-        with _lock:
-            if listener in _listeners:
-                _listeners.remove(listener)
-
-    return unsubscribe
-
-
-def publish(progress: Progress) -> None:
-    with _lock:
-        listeners = list(_listeners)
-    for listener in listeners:
-        listener(progress)
-
+_progress: Channel[Progress] = Channel()
+subscribe = _progress.subscribe
+publish = _progress.publish
 
 # --- model requests waiting on a server that does not answer (llm/stall.py Stall) ---
 # A separate channel, so Progress listeners keep receiving only Progress.
 
-StallListener = Callable[[Any], None]  # receives proofflow.llm.stall.Stall
-_stall_listeners: list[StallListener] = []
-
-
-def subscribe_stalls(listener: StallListener) -> Callable[[], None]:
-    with _lock:
-        _stall_listeners.append(listener)
-
-    def unsubscribe() -> None:
-        with _lock:
-            if listener in _stall_listeners:
-                _stall_listeners.remove(listener)
-
-    return unsubscribe
-
-
-def publish_stall(stall: Any) -> None:
-    with _lock:
-        listeners = list(_stall_listeners)
-    for listener in listeners:
-        listener(stall)
+_stalls: Channel[Any] = Channel()  # events are proofflow.llm.stall.Stall
+subscribe_stalls = _stalls.subscribe
+publish_stall = _stalls.publish
