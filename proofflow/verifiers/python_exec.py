@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from proofflow.verifiers._procs import Child, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, length_prefixed
 from proofflow.verifiers.exec_result import (
     SELF_VERIFY_VERSION,
     VERSION,
@@ -44,6 +43,7 @@ from proofflow.verifiers.exec_result import (
     exec_verdict,
     self_verify_verdict,
 )
+from proofflow.verifiers.procs import Child, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, length_prefixed
 from proofflow.verifiers.verdict import Outcome, Verdict
 
 __all__ = [

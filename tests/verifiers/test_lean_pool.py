@@ -1,4 +1,4 @@
-"""The warm checker pool (LeanProgramChecker on verifiers/_procs.Pool) against a REAL Lean 4:
+"""The warm checker pool (LeanProgramChecker on verifiers/procs.Pool) against a REAL Lean 4:
 the wasm build scripts/test.sh installs. Requests reach the process as files in its request
 directory (a live stdin pipe loses bytes under the wasm build), answers come on stdout.
 

@@ -1,4 +1,4 @@
-"""The process-pool primitive (verifiers/_procs.py) on real child processes."""
+"""The process-pool primitive (verifiers/procs/) on real child processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from proofflow.verifiers._procs import (
+from proofflow.verifiers.procs import (
     Child,
     ChildDied,
     ChildSpec,

@@ -21,8 +21,8 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
-from proofflow.verifiers._procs import NoWorkerFree
 from proofflow.verifiers.answer.pool import default_pool
+from proofflow.verifiers.procs import NoWorkerFree
 
 __all__ = ["Decision", "answers_equivalent", "clear_cache", "decide", "normalize_answer"]
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from proofflow.verifiers._procs import Child, ChildSpec, Pool, ReadTimeout, Rlimits, lines
+from proofflow.verifiers.procs import Child, ChildSpec, Pool, ReadTimeout, Rlimits, lines
 
 __all__ = ["ACQUIRE_TIMEOUT_S", "AnswerPool", "default_pool"]
 

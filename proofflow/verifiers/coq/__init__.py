@@ -13,7 +13,25 @@ type is compared with the statement elaborated on the header alone, both printed
 final state (``common.reference_module`` says why).
 """
 
-from proofflow.verifiers.coq.checker import CoqChecker
-from proofflow.verifiers.coq.common import CoqConfig, CoqNotFound, coq_version
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proofflow.verifiers.coq.checker import CoqChecker
+    from proofflow.verifiers.coq.common import CoqConfig, CoqNotFound, coq_version
 
 __all__ = ["CoqChecker", "CoqConfig", "CoqNotFound", "coq_version"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that the leaf modules (``lex``) import without the checker and its imports.
+    if name == "CoqChecker":
+        from proofflow.verifiers.coq.checker import CoqChecker
+
+        return CoqChecker
+    if name in ("CoqConfig", "CoqNotFound", "coq_version"):
+        from proofflow.verifiers.coq import common
+
+        return getattr(common, name)
+    raise AttributeError(name)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from proofflow.verifiers._procs import NoWorkerFree, Pool
 from proofflow.verifiers.coq.common import CoqConfig, coq_version
 from proofflow.verifiers.coq.coqc import check_coqc
 from proofflow.verifiers.coq.session import CoqSession
 from proofflow.verifiers.formal import AuditPolicy, CheckResult, FormalProblem, ProcessStats, static_rejections
+from proofflow.verifiers.procs import NoWorkerFree, Pool
 
 
 class CoqChecker:

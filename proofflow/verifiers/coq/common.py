@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
-from proofflow.verifiers import _coq_lex
+from proofflow.verifiers.coq import lex as coq_lex
 
 
 class CoqNotFound(RuntimeError):
@@ -87,8 +87,8 @@ def ends_open(source: str) -> bool:
     """coqc mode: does the source stop inside a proof (no Qed/Defined/Admitted/Abort after
     the last Proof or statement)? Then the trailer failing means "unclosed", not "undefined"."""
     try:
-        sentences, _ = _coq_lex.split_sentences(source)
-    except _coq_lex.CoqLexError:
+        sentences, _ = coq_lex.split_sentences(source)
+    except coq_lex.CoqLexError:
         return False
     last = sentences[-1].code.strip() if sentences else ""
     return not re.match(r"(Qed|Defined|Admitted|Abort|Save)\b", last)
@@ -110,7 +110,7 @@ def reference_module() -> str:
 def reference_sentences(module: str, statement: str) -> list[str]:
     """The sentences that elaborate ``statement`` (admitted) inside ``module``."""
     try:
-        stmt = [s.text for s in _coq_lex.split_sentences(statement)[0]]
-    except _coq_lex.CoqLexError:
+        stmt = [s.text for s in coq_lex.split_sentences(statement)[0]]
+    except coq_lex.CoqLexError:
         stmt = [statement]  # Coq reports the error; the reference is then missing
     return [f"Module {module}.", *(" ".join(s.split()) for s in stmt), "Admitted.", f"End {module}."]

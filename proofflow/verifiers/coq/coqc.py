@@ -10,8 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from proofflow.verifiers import _coq_lex
-from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, ReadTimeout, Rlimits
+from proofflow.verifiers.coq import lex as coq_lex
 from proofflow.verifiers.coq.common import (
     CoqConfig,
     ends_open,
@@ -21,6 +20,7 @@ from proofflow.verifiers.coq.common import (
     reference_sentences,
 )
 from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status, split_holes
+from proofflow.verifiers.procs import Child, ChildDied, ChildSpec, ReadTimeout, Rlimits
 
 _COQC_POS = re.compile(r'File "[^"]*", line (\d+), characters (\d+)-(\d+):\n(.*?)(?=\nFile "|\Z)', re.S)
 
@@ -118,7 +118,7 @@ def _errors(
         if line > src_lines:  # the Print Assumptions trailer: theorem not defined
             if ends_open(source):
                 hole_stop = True
-                holes = holes or [Hole(*_coq_lex.line_col(source, len(source.rstrip())), "", "unclosed")]
+                holes = holes or [Hole(*coq_lex.line_col(source, len(source.rstrip())), "", "unclosed")]
                 continue
             messages.append(Message("error", f"theorem {problem.name} is not defined by the source: {text[:300]}"))
             continue

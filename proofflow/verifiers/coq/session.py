@@ -16,8 +16,7 @@ import tempfile
 import time
 from typing import Protocol
 
-from proofflow.verifiers import _coq_lex
-from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, ReadTimeout, Rlimits, until
+from proofflow.verifiers.coq import lex as coq_lex
 from proofflow.verifiers.coq.common import (
     ERROR,
     GOALS,
@@ -32,6 +31,7 @@ from proofflow.verifiers.coq.common import (
     reference_sentences,
 )
 from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, ProcessStats, Status, split_holes
+from proofflow.verifiers.procs import Child, ChildDied, ChildSpec, ReadTimeout, Rlimits, until
 
 _PROMPT = re.compile(rb"<prompt>(?P<body>.*?)</prompt>", re.S)
 _PROMPT_BODY = re.compile(r"^\s*(?P<name>\S+) < (?P<state>\d+) \|(?P<proofs>[^|]*)\| (?P<depth>\d+) <\s*$")
@@ -127,7 +127,7 @@ class CoqSession:
         self._send("Reset Initial.", deadline)
         self.stats.header_loads += 1
         errors: list[Message] = []
-        sentences, trailing = _coq_lex.split_sentences(header)
+        sentences, trailing = coq_lex.split_sentences(header)
         body = ""
         for s in sentences:
             out, body = self._send(s.text, deadline)
@@ -155,9 +155,9 @@ class CoqSession:
             return CheckResult(status, "coq", self.version, duration_s=time.monotonic() - t0, **kw)  # type: ignore[arg-type]
 
         try:
-            sentences, trailing = _coq_lex.split_sentences(source)
-        except _coq_lex.CoqLexError as exc:
-            line, col = _coq_lex.line_col(source, exc.offset)
+            sentences, trailing = coq_lex.split_sentences(source)
+        except coq_lex.CoqLexError as exc:
+            line, col = coq_lex.line_col(source, exc.offset)
             return result("error", messages=[Message("error", f"Syntax error: {exc}", line, col)])
         try:
             # The header (Require of libraries) has its own budget; the proof's timeout
@@ -185,7 +185,7 @@ class CoqSession:
         self,
         problem: FormalProblem,
         source: str,
-        sentences: list[_coq_lex.Sentence],
+        sentences: list[coq_lex.Sentence],
         trailing: str,
         ref: str | None,
         deadline: float,
@@ -216,7 +216,7 @@ class CoqSession:
             if GOALS.match(clean):
                 last_goals = clean.strip()
         if not failed and trailing:
-            line, col = _coq_lex.line_col(source, source.rfind(trailing))
+            line, col = coq_lex.line_col(source, source.rfind(trailing))
             messages.append(Message("error", "Syntax error: '.' expected after the last sentence", line, col))
             failed = True
         # Sync: a sentinel whose answer names a nonce; anything unread before it (a
@@ -231,7 +231,7 @@ class CoqSession:
         open_proofs = pm.group("proofs").strip() if pm else ""
         if open_proofs:
             if not holes:
-                line, col = _coq_lex.line_col(source, len(source.rstrip()))
+                line, col = coq_lex.line_col(source, len(source.rstrip()))
                 holes.append(Hole(line, col, first_goal(last_goals), "unclosed"))
             self._send("Abort All.", deadline)
             return result("incomplete", messages=[Message("info", f"proof of {open_proofs} not closed")], holes=holes)
@@ -271,17 +271,17 @@ class CoqSession:
         return clean[len(name) + 3 :]
 
     @staticmethod
-    def _message(source: str, s: _coq_lex.Sentence, clean: str, err_at: int) -> Message:
+    def _message(source: str, s: coq_lex.Sentence, clean: str, err_at: int) -> Message:
         text = clean[err_at:].strip()
         pos = TOPLEVEL_POS.search(clean[:err_at])
         if not pos:
-            line, col = _coq_lex.line_col(source, s.start)
+            line, col = coq_lex.line_col(source, s.start)
             return Message("error", text, line, col)
         raw = s.text.replace("\n", " ").encode("utf-8")
         a = len(raw[: int(pos.group(1))].decode("utf-8", "ignore"))
         b = len(raw[: int(pos.group(2))].decode("utf-8", "ignore"))
-        line, col = _coq_lex.line_col(source, s.start + a)
-        end_line, end_col = _coq_lex.line_col(source, s.start + b)
+        line, col = coq_lex.line_col(source, s.start + a)
+        end_line, end_col = coq_lex.line_col(source, s.start + b)
         return Message("error", text, line, col, end_line, end_col)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from proofflow.verifiers import _coq_lex
+from proofflow.verifiers.coq import lex as coq_lex
 from proofflow.verifiers.formal.text import COQ_HOLES, LEAN_HOLES, strip_comments
 from proofflow.verifiers.formal.types import Backend, Hole, Message
 
@@ -17,7 +17,7 @@ def split_holes(source: str, backend: Backend) -> list[Hole]:
     pattern = COQ_HOLES if backend == "coq" else LEAN_HOLES
     holes = []
     for m in pattern.finditer(code):
-        line, col = _coq_lex.line_col(source, m.start())
+        line, col = coq_lex.line_col(source, m.start())
         holes.append(Hole(line=line, column=col, kind=m.group(1), start=m.start(), end=m.end()))
     return holes
 
@@ -51,7 +51,7 @@ def fill_hole(source: str, hole_index: int, proof_text: str, backend: Backend) -
         tail = text if text.endswith(".") else text + "."
         return source[: h.start] + tail + source[h.end + 1 :]
     parts = [
-        s.text.rstrip(".").strip() for s in _coq_lex.split_sentences(text if text.endswith(".") else text + ".")[0]
+        s.text.rstrip(".").strip() for s in coq_lex.split_sentences(text if text.endswith(".") else text + ".")[0]
     ]
     expr = parts[0] if len(parts) == 1 else "(" + "; ".join(parts) + ")"
     return source[: h.start] + expr + source[h.end :]
@@ -119,14 +119,14 @@ def _mask_lean(source: str, error_lines: list[int]) -> str:
 
 def _mask_coq(source: str, messages: list[Message]) -> str:
     try:
-        sentences, _ = _coq_lex.split_sentences(source)
-    except _coq_lex.CoqLexError:
+        sentences, _ = coq_lex.split_sentences(source)
+    except coq_lex.CoqLexError:
         return source
     edits: list[tuple[int, int, str]] = []
     for msg in messages:
         if msg.severity != "error" or not msg.line or msg.line < 1:
             continue
-        off = _coq_lex.offset_of(source, msg.line, msg.column or 0)
+        off = coq_lex.offset_of(source, msg.line, msg.column or 0)
         sent = next((s for s in sentences if s.start <= off < s.end), None)
         if sent is None or any(e[0] == sent.start for e in edits):
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from proofflow.verifiers import _coq_lex
+from proofflow.verifiers.coq import lex as coq_lex
 from proofflow.verifiers.formal.types import Backend
 
 _LEAN_BLOCK_COMMENT = re.compile(r"/-.*?-/", re.S)
@@ -16,8 +16,8 @@ def strip_comments(source: str, backend: Backend) -> str:
     """Comments replaced by blanks (newlines kept) so matches are never inside one."""
     if backend == "coq":
         try:
-            return _coq_lex.strip_comments(source)
-        except _coq_lex.CoqLexError:
+            return coq_lex.strip_comments(source)
+        except coq_lex.CoqLexError:
             return source  # the checker reports the lexing error itself
     blank = lambda m: re.sub(r"[^\n]", " ", m.group(0))  # noqa: E731
     # Lean doc/block comments nest rarely in proofs; non-greedy is enough for the audit,

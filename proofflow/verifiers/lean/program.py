@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, lines
 from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status
+from proofflow.verifiers.procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, lines
 
 PROGRAM = Path(__file__).with_name("Checker.lean")
 # Axioms whose presence means the proof trusts the compiler (native_decide and friends).

@@ -12,7 +12,7 @@ env (header-keyed reuse, as Kimina does). The REPL has no timeout of its own, so
 that overruns kills the process group and the next check on that worker respawns it
 (paying the import again — the price of a timeout). RLIMIT_AS caps each process; a REPL
 is recycled after N checks because every command keeps a new env alive in it. The
-processes, deadline reads, kills and the pool are the shared primitive (verifiers/_procs.py).
+processes, deadline reads, kills and the pool are the shared primitive (verifiers/procs/).
 
 No Lean toolchain can be installed on the machines this was written on: this module's
 process handling is tested with a protocol stand-in (tests/verifiers/fake_lean_repl.py); real-Lean
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proofflow.verifiers._procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, blank_line
 from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, ProcessStats, Status
+from proofflow.verifiers.procs import Child, ChildDied, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, blank_line
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def classify(problem: FormalProblem, messages: list[Message], holes: list[Hole])
 
 
 class LeanRepl:
-    """One REPL process on the process-pool primitive (verifiers/_procs.py). Not
+    """One REPL process on the process-pool primitive (verifiers/procs/). Not
     thread-safe on its own: the pool lends it to one thread."""
 
     def __init__(self, config: LeanConfig, stats: ProcessStats | None = None) -> None:

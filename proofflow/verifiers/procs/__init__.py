@@ -19,7 +19,7 @@ Three pieces, each usable alone:
 
 Usage (a pool of warm JSON-line workers)::
 
-    from proofflow.verifiers._procs import Child, ChildSpec, Pool, Rlimits, lines
+    from proofflow.verifiers.procs import Child, ChildSpec, Pool, Rlimits, lines
 
     class Worker:
         def __init__(self) -> None:
@@ -44,7 +44,7 @@ The pool never looks inside a worker; what "ready", "header" or "respawn" mean i
 worker's business (Coq keeps its prompt state, the sandbox its zygote handshake).
 """
 
-from proofflow.verifiers._proc_child import (
+from proofflow.verifiers.procs.child import (
     Child,
     ChildDied,
     ChildSpec,
@@ -58,7 +58,7 @@ from proofflow.verifiers._proc_child import (
     lines,
     until,
 )
-from proofflow.verifiers._proc_pool import NoWorkerFree, Pool
+from proofflow.verifiers.procs.pool import NoWorkerFree, Pool
 
 __all__ = [
     "Child",

@@ -1,5 +1,5 @@
 """Children and their framed channels: rlimits, process groups, deadline reads by poll.
-Part of the process-pool primitive; import it from ``proofflow.verifiers._procs``."""
+Part of the process-pool primitive; import it from ``proofflow.verifiers.procs``."""
 
 from __future__ import annotations
 

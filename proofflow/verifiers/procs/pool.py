@@ -1,5 +1,5 @@
 """``Pool``: workers lent one caller at a time, with an acquire deadline, recycling and
-replacement. Part of the process-pool primitive; import it from ``proofflow.verifiers._procs``."""
+replacement. Part of the process-pool primitive; import it from ``proofflow.verifiers.procs``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, Protocol, TypeVar
 
-from proofflow.verifiers._proc_child import ProcError
+from proofflow.verifiers.procs.child import ProcError
 
 
 class NoWorkerFree(ProcError, TimeoutError):
