@@ -19,7 +19,8 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from proofflow.verifiers.python_exec import Outcome, Sandbox
+from proofflow.verifiers import Outcome
+from proofflow.verifiers.sandbox import Sandbox
 
 TRIVIAL = "print(1 + 1)"
 SLOW = "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < 0.05:\n    pass\nprint('done')"

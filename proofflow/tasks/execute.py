@@ -8,8 +8,9 @@ from prefect.cache_policies import NO_CACHE
 
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem
 from proofflow.tasks.verify import judge_unjudged
-from proofflow.verifiers import Outcome, Verdict, python_exec
-from proofflow.verifiers.code_blocks import last_code_block
+from proofflow.verifiers import Outcome, Verdict
+from proofflow.verifiers import sandbox as python_exec
+from proofflow.verifiers.sandbox.code_blocks import last_code_block
 
 POT_VERIFIER = "python_exec"
 CSV_VERIFIER = "self_verify"

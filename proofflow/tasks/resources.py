@@ -34,7 +34,7 @@ from proofflow.llm.stall import Stall
 
 if TYPE_CHECKING:
     from proofflow.verifiers.formal import FormalChecker
-    from proofflow.verifiers.python_exec import Sandbox
+    from proofflow.verifiers.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,9 @@ def formal_checker(prove: ProveConfig) -> FormalChecker:
 
 def sandbox() -> Sandbox:
     """The process's Python sandbox (a pool of zygotes; root only): the verifiers' own
-    process-wide one (python_exec.default_sandbox), which the execute stage also uses, so
+    process-wide one (sandbox.default_sandbox), which the execute stage also uses, so
     a process never holds two pools of zygotes. close_all() closes it."""
-    from proofflow.verifiers.python_exec import default_sandbox
+    from proofflow.verifiers.sandbox import default_sandbox
 
     return default_sandbox()
 
@@ -163,7 +163,7 @@ def _close_default_sandbox() -> None:
     on the next use)."""
     import sys
 
-    mod: Any = sys.modules.get("proofflow.verifiers.python_exec")
+    mod: Any = sys.modules.get("proofflow.verifiers.sandbox.runner")
     box = getattr(mod, "_default", None) if mod is not None else None
     if box is not None:
         box.close()

@@ -44,7 +44,7 @@ def answer_pool():
 
 
 def sandbox_pool():
-    from proofflow.verifiers.python_exec import Sandbox
+    from proofflow.verifiers.sandbox import Sandbox
     with Sandbox(size=1) as sb:
         r = sb.run("print(6 * 7)")
         return [r.outcome.value, r.stdout]

@@ -3,7 +3,7 @@
 Isolation: new network/mount/IPC/UTS namespaces, every mount read-only, a size-capped
 tmpfs for scratch, and the interpreter exposed to unprivileged uids without exposing its
 neighbours. Standard library only, loaded by path by
-``_sandbox_zygote.py`` (which says what each execution adds on top)."""
+``zygote.py`` (which says what each execution adds on top)."""
 
 from __future__ import annotations
 

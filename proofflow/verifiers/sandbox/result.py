@@ -1,6 +1,6 @@
 """What one sandboxed execution returns (`ExecResult`, under `Limits`) and the two Verdicts
 built from it: "the program ran cleanly" (`exec_verdict`, program-of-thought) and
-code-based self-verification (`self_verify_verdict`). No processes here: `python_exec`
+code-based self-verification (`self_verify_verdict`). No processes here: `runner.py`
 runs the programs."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The sandbox zygote: an isolated, warm Python process that forks one child per execution.
 
-Run as a script (stdlib only, by path) by ``python_exec.Sandbox``; never imported by it.
+Run as a script (stdlib only, by path) by ``runner.Sandbox``; never imported by it.
 
-Isolation, set up once when the zygote starts (it runs as root; ``_sandbox_isolation.py``):
+Isolation, set up once when the zygote starts (it runs as root; ``isolation.py``):
 - a new network namespace (only a downed loopback: connect() fails at once), and new IPC
   and UTS namespaces;
 - a new mount namespace in which every mount is remounted read-only, and a fresh,
@@ -20,7 +20,7 @@ Per execution (one at a time per zygote; the host runs a pool of zygotes):
   no_new_privs, scrubs the environment, and execs the code in the warm interpreter.
 - it joins the zygote's memory cgroup, whose limit is the execution's memory budget (all
   its processes together), and installs a seccomp filter refusing new user namespaces
-  (``_sandbox_limits.py``);
+  (``limits.py``);
 - the zygote enforces the wall clock and the output cap and reports stdout/stderr/status.
 
 Protocol on the socket given as argv[1]: 4-byte big-endian length + pickle, both ways.
@@ -45,7 +45,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from proofflow.verifiers._sandbox_limits import MemoryCgroup
+    from proofflow.verifiers.sandbox.limits import MemoryCgroup
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -66,8 +66,8 @@ def _load(name: str) -> ModuleType:
     return mod
 
 
-_limits = _load("_sandbox_limits")
-_isolation = _load("_sandbox_isolation")
+_limits = _load("limits")
+_isolation = _load("isolation")
 # The execution cgroup (one per zygote, one execution at a time); None: the RLIMIT budget.
 _CGROUP: MemoryCgroup | None = None
 _libc.syscall.restype = ctypes.c_long

@@ -1,6 +1,6 @@
 """Per-execution limits for the sandbox zygote: a memory cgroup and a no-user-namespace
 seccomp filter. Standard library only: the zygote loads this by path before it isolates
-itself (``_sandbox_zygote.py``); nothing else imports it at run time.
+itself (``zygote.py``); nothing else imports it at run time.
 
 Why a cgroup: RLIMIT_AS caps each *process*; a program that forks N children may use
 N × the cap. A memory cgroup caps what all of an execution's processes use together.

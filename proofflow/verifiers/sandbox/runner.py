@@ -1,7 +1,7 @@
 """Run untrusted Python (model-written programs) in a sandbox, and turn results into Verdicts.
 
 ``Sandbox`` keeps a pool of zygotes (one per core by default), each an already-isolated,
-warm Python process (see ``_sandbox_zygote.py`` for the isolation it sets up) that forks a
+warm Python process (see ``zygote.py`` for the isolation it sets up) that forks a
 fresh child per execution. ``Sandbox.run`` is thread-safe: a caller borrows an idle zygote,
 so at most ``size`` programs run at once and the rest wait their turn.
 
@@ -13,7 +13,7 @@ exit or timeout every process the program started dies (PID namespace per execut
 
 Requires root (namespaces, mounts, setuid). ``SandboxUnavailable`` is raised otherwise.
 
-`ExecResult`, `Limits` and the verdict builders live in ``exec_result.py`` (re-exported here).
+`ExecResult`, `Limits` and the verdict builders live in ``result.py`` (re-exported by the package).
 
 Outcomes: PASS = exited 0; FAIL = exited non-zero (an uncaught exception is exit 1);
 ERROR = killed by a signal (segfault, ...), output over the cap, or a sandbox failure;
@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from proofflow.verifiers.exec_result import (
+from proofflow.verifiers.procs import Child, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, length_prefixed
+from proofflow.verifiers.sandbox.result import (
     SELF_VERIFY_VERSION,
     VERSION,
     ExecResult,
@@ -43,7 +44,6 @@ from proofflow.verifiers.exec_result import (
     exec_verdict,
     self_verify_verdict,
 )
-from proofflow.verifiers.procs import Child, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, length_prefixed
 from proofflow.verifiers.verdict import Outcome, Verdict
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
     "self_verify_verdict",
 ]
 
-_ZYGOTE = Path(__file__).with_name("_sandbox_zygote.py")
+_ZYGOTE = Path(__file__).with_name("zygote.py")
 _BASE_PYTHON = getattr(sys, "_base_executable", None) or sys.executable
 # Each zygote gets its own uid, so concurrent executions cannot signal each other's
 # processes, and RLIMIT_NPROC (counted per uid) is per execution. The host pid is part of
