@@ -24,17 +24,6 @@ import duckdb
 from proofflow.processes import pid_alive
 from proofflow.storage.records import Row
 
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "runs": ("run_id",),
-    "problems": ("problem_id",),
-    "run_problems": ("run_id", "problem_id"),
-    "run_problem_lines": ("run_id", "line"),
-    "calls": ("call_id",),
-    "samples": ("sample_id",),
-    "verdicts": ("sample_id", "verifier"),
-    "results": ("run_id", "problem_id"),
-}
-
 _PREFIX = "batch-"
 
 
@@ -50,7 +39,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, row_type: type[Row], rows: Seque
         return
     cols = row_type.columns()
     seen: set[tuple[Any, ...]] = set()
-    key_cols = PRIMARY_KEYS[row_type.table]
+    key_cols = row_type.primary_key
     batch_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", prefix=_batch_prefix(),
                                      dir=batch_dir, encoding="utf-8") as f:

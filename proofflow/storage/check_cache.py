@@ -1,8 +1,9 @@
-"""Persistence of the formal checker's VerdictCache (verifiers/formal.py) in DuckDB.
+"""Persistence of the formal checker's VerdictCache (verifiers/formal/cache.py) in DuckDB.
 
 Why: checking a proof costs 0.01–0.5 s warm in Coq and seconds to minutes in Lean; a
 rerun, a resumed run or another run that meets the same (header, statement, source)
-must not pay it again. The table is keyed exactly like `VerdictCache.key`.
+must not pay it again. The table is keyed exactly like `VerdictCache.key`; its row type,
+`CheckCacheRow`, is defined with the other tables' in records.py.
 
 Reads happen once, when a run opens (`load_all`: every entry of this checker version),
 because a run never keeps the file open (see db.py); new entries go through the run's
@@ -12,34 +13,15 @@ BatchWriter like any other row.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import ClassVar
+from dataclasses import asdict
 
 import duckdb
 
-from proofflow.storage.bulk import PRIMARY_KEYS
 from proofflow.storage.db import Store
-from proofflow.storage.journal import ROW_TYPES
-from proofflow.storage.records import Row, utcnow
+from proofflow.storage.records import CheckCacheRow
 from proofflow.verifiers.formal import CacheKey, CheckResult, Hole, Message
 
-
-@dataclass
-class CheckCacheRow(Row):
-    table: ClassVar[str] = "check_cache"
-    checker: str
-    header_hash: str
-    source_hash: str
-    status: str
-    result: str  # JSON of the CheckResult
-    created_at: datetime = field(default_factory=utcnow)
-
-
-# The generic bulk insert needs each table's key, and a journal replay its row type;
-# registered here, beside the row type.
-PRIMARY_KEYS.setdefault("check_cache", ("checker", "header_hash", "source_hash"))
-ROW_TYPES.setdefault("check_cache", CheckCacheRow)
+__all__ = ["CheckCacheRow", "cache_row", "load_all", "result_from_json", "result_to_json"]
 
 
 def result_to_json(result: CheckResult) -> str:

@@ -35,8 +35,7 @@ from proofflow.storage.records import WRITE_ORDER, Row
 log = logging.getLogger(__name__)
 
 PREFIX = "journal-"
-# Row types by table, for replay; storage modules with row types of their own
-# (check_cache) add theirs.
+# Row types by table, for replay (records.WRITE_ORDER names every table's row type).
 ROW_TYPES: dict[str, type[Row]] = {t.table: t for t in WRITE_ORDER}
 
 
@@ -95,8 +94,6 @@ def replay(con: duckdb.DuckDBPyConnection, directory: Path) -> int:
     paths = stale_files(directory, PREFIX)
     if not paths:
         return 0
-    if "check_cache" not in ROW_TYPES:
-        import proofflow.storage.check_cache  # noqa: F401  (registers its row type)
     by_type: dict[type[Row], list[Row]] = defaultdict(list)
     for path in paths:
         for row in _read(path):

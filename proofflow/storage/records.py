@@ -19,6 +19,9 @@ def utcnow() -> datetime:
 @dataclass
 class Row:
     table: ClassVar[str] = ""
+    # The table's primary key, stated here once: the bulk insert dedupes a batch by it and
+    # tests/storage/test_primary_keys.py holds schema.sql to it.
+    primary_key: ClassVar[tuple[str, ...]] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -31,6 +34,7 @@ class Row:
 @dataclass
 class RunRow(Row):
     table: ClassVar[str] = "runs"
+    primary_key: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: str
     name: str
     strategy: str
@@ -47,6 +51,7 @@ class RunRow(Row):
 @dataclass
 class ProblemRow(Row):
     table: ClassVar[str] = "problems"
+    primary_key: ClassVar[tuple[str, ...]] = ("problem_id",)
     problem_id: str
     source: str | None
     source_id: str | None
@@ -62,6 +67,7 @@ class ProblemRow(Row):
 @dataclass
 class RunProblemRow(Row):
     table: ClassVar[str] = "run_problems"
+    primary_key: ClassVar[tuple[str, ...]] = ("run_id", "problem_id")
     run_id: str
     problem_id: str
     position: int
@@ -76,6 +82,7 @@ class RunProblemLineRow(Row):
     """One line of the problem file a run was started with (problems/file_identity.py)."""
 
     table: ClassVar[str] = "run_problem_lines"
+    primary_key: ClassVar[tuple[str, ...]] = ("run_id", "line")
     run_id: str
     line: int
     digest: str
@@ -86,6 +93,7 @@ class RunProblemLineRow(Row):
 @dataclass
 class CallRow(Row):
     table: ClassVar[str] = "calls"
+    primary_key: ClassVar[tuple[str, ...]] = ("call_id",)
     call_id: str
     run_id: str | None
     problem_id: str | None
@@ -107,6 +115,7 @@ class CallRow(Row):
 @dataclass
 class SampleRow(Row):
     table: ClassVar[str] = "samples"
+    primary_key: ClassVar[tuple[str, ...]] = ("sample_id",)
     sample_id: str
     run_id: str
     problem_id: str
@@ -133,6 +142,7 @@ class SampleRow(Row):
 @dataclass
 class VerdictRow(Row):
     table: ClassVar[str] = "verdicts"
+    primary_key: ClassVar[tuple[str, ...]] = ("sample_id", "verifier")
     sample_id: str
     verifier: str
     verifier_version: str
@@ -150,6 +160,7 @@ class VerdictRow(Row):
 @dataclass
 class ResultRow(Row):
     table: ClassVar[str] = "results"
+    primary_key: ClassVar[tuple[str, ...]] = ("run_id", "problem_id")
     run_id: str
     problem_id: str
     selection: str
@@ -162,7 +173,23 @@ class ResultRow(Row):
     created_at: datetime = field(default_factory=utcnow)
 
 
-# Write order inside one flush: a verdict or result never lands without its sample.
+@dataclass
+class CheckCacheRow(Row):
+    """The formal checker's verdict cache (storage/check_cache.py), keyed exactly like
+    `VerdictCache.key`: checker name + version, header hash, statement + source hash."""
+
+    table: ClassVar[str] = "check_cache"
+    primary_key: ClassVar[tuple[str, ...]] = ("checker", "header_hash", "source_hash")
+    checker: str
+    header_hash: str
+    source_hash: str
+    status: str
+    result: str  # JSON of the CheckResult
+    created_at: datetime = field(default_factory=utcnow)
+
+
+# Write order inside one flush: a verdict or result never lands without its sample. Every
+# table's row type is here, so a journal replay knows them all without importing anything.
 WRITE_ORDER: tuple[type[Row], ...] = (
-    RunRow, ProblemRow, RunProblemRow, CallRow, SampleRow, VerdictRow, ResultRow,
+    RunRow, ProblemRow, RunProblemRow, CallRow, SampleRow, VerdictRow, ResultRow, CheckCacheRow,
 )
