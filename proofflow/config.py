@@ -111,6 +111,20 @@ class SamplingConfig(BaseModel):
     stop: list[str] = Field(default_factory=list)
 
 
+class ReasoningConfig(BaseModel):
+    """Reasoning models (llm/reasoning.py): how thinking is told apart from the answer and
+    how much of it a turn may spend."""
+
+    think_tags: tuple[str, str] = Field(
+        ("<think>", "</think>"), description="open and close tag of the thinking, when the server does not split it")
+    prompt_opens_thinking: bool = Field(
+        False, description="the chat template ends the prompt inside an open think block (a text without tags is all thinking)")
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description='sent to vLLM with every chat request, e.g. {enable_thinking = false}')
+    count_with_tokenizer: bool = Field(
+        True, description="count reasoning tokens with the server's /tokenize when its usage does not report them")
+
+
 class VoteWeights(BaseModel):
     """Verification-weighted voting: a sample's vote counts by its self-verification
     verdict. Defaults as in the CSV paper (Zhou et al. 2023): True 1, uncertain 0.5, False 0.2."""
@@ -269,6 +283,7 @@ class Settings(BaseSettings):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     prove: ProveConfig = Field(default_factory=ProveConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -293,6 +308,7 @@ class _ResolvedSettings(BaseModel):
     storage: StorageConfig
     prove: ProveConfig
     runner: RunnerConfig
+    reasoning: ReasoningConfig
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

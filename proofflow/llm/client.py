@@ -18,6 +18,7 @@ retries included, gives up after `EndpointConfig.give_up_after` seconds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import random
@@ -32,7 +33,8 @@ from typing import Any
 
 import openai
 
-from proofflow.config import EndpointConfig, SamplingConfig
+from proofflow.config import EndpointConfig, ReasoningConfig, SamplingConfig
+from proofflow.llm import reasoning as thinking
 from proofflow.llm.stall import Stall, StallWatcher
 from proofflow.storage.records import CallRow
 
@@ -73,6 +75,11 @@ class Choice:
     finish_reason: str | None
     completion_tokens: int
     tokens_exact: bool  # False when apportioned from the request's total
+    # The thinking, kept apart from `text` (the answer) by llm/reasoning.py.
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+    reasoning_tokens_source: str | None = None  # usage | tokenize | apportioned
+    budget_exhausted: bool = False  # stopped on length inside the thinking
 
 
 @dataclass(frozen=True)
@@ -103,9 +110,13 @@ class ModelClient:
         on_call: Callable[[CallRow], None] | None = None,
         slot: SlotHook | None = None,
         on_stall: Callable[[Stall], None] | None = None,
+        reasoning: ReasoningConfig | None = None,
     ):
         self.endpoint = endpoint
         self.sampling = sampling
+        self.reasoning = reasoning or ReasoningConfig()
+        # One per replica, made on first use: counts thinking tokens the usage did not.
+        self._tokenizers: dict[str, thinking.ServerTokenizer] = {}
         self.on_call = on_call or (lambda row: None)
         # Held around every HTTP attempt, inside the per-process semaphore (so a process
         # never holds a global slot while it waits for one of its own).
@@ -267,11 +278,15 @@ class ModelClient:
             if self.endpoint.api == "chat":
                 messages: list[Any] = ([{"role": "system", "content": request.system}] if request.system else [])
                 messages.append({"role": "user", "content": request.prompt})
+                extra: dict[str, Any] = {"return_token_ids": True}
+                if self.reasoning.chat_template_kwargs:
+                    extra["chat_template_kwargs"] = self.reasoning.chat_template_kwargs
                 raw = client.chat.completions.create(
                     model=self.endpoint.model, messages=messages, n=request.n, seed=request.seed,
-                    extra_body={"return_token_ids": True}, timeout=timeout, **params,
+                    extra_body=extra, timeout=timeout, **params,
                 )
                 texts = [(c.message.content or "", c.finish_reason, _token_count(c)) for c in raw.choices]
+                server_thinking = [thinking.message_reasoning(c.message) for c in raw.choices]
             else:
                 prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
                 raw = client.completions.create(
@@ -279,6 +294,7 @@ class ModelClient:
                     extra_body={"return_token_ids": True}, timeout=timeout, **params,
                 )
                 texts = [(c.text or "", c.finish_reason, _token_count(c)) for c in raw.choices]
+                server_thinking = [None] * len(texts)
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             record("error", f"{type(exc).__name__}: {exc}")
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
@@ -297,11 +313,29 @@ class ModelClient:
         usage = raw.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
-        choices = _apportion(texts, completion_tokens)
+        choices = self._with_reasoning(url, _apportion(texts, completion_tokens), server_thinking, usage)
         cost = self._cost(prompt_tokens, completion_tokens, latency)
         record("ok", None, prompt_tokens, completion_tokens, cost)
         return Response(call_id, url, self.endpoint.model, request.seed, choices,
                         prompt_tokens, completion_tokens, latency, cost, list(calls))
+
+    def _with_reasoning(self, url: str, choices: list[Choice], server_thinking: Sequence[str | None],
+                        usage: Any) -> list[Choice]:
+        """Each choice's thinking split from its answer and counted (llm/reasoning.py)."""
+        cfg = self.reasoning
+        splits = [thinking.split_reasoning(c.text, r, cfg.think_tags, cfg.prompt_opens_thinking)
+                  for c, r in zip(choices, server_thinking)]
+        if all(s.reasoning is None for s in splits):
+            return choices
+        tokenize = None
+        if cfg.count_with_tokenizer:
+            tokenize = self._tokenizers.setdefault(url, thinking.ServerTokenizer(url, self.endpoint.model))
+        counts = thinking.count_reasoning(splits, [c.completion_tokens for c in choices],
+                                          thinking.usage_reasoning_tokens(usage), tokenize)
+        return [dataclasses.replace(c, text=s.answer, reasoning=s.reasoning, reasoning_tokens=n.tokens,
+                                    reasoning_tokens_source=n.source,
+                                    budget_exhausted=thinking.budget_exhausted(s, c.finish_reason))
+                for c, s, n in zip(choices, splits, counts)]
 
     # -- waiting requests (a frozen server must not be silent) ----------------------
 

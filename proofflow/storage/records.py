@@ -137,6 +137,11 @@ class SampleRow(Row):
     latency_s: float | None
     cost: float | None
     created_at: datetime = field(default_factory=utcnow)
+    # A reasoning model's thinking, apart from `completion` (the answer); llm/reasoning.py.
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+    reasoning_tokens_source: str | None = None  # usage | tokenize | apportioned
+    budget_exhausted: bool | None = None  # stopped on length while still thinking
 
 
 @dataclass

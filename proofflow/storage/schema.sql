@@ -102,6 +102,13 @@ CREATE TABLE IF NOT EXISTS samples (
     created_at TIMESTAMP
 );
 
+-- A reasoning model's thinking, kept apart from `completion` (the answer: extraction and
+-- voting read only that) and counted; files written before these columns existed open.
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning VARCHAR;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning_tokens INTEGER;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning_tokens_source VARCHAR;  -- usage | tokenize | apportioned (inexact)
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS budget_exhausted BOOLEAN;         -- stopped on length inside the thinking
+
 CREATE TABLE IF NOT EXISTS verdicts (
     sample_id VARCHAR NOT NULL,
     verifier VARCHAR NOT NULL,

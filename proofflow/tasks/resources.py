@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from proofflow.config import EndpointConfig, ProveConfig, SamplingConfig
+from proofflow.config import EndpointConfig, ProveConfig, ReasoningConfig, SamplingConfig
 from proofflow.llm.client import ModelClient
 from proofflow.llm.stall import Stall
 
@@ -117,16 +117,17 @@ def open_count() -> int:
 
 # ------------------------------------------------------------------------- the getters
 
-def model_client(endpoint: EndpointConfig, sampling: SamplingConfig) -> ModelClient:
+def model_client(endpoint: EndpointConfig, sampling: SamplingConfig,
+                 reasoning: ReasoningConfig | None = None) -> ModelClient:
     """The model client for these settings. In a worker process that shares the endpoint
     with others (GLOBAL_LIMITS_ENV set), every request also holds a slot of the
     endpoint's Prefect global concurrency limit (flows/runners.py creates the limits)."""
     global_limits = os.environ.get(GLOBAL_LIMITS_ENV) == "1"
     return _get(
-        "model_client", (endpoint, sampling),
+        "model_client", (endpoint, sampling, reasoning or ReasoningConfig()),
         lambda: ModelClient(endpoint, sampling,
                             slot=_slot_for(endpoint, sampling) if global_limits else None,
-                            on_stall=_publish_stall),
+                            on_stall=_publish_stall, reasoning=reasoning),
         ModelClient.close,
     )
 

@@ -72,7 +72,7 @@ def sample_request(ctx: RunContext, plan: Plan) -> StageOutput:
     from proofflow.llm.client import Request
     from proofflow.tasks import resources
 
-    client = resources.model_client(ctx.settings.endpoint, ctx.settings.sampling)
+    client = resources.model_client(ctx.settings.endpoint, ctx.settings.sampling, ctx.settings.reasoning)
     request = Request(prompt=plan.prompt, n=len(plan.ids), seed=seed_for(plan.ids[0]),
                       context={"run_id": ctx.run_id, "problem_id": plan.problem_id, "stage": plan.stage})
     response = client.complete(request)
@@ -103,6 +103,9 @@ def sample_rows(ctx: RunContext, plan: Plan, response: Response, params: dict[st
             finish_reason=choice.finish_reason, prompt_tokens=prompt_share[i],
             completion_tokens=choice.completion_tokens, tokens_exact=choice.tokens_exact,
             latency_s=response.latency_s, cost=cost,
+            reasoning=choice.reasoning, reasoning_tokens=choice.reasoning_tokens,
+            reasoning_tokens_source=choice.reasoning_tokens_source,
+            budget_exhausted=choice.budget_exhausted if choice.reasoning is not None else None,
         ))
     return rows
 
