@@ -145,6 +145,7 @@ def _server_command(cfg: LocalServerConfig) -> list[str]:
         # so prompts are never split; the token budget still fits many prompts per step.
         "--no-enable-chunked-prefill",
         "--max-num-batched-tokens", str(max(8192, cfg.max_model_len)),
+        *cfg.extra_args,
     ]
 
 

@@ -46,6 +46,8 @@ class LocalServerConfig:
     stop_grace_s: float = 20.0
     venv_dir: Path | None = None  # default: home/vllm-venv
     model_dir: Path | None = None  # default: home/models/smollm2-135m-instruct
+    # More `vllm serve` flags, e.g. a reasoning parser or tool calling (llm/agent_server.py).
+    extra_args: tuple[str, ...] = ()
 
     @property
     def venv(self) -> Path:
