@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -406,3 +409,168 @@ def test_budget_without_cgroup_bounds_process_count() -> None:
     assert fallback_nproc(64, 1024, 2048) == 2
     assert fallback_nproc(64, 1024, 512) == 1
     assert fallback_nproc(8, 256, 1 << 20) == 8
+
+
+# --------------------------------------------------------------- what a program can see
+# Issue 20.3: a program run by the sandbox (pot, csv) read the benchmark's answer key,
+# the project's source, any world-readable file and the host's /proc. Each case below
+# first shows the host can read the thing, so "unreadable inside" is the sandbox's doing.
+
+_TRY_READ = """
+import os, sys
+for path in {paths!r}:
+    try:
+        with open(path, "rb") as f:
+            f.read(64)
+        print("READ", path)
+    except OSError as e:
+        print("denied", path, e.errno)
+"""
+
+
+def _read_attempts(sb: Sandbox, paths: list[str]) -> list[str]:
+    r = sb.run(_TRY_READ.format(paths=paths))
+    assert r.outcome is Outcome.PASS, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(paths)
+    return lines
+
+
+def test_benchmark_data_is_unreadable(sb: Sandbox) -> None:
+    data = REPO.parent / "shared" / "data"
+    answer_keys = sorted(str(p) for p in data.glob("*/*.jsonl"))
+    assert answer_keys, f"no benchmark files under {data} to try"
+    assert Path(answer_keys[0]).read_bytes()[:1]  # the host reads them
+    relative = [os.path.relpath(p, REPO) for p in answer_keys[:3]]  # ../shared/data/...
+    # The relative paths from the program's own directory and after it chdir()s to where
+    # the project would be: neither reaches the files.
+    code = _TRY_READ.format(paths=answer_keys + relative) + f"""
+try:
+    os.chdir({str(REPO)!r})
+    print("CHDIR")
+except OSError:
+    pass
+for path in {relative!r}:
+    try:
+        open(path).read(1)
+        print("READ", path)
+    except OSError:
+        print("denied", path)
+print(sorted(os.listdir("/")))
+"""
+    r = sb.run(code)
+    assert r.outcome is Outcome.PASS, r.stderr
+    assert "READ" not in r.stdout and "CHDIR" not in r.stdout
+    assert r.stdout.count("denied") == len(answer_keys) + 2 * len(relative)
+    root = eval(r.stdout.splitlines()[-1])  # the program's own listing of "/"
+    assert not {"work", "home", "data", "var", "mnt", "opt", "srv"} & set(root), root
+
+
+def test_database_project_source_and_host_secrets_are_unreadable(sb: Sandbox, tmp_path: Path) -> None:
+    from proofflow.storage.db import Store
+
+    # A DuckDB file where the test made it (under /tmp) and one outside /tmp, both
+    # world-readable: only the sandbox's own root can keep them out.
+    outside = Path(tempfile.mkdtemp(prefix="pf-sandbox-", dir="/var/tmp"))
+    try:
+        dbs = [tmp_path / "runs.duckdb", outside / "runs.duckdb"]
+        for db in dbs:
+            Store(db).init()
+            os.chmod(db, 0o644)
+            assert db.stat().st_size > 0
+        os.chmod(outside, 0o755)
+        paths = [str(db) for db in dbs] + [
+            str(REPO / "proofflow" / "__init__.py"),
+            str(REPO / "pyproject.toml"),
+            "/etc/shadow",
+            "/etc/passwd",
+            str(Path.home() / ".bashrc"),
+        ]
+        assert (REPO / "proofflow" / "__init__.py").read_text()
+        lines = _read_attempts(sb, paths)
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+    assert [line.split()[0] for line in lines] == ["denied"] * len(paths), lines
+    # The project is not importable either (its package lives in the project tree).
+    r = sb.run("import proofflow")
+    assert r.outcome is Outcome.FAIL and "ModuleNotFoundError" in r.stderr
+
+
+def test_host_processes_are_invisible(sb: Sandbox) -> None:
+    marker_digits = "".join(secrets.choice("123456789") for _ in range(12))
+    marker = f"0.000{marker_digits}"  # GNU sleep adds its arguments: 60.000... seconds
+    sleeper = subprocess.Popen(["sleep", "60", marker])
+    try:
+        deadline = time.monotonic() + 5.0  # until the child has exec'd sleep
+        while marker.encode() not in Path(f"/proc/{sleeper.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the host never saw the marker"
+            time.sleep(0.01)
+        code = f"""
+import os
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print("pids", pids)
+try:
+    print("OPENED", open("/proc/{sleeper.pid}/cmdline", "rb").read())
+except OSError as e:
+    print("denied", e.errno)
+seen = []
+for p in pids:
+    try:
+        if {marker!r}.encode() in open(f"/proc/{{p}}/cmdline", "rb").read():
+            seen.append(p)
+    except OSError:
+        pass
+print("seen", seen)
+"""
+        r = sb.run(code)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert r.outcome is Outcome.PASS, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "pids [1]"  # the program itself, pid 1 of its own namespace
+    assert out[1].startswith("denied") and out[2] == "seen []", out
+
+
+def test_own_proc_shows_only_its_namespace(sb: Sandbox) -> None:
+    code = """
+import os, time
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.close(w)
+    os.read(r, 1)  # wait until the parent has looked
+    os._exit(0)
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print(os.getpid(), child, pids)
+print(os.readlink("/proc/self") == str(os.getpid()))
+print(open("/proc/self/status").read().count("NSpid"))
+os.write(w, b"x")
+os.waitpid(child, 0)
+"""
+    r = sb.run(code)
+    assert r.outcome is Outcome.PASS, r.stderr
+    me, child, pids = r.stdout.splitlines()[0].split(" ", 2)
+    assert me == "1" and eval(pids) == [1, int(child)]
+    assert r.stdout.splitlines()[1:] == ["True", "1"]
+
+
+def test_programs_still_have_their_libraries(sb: Sandbox) -> None:
+    # The canary for the minimal root: what pot/csv programs use still works (the stdlib,
+    # installed packages such as sympy, /dev/null and /dev/urandom, time zones, a
+    # subprocess from /usr/bin, a scratch file).
+    code = """
+import fractions, math, os, subprocess, zoneinfo
+import sympy
+x = sympy.Symbol("x")
+print(sympy.solve(x**2 - 4, x), fractions.Fraction(1, 3) + fractions.Fraction(1, 6), math.comb(5, 2))
+open("/dev/null", "w").write("discarded")
+print(len(os.urandom(8)), len(open("/dev/urandom", "rb").read(8)))
+print(zoneinfo.ZoneInfo("UTC").key)
+print(subprocess.run(["sort"], input="b\\na\\n", capture_output=True, text=True).stdout.split())
+open("notes.txt", "w").write("scratch")
+print(open("notes.txt").read())
+"""
+    r = sb.run(code, timeout_s=20)
+    assert r.outcome is Outcome.PASS, r.stderr
+    assert r.stdout.splitlines() == ["[-2, 2] 1/2 10", "8 8", "UTC", "['a', 'b']", "scratch"]

@@ -5,13 +5,17 @@ Run as a script (stdlib only, by path) by ``runner.Sandbox``; never imported by 
 Isolation, set up once when the zygote starts (it runs as root; ``isolation.py``):
 - a new network namespace (only a downed loopback: connect() fails at once), and new IPC
   and UTS namespaces;
-- a new mount namespace in which every mount is remounted read-only, and a fresh,
-  size-limited tmpfs is mounted on /tmp; each execution gets its own 0700 directory there,
-  owned by the execution's uid. Nothing else is writable, whatever the uid;
+- a new mount namespace and a new root, pivoted into: read-only binds of exactly what the
+  interpreter needs (its prefix and packages, the loader, libc and system libraries,
+  /usr/bin, a minimal /dev), nothing else of the host (no project, no data, no home, no
+  host /proc); a fresh, size-limited tmpfs on /tmp, where each execution gets its own
+  0700 directory owned by the execution's uid. Nothing else is writable, whatever the uid;
 - warm imports of common stdlib modules, so a child starts with them already loaded.
 
 Per execution (one at a time per zygote; the host runs a pool of zygotes):
-- ``clone(CLONE_NEWPID)`` forks the user process as pid 1 of a fresh PID namespace. When
+- ``clone(CLONE_NEWPID | CLONE_NEWNS)`` forks the user process as pid 1 of a fresh PID
+  namespace, in its own mount namespace, where it mounts a fresh read-only procfs on
+  /proc: it sees its own processes and nothing of the host's. When
   it exits, or the zygote SIGKILLs it on timeout, the kernel kills every process left in
   that namespace: children that setsid()ed, daemonized or double-forked included. Nothing
   can outlive its execution.
@@ -110,6 +114,7 @@ def _run_user(req: dict[str, Any], scratch: str, uid: int, fds: tuple[int, int, 
         stdin_r, out_w, err_w = fds
         if _CGROUP is not None:  # first, before this process allocates anything of its own
             os.write(_CGROUP.procs, b"0")
+        _isolation.mount_own_proc()  # needs root: before the uid drop
         os.setsid()
         os.dup2(stdin_r, 0)
         os.dup2(out_w, 1)
