@@ -26,7 +26,7 @@ from proofflow.keys import config_hash, run_id_for
 from proofflow.problems.file_identity import check_problem_file
 from proofflow.storage.db import BatchWriter, ProblemState, RunState, Store
 from proofflow.storage.lease import Holder, RunLease
-from proofflow.storage.records import CallRow, ResultRow, Row, RunRow, SampleRow, VerdictRow
+from proofflow.storage.records import CallRow, EpisodeRow, ResultRow, Row, RunRow, SampleRow, ToolRunRow, VerdictRow
 from proofflow.tasks.context import AnyProblem, WorkItem
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,10 @@ class RunSession:
                     self.tokens += _tokens([row])
             elif isinstance(row, VerdictRow):
                 self._state(row.problem_id).verdicts[(row.sample_id, row.verifier)] = row
+            elif isinstance(row, ToolRunRow):
+                self._state(row.problem_id).tool_runs.setdefault(row.tool_run_id, row)
+            elif isinstance(row, EpisodeRow):
+                self._state(row.problem_id).episodes.setdefault(row.episode, row)
             elif isinstance(row, ResultRow):
                 state = self._state(row.problem_id)
                 if state.result is None:

@@ -67,6 +67,11 @@ class Request:
     # Attached to the CallRow so SQL can tell which run/problem/stage paid for the call.
     context: dict[str, Any] = field(default_factory=dict)
     system: str | None = None
+    # A conversation (OpenAI chat messages) instead of system + prompt, optional OpenAI
+    # tool definitions, and a per-request max_tokens (an agent turn's budget): agents/.
+    messages: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Choice:
     reasoning_tokens: int | None = None
     reasoning_tokens_source: str | None = None  # usage | tokenize | apportioned
     budget_exhausted: bool = False  # stopped on length inside the thinking
+    tool_calls: list[dict[str, Any]] | None = None  # the answer's OpenAI tool calls, as returned
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,7 @@ class ModelClient:
         for i in range(request.n):
             try:
                 parts.append(self._call_with_retries(
-                    Request(request.prompt, 1, request.seed + i, request.context, request.system)))
+                    dataclasses.replace(request, n=1, seed=request.seed + i)))
             except EndpointError as exc:
                 # The answered parts were paid for: their calls go with the error.
                 raise EndpointError(str(exc), [c for p in parts for c in p.calls] + exc.calls) from exc
@@ -256,6 +262,8 @@ class ModelClient:
         call_id = "c_" + uuid.uuid4().hex[:20]
         client = self._clients[url]
         params = self.sampling_params()
+        if request.max_tokens is not None:
+            params["max_tokens"] = request.max_tokens
         started = time.perf_counter()
 
         calls = calls if calls is not None else []
@@ -276,17 +284,24 @@ class ModelClient:
         waiting = self._start_waiting(url)
         try:
             if self.endpoint.api == "chat":
-                messages: list[Any] = ([{"role": "system", "content": request.system}] if request.system else [])
-                messages.append({"role": "user", "content": request.prompt})
+                messages: list[Any]
+                if request.messages is not None:
+                    messages = list(request.messages)
+                else:
+                    messages = [{"role": "system", "content": request.system}] if request.system else []
+                    messages.append({"role": "user", "content": request.prompt})
                 extra: dict[str, Any] = {"return_token_ids": True}
                 if self.reasoning.chat_template_kwargs:
                     extra["chat_template_kwargs"] = self.reasoning.chat_template_kwargs
+                if request.tools:
+                    params["tools"] = request.tools
                 raw = client.chat.completions.create(
                     model=self.endpoint.model, messages=messages, n=request.n, seed=request.seed,
                     extra_body=extra, timeout=timeout, **params,
                 )
                 texts = [(c.message.content or "", c.finish_reason, _token_count(c)) for c in raw.choices]
                 server_thinking = [thinking.message_reasoning(c.message) for c in raw.choices]
+                asked_tools = [_tool_calls(c.message) for c in raw.choices]
             else:
                 prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
                 raw = client.completions.create(
@@ -295,6 +310,7 @@ class ModelClient:
                 )
                 texts = [(c.text or "", c.finish_reason, _token_count(c)) for c in raw.choices]
                 server_thinking = [None] * len(texts)
+                asked_tools = [None] * len(texts)
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             record("error", f"{type(exc).__name__}: {exc}")
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
@@ -314,6 +330,7 @@ class ModelClient:
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
         choices = self._with_reasoning(url, _apportion(texts, completion_tokens), server_thinking, usage)
+        choices = [dataclasses.replace(c, tool_calls=t) if t else c for c, t in zip(choices, asked_tools)]
         cost = self._cost(prompt_tokens, completion_tokens, latency)
         record("ok", None, prompt_tokens, completion_tokens, cost)
         return Response(call_id, url, self.endpoint.model, request.seed, choices,
@@ -375,6 +392,14 @@ def _short(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else None
     message = (body or {}).get("message") if body else None
     return str(message or exc.message)[:300]
+
+
+def _tool_calls(message: Any) -> list[dict[str, Any]] | None:
+    """The answer's OpenAI tool calls as plain dicts (stored as sent back), or None."""
+    calls = getattr(message, "tool_calls", None)
+    if not calls:
+        return None
+    return [c.model_dump(exclude_none=True) if hasattr(c, "model_dump") else dict(c) for c in calls]
 
 
 def _token_count(choice: Any) -> int | None:

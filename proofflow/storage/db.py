@@ -33,11 +33,13 @@ from proofflow.storage.lockinfo import lock_message
 from proofflow.storage.paths import work_dir
 from proofflow.storage.records import (
     WRITE_ORDER,
+    EpisodeRow,
     ResultRow,
     Row,
     RunProblemLineRow,
     RunRow,
     SampleRow,
+    ToolRunRow,
     VerdictRow,
     utcnow,
 )
@@ -215,6 +217,10 @@ class Store:
                 state.problem(row.problem_id).verdicts[(row.sample_id, row.verifier)] = row
             for row in _select(con, ResultRow, "WHERE run_id = ?", [run_id]):
                 state.problem(row.problem_id).result = row
+            for tool in _select(con, ToolRunRow, "WHERE run_id = ?", [run_id]):
+                state.problem(tool.problem_id).tool_runs[tool.tool_run_id] = tool
+            for episode in _select(con, EpisodeRow, "WHERE run_id = ?", [run_id]):
+                state.problem(episode.problem_id).episodes[episode.episode] = episode
         return state
 
     def problem_file(self, run_id: str) -> list[RunProblemLineRow]:
@@ -286,6 +292,9 @@ class ProblemState:
     samples: dict[str, SampleRow] = field(default_factory=dict)
     verdicts: dict[tuple[str, str], VerdictRow] = field(default_factory=dict)
     result: ResultRow | None = None
+    # Agents: tool runs by id, ended episodes by number (proofflow/agents/).
+    tool_runs: dict[str, ToolRunRow] = field(default_factory=dict)
+    episodes: dict[int, EpisodeRow] = field(default_factory=dict)
 
 
 @dataclass

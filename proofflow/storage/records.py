@@ -142,6 +142,8 @@ class SampleRow(Row):
     reasoning_tokens: int | None = None
     reasoning_tokens_source: str | None = None  # usage | tokenize | apportioned
     budget_exhausted: bool | None = None  # stopped on length while still thinking
+    # An agent turn's tool calls as the server returned them (OpenAI shape, JSON); agents/.
+    tool_calls: str | None = None
 
 
 @dataclass
@@ -193,8 +195,50 @@ class CheckCacheRow(Row):
     created_at: datetime = field(default_factory=utcnow)
 
 
+@dataclass
+class ToolRunRow(Row):
+    """One tool call of an agent turn, run (or refused with a tool error): agents/."""
+
+    table: ClassVar[str] = "tool_runs"
+    primary_key: ClassVar[tuple[str, ...]] = ("tool_run_id",)
+    tool_run_id: str  # keys.sample_id(run, problem, "tool", turn sample, call index)
+    run_id: str
+    problem_id: str
+    sample_id: str  # the turn whose answer asked for it
+    episode: int
+    turn: int
+    call_index: int
+    tool_call_id: str | None  # the server's id (OpenAI tool calls) or text-N (the text protocol)
+    tool: str
+    input: str | None  # the arguments as the model wrote them
+    output: str  # what went back to the model
+    outcome: str  # ok | error | pass | fail | timeout | refused
+    error: str | None  # why a call was refused (bad JSON, unknown tool, bad argument, too large, limit)
+    details: str | None  # JSON: the check's verdict details, where the tool checks something
+    duration_s: float
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class EpisodeRow(Row):
+    """How one agent episode (a conversation of turns) ended; written once it has."""
+
+    table: ClassVar[str] = "episodes"
+    primary_key: ClassVar[tuple[str, ...]] = ("run_id", "problem_id", "episode")
+    run_id: str
+    problem_id: str
+    episode: int
+    turns: int
+    tool_calls: int
+    ended: str  # answered | proved | max_turns | token_budget | wall_time | budget_exhausted | context_length | ...
+    final_sample_id: str | None  # the last turn
+    candidate_sample_id: str | None  # the candidate graded for this episode
+    created_at: datetime = field(default_factory=utcnow)
+
+
 # Write order inside one flush: a verdict or result never lands without its sample. Every
 # table's row type is here, so a journal replay knows them all without importing anything.
 WRITE_ORDER: tuple[type[Row], ...] = (
     RunRow, ProblemRow, RunProblemRow, CallRow, SampleRow, VerdictRow, ResultRow, CheckCacheRow,
+    ToolRunRow, EpisodeRow,
 )

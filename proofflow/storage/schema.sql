@@ -108,6 +108,42 @@ ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning VARCHAR;
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning_tokens INTEGER;
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning_tokens_source VARCHAR;  -- usage | tokenize | apportioned (inexact)
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS budget_exhausted BOOLEAN;         -- stopped on length inside the thinking
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS tool_calls JSON;                  -- an agent turn's tool calls as returned
+
+-- Agents (proofflow/agents/): each turn is a sample (stage 'turn', idx = episode,
+-- round = turn, parent = the previous turn); each tool call it made is a tool run.
+CREATE TABLE IF NOT EXISTS tool_runs (
+    tool_run_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    problem_id VARCHAR NOT NULL,
+    sample_id VARCHAR NOT NULL,      -- the turn that asked for it
+    episode INTEGER NOT NULL,
+    turn INTEGER NOT NULL,
+    call_index INTEGER NOT NULL,
+    tool_call_id VARCHAR,
+    tool VARCHAR NOT NULL,
+    input VARCHAR,
+    output VARCHAR,                  -- what went back to the model
+    outcome VARCHAR NOT NULL,        -- ok | error | pass | fail | timeout | refused
+    error VARCHAR,
+    details JSON,
+    duration_s DOUBLE,
+    created_at TIMESTAMP
+);
+
+-- How each agent episode ended (written once it has).
+CREATE TABLE IF NOT EXISTS episodes (
+    run_id VARCHAR NOT NULL,
+    problem_id VARCHAR NOT NULL,
+    episode INTEGER NOT NULL,
+    turns INTEGER,
+    tool_calls INTEGER,
+    ended VARCHAR NOT NULL,          -- answered | proved | max_turns | token_budget | wall_time | budget_exhausted | context_length | model_error
+    final_sample_id VARCHAR,
+    candidate_sample_id VARCHAR,
+    created_at TIMESTAMP,
+    PRIMARY KEY (run_id, problem_id, episode)
+);
 
 CREATE TABLE IF NOT EXISTS verdicts (
     sample_id VARCHAR NOT NULL,

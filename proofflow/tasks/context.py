@@ -19,7 +19,7 @@ from proofflow.config import Settings
 from proofflow.keys import problem_id as content_id
 from proofflow.problems import Problem
 from proofflow.storage.db import ProblemState
-from proofflow.storage.records import ResultRow, Row, SampleRow, VerdictRow
+from proofflow.storage.records import EpisodeRow, ResultRow, Row, SampleRow, ToolRunRow, VerdictRow
 from proofflow.verifiers.formal import FormalProblem
 from proofflow.verifiers.verdict import Outcome
 
@@ -93,7 +93,8 @@ class WorkItem:
         """A private copy a stage may add its own rows to (the rows stay shared: frozen
         in practice)."""
         s = self.state
-        return WorkItem(self.problem, ProblemState(dict(s.samples), dict(s.verdicts), s.result))
+        return WorkItem(self.problem, ProblemState(dict(s.samples), dict(s.verdicts), s.result,
+                                                   dict(s.tool_runs), dict(s.episodes)))
 
     def add(self, *rows: Row) -> None:
         """Fold rows into this item (used on a stage's private copy)."""
@@ -104,6 +105,10 @@ class WorkItem:
                 self.state.verdicts[(row.sample_id, row.verifier)] = row
             elif isinstance(row, ResultRow):
                 self.state.result = row
+            elif isinstance(row, ToolRunRow):
+                self.state.tool_runs.setdefault(row.tool_run_id, row)
+            elif isinstance(row, EpisodeRow):
+                self.state.episodes.setdefault(row.episode, row)
 
     @property
     def formal(self) -> FormalProblem:
