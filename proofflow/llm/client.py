@@ -72,6 +72,9 @@ class Request:
     messages: list[dict[str, Any]] | None = None
     tools: list[dict[str, Any]] | None = None
     max_tokens: int | None = None
+    # Ask for each choice's log-probability (the sum over its tokens): a step prover's
+    # search ranks tactics by it (proofflow/search/).
+    logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Choice:
     reasoning_tokens_source: str | None = None  # usage | tokenize | apportioned
     budget_exhausted: bool = False  # stopped on length inside the thinking
     tool_calls: list[dict[str, Any]] | None = None  # the answer's OpenAI tool calls, as returned
+    logprob: float | None = None  # sum of the answer's token log-probabilities (Request.logprobs)
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,8 @@ class ModelClient:
                     extra["chat_template_kwargs"] = self.reasoning.chat_template_kwargs
                 if request.tools:
                     params["tools"] = request.tools
+                if request.logprobs:
+                    params["logprobs"] = True
                 raw = client.chat.completions.create(
                     model=self.endpoint.model, messages=messages, n=request.n, seed=request.seed,
                     extra_body=extra, timeout=timeout, **params,
@@ -304,6 +310,8 @@ class ModelClient:
                 asked_tools = [_tool_calls(c.message) for c in raw.choices]
             else:
                 prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+                if request.logprobs:
+                    params["logprobs"] = 0
                 raw = client.completions.create(
                     model=self.endpoint.model, prompt=prompt, n=request.n, seed=request.seed,
                     extra_body={"return_token_ids": True}, timeout=timeout, **params,
@@ -331,6 +339,8 @@ class ModelClient:
         completion_tokens = usage.completion_tokens if usage else 0
         choices = self._with_reasoning(url, _apportion(texts, completion_tokens), server_thinking, usage)
         choices = [dataclasses.replace(c, tool_calls=t) if t else c for c, t in zip(choices, asked_tools)]
+        if request.logprobs:
+            choices = [dataclasses.replace(c, logprob=_choice_logprob(r)) for c, r in zip(choices, raw.choices)]
         cost = self._cost(prompt_tokens, completion_tokens, latency)
         record("ok", None, prompt_tokens, completion_tokens, cost)
         return Response(call_id, url, self.endpoint.model, request.seed, choices,
@@ -420,3 +430,14 @@ def _apportion(texts: Sequence[tuple[str, str | None, int | None]], total: int) 
     shares = [total * n // whole for n in lengths]
     shares[0] += total - sum(shares)
     return [Choice(t, f, s, False) for (t, f, _), s in zip(texts, shares)]
+
+
+def _choice_logprob(choice: Any) -> float | None:
+    """Sum of a returned choice's token log-probabilities: chat (`logprobs.content[i].logprob`)
+    or completions (`logprobs.token_logprobs`); None when the server sent none."""
+    lp = getattr(choice, "logprobs", None)
+    if lp is None:
+        return None
+    content = getattr(lp, "content", None)
+    values = [t.logprob for t in content] if content is not None else list(getattr(lp, "token_logprobs", None) or [])
+    return float(sum(v for v in values if v is not None))
