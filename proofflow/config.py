@@ -270,6 +270,10 @@ class StorageConfig(BaseModel):
         False, description="the problem file gained lines since the run started: add them to the run (--extend)")
     flush_interval_s: float = Field(0.5, gt=0)
     lock_timeout_s: float = Field(30.0, ge=0)
+    sql_memory_mb: int = Field(
+        2048, ge=16, description="`proofflow sql`: memory cap of one query (DuckDB memory_limit; no spilling to disk)")
+    sql_timeout_s: float = Field(
+        60.0, gt=0, description="`proofflow sql`: a query is stopped after this long (--timeout)")
 
 
 class Settings(BaseSettings):

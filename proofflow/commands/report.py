@@ -41,7 +41,7 @@ def _open(path: Path | None) -> Store:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line, whatever the width
     return typer.Exit(1)
 
 
@@ -115,16 +115,30 @@ def sql(
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (a list of objects)"),
     limit: int = typer.Option(200, help="Rows shown in the table view (CSV/JSON print all)"),
+    timeout: float | None = typer.Option(
+        None, help="Stop the query after this many seconds \\[default: storage.sql_timeout_s, 60]"),
+    memory_mb: int | None = typer.Option(
+        None, help="Memory the query may use, in MB \\[default: storage.sql_memory_mb, 2048]"),
+    config: Path | None = typer.Option(None, help="TOML config file (\\[storage] section)"),
 ) -> None:
-    """Run SQL on the database read-only (safe while a run is writing to it)."""
+    """Run SQL on the database read-only (safe while a run is writing to it), bounded in
+    time and memory; a query past either bound, or Ctrl-C, ends with one line."""
     if as_csv and as_json:
         raise _fail(ValueError("choose one of --csv and --json"))
-    store = _open(db)
+    from proofflow.commands.common import settings_or_exit
+
+    bounds = settings_or_exit(config, {"storage.sql_timeout_s": timeout,
+                                       "storage.sql_memory_mb": memory_mb}).storage
     try:
+        store = _open(db)
         metrics.ensure_views(store)
-        cols, rows = metrics.sql_query(store, query)
+        cols, rows = store.user_query(query, memory_mb=bounds.sql_memory_mb, timeout_s=bounds.sql_timeout_s)
     except StorageError as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow] (Ctrl-C): the query was stopped; nothing was changed",
+                  soft_wrap=True)
+        raise typer.Exit(130) from None
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(cols)

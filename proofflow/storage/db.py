@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -260,7 +261,8 @@ class Store:
             cols = [d[0] for d in cur.description] if cur.description else []
             return cols, cur.fetchall()
 
-    def user_query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def user_query(self, sql: str, memory_mb: int = 2048,
+                   timeout_s: float | None = 60.0) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a user's SQL (`proofflow sql`) on a sandboxed read-only connection.
 
         Why: a read-only open still lets SQL read and write any file the user can (COPY TO
@@ -268,12 +270,59 @@ class Store:
         extensions. With external access off and the configuration locked, only this
         file's tables and views are reachable and no statement can turn that back on.
         `proofflow export` stays the one command that writes files.
+
+        Bounded (issue 20.5: one query held ~20 GB for 65 s): DuckDB's memory_limit caps
+        its memory at `memory_mb`, with no spilling to disk (a temp file could fill it
+        instead); the locked configuration keeps SQL from raising either. DuckDB has no
+        statement timeout, so a timer interrupts the connection after `timeout_s`. Each
+        ends in one-line StorageError (QueryTimeoutError for the timer).
         """
+        config = {**USER_SQL_CONFIG, "memory_limit": f"{memory_mb}MB", "max_temp_directory_size": "0B",
+                  "lock_configuration": False}  # locked below, after the progress bar is off
+        timer: threading.Timer | None = None
+        fired = threading.Event()  # the timer interrupted the query
+        ctrl_c = threading.Event()  # SIGINT interrupted it
+        restore: Any = None
         try:
-            with self.connect(read_only=True, config=USER_SQL_CONFIG) as con:
+            with self.connect(read_only=True, config=config) as con:
+                # A session setting (not one connect() takes): DuckDB would draw its bar on stdout.
+                con.execute("SET enable_progress_bar = false")
+                con.execute("SET lock_configuration = true")
+                if timeout_s is not None:
+                    def interrupt() -> None:
+                        fired.set()
+                        con.interrupt()
+
+                    timer = threading.Timer(timeout_s, interrupt)
+                    timer.daemon = True
+                    timer.start()
+                if threading.current_thread() is threading.main_thread():
+                    # DuckDB does not always notice a SIGINT on its own (the query ran on):
+                    # the handler interrupts the connection and the caller sees KeyboardInterrupt.
+                    def on_sigint(signum: int, frame: Any) -> None:
+                        ctrl_c.set()
+                        con.interrupt()
+
+                    restore = signal.signal(signal.SIGINT, on_sigint)
                 cur = con.execute(sql)
                 cols = [d[0] for d in cur.description] if cur.description else []
-                return cols, cur.fetchall()
+                rows = cur.fetchall()
+            if ctrl_c.is_set():
+                raise KeyboardInterrupt
+            return cols, rows
+        except duckdb.OutOfMemoryException as exc:
+            raise StorageError(
+                f"the query needs more than the {memory_mb} MB proofflow sql may use "
+                "(storage.sql_memory_mb, --memory-mb): aggregate in SQL, or select fewer rows"
+            ) from exc
+        except (duckdb.InterruptException, RuntimeError) as exc:
+            if ctrl_c.is_set() or (not fired.is_set() and "Query interrupted" in str(exc)):
+                raise KeyboardInterrupt from exc  # Ctrl-C, turned into an error by DuckDB
+            if fired.is_set():
+                raise QueryTimeoutError(
+                    f"the query was stopped after {timeout_s:g} s (storage.sql_timeout_s, --timeout)"
+                ) from exc
+            raise
         except (duckdb.PermissionException, duckdb.InvalidInputException) as exc:
             text = str(exc)
             if "disabled" in text or "configuration has been locked" in text:
@@ -285,6 +334,15 @@ class Store:
             raise StorageError(text) from exc
         except duckdb.Error as exc:
             raise StorageError(str(exc)) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+
+
+class QueryTimeoutError(StorageError):
+    """A user's query (`proofflow sql`) ran past its time limit and was interrupted."""
 
 
 @dataclass

@@ -102,3 +102,108 @@ def test_the_sandbox_does_not_stick_to_other_connections(store: Store, tmp_path:
 
     tables = export_runs(store, ["A"], tmp_path / "out", "csv")
     assert (tmp_path / "out" / "runs.csv").exists() and tables[0].rows == 1
+
+
+# --- bounds: memory, time, Ctrl-C (issue 20.5) ---
+
+HUGE = "SELECT length(list(i)::VARCHAR) FROM range(600000000) t(i)"  # the issue's query: ~20 GB unbounded
+ENDLESS = "SELECT count(*) FROM range(100000000000) a(i) WHERE i % 7 = 3"  # minutes of CPU
+
+
+def test_a_query_past_the_memory_cap_ends_with_one_line(store: Store) -> None:
+    with pytest.raises(StorageError) as err:
+        store.user_query(HUGE, memory_mb=128)
+    message = str(err.value)
+    assert "more than the 128 MB" in message and "--memory-mb" in message and "\n" not in message
+
+
+def test_the_cap_cannot_be_raised_from_sql(store: Store) -> None:
+    _refused(store, "SET memory_limit = '64GB'")
+    _refused(store, "SET max_temp_directory_size = '100GB'")
+
+
+def test_a_query_past_its_time_limit_is_interrupted(store: Store) -> None:
+    import time
+
+    from proofflow.storage.db import QueryTimeoutError
+
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError, match=r"stopped after 1 s \(storage.sql_timeout_s, --timeout\)"):
+        store.user_query(ENDLESS, timeout_s=1.0)
+    assert time.monotonic() - started < 4.0
+    # the connection it interrupted is gone: the next query runs normally
+    assert store.user_query("SELECT count(*) FROM runs", timeout_s=1.0)[1] == [(3,)]
+
+
+def _cli(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-c", "from proofflow.cli import app; app()", "sql", *args]
+
+
+def test_cli_memory_cap_bounds_the_process(store: Store) -> None:
+    """The issue's query through `proofflow sql` with a 256 MB cap: one line, exit 1, and the
+    process's peak resident memory stays far below what the query would take unbounded."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = subprocess.run(_cli("--db", str(store.path), "--memory-mb", "256", HUGE),
+                          capture_output=True, text=True, timeout=120)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    assert done.returncode == 1, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "more than the 256 MB" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    # ru_maxrss of children is the largest child so far: this one, unless an earlier child was larger
+    assert peak_mb < 1500 or before / 1024 >= peak_mb, peak_mb
+
+
+def test_cli_timeout_flag_ends_the_query_with_one_line(store: Store) -> None:
+    import subprocess
+    import time
+
+    started = time.monotonic()
+    done = subprocess.run(_cli("--db", str(store.path), "--timeout", "1", ENDLESS),
+                          capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - started
+    assert done.returncode == 1
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert lines == ["error: the query was stopped after 1 s (storage.sql_timeout_s, --timeout)"], done.stderr
+    assert took < 60  # the query alone would run for minutes; startup of the CLI is the rest
+
+
+def test_cli_ctrl_c_prints_one_line_and_exits_130(store: Store) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(_cli("--db", str(store.path), "--timeout", "300", ENDLESS),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a test runner started in the background may ignore SIGINT; a terminal does not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        # wait until the query runs: the process has the database file open
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                fds = [os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{proc.pid}/fd")]
+            except OSError:
+                fds = []
+            if str(store.path) in fds:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("proofflow sql never opened the database")
+        time.sleep(1.5)  # past the views check, into the query
+        proc.send_signal(signal.SIGINT)
+        out, errs = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (proc.returncode, errs)
+    assert "Traceback" not in errs + out
+    lines = [ln for ln in errs.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), errs
