@@ -8,6 +8,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -494,6 +495,17 @@ def test_database_project_source_and_host_secrets_are_unreadable(sb: Sandbox, tm
     # The project is not importable either (its package lives in the project tree).
     r = sb.run("import proofflow")
     assert r.outcome is Outcome.FAIL and "ModuleNotFoundError" in r.stderr
+
+
+def test_a_development_install_on_sys_path_is_not_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A project installed in development mode puts its source tree on sys.path (a .pth
+    # file); the new root binds the interpreter's prefixes, never such an entry.
+    from proofflow.verifiers.sandbox import isolation
+
+    monkeypatch.setattr("sys.path", [*sys.path, str(REPO), str(REPO.parent)])
+    bound = isolation._interpreter_paths("/tmp")
+    assert os.path.realpath(sys.base_prefix) in bound
+    assert not [p for p in bound if str(REPO).startswith(p) or p.startswith(str(REPO.parent))], bound
 
 
 def test_host_processes_are_invisible(sb: Sandbox) -> None:

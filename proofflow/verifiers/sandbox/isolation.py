@@ -86,20 +86,26 @@ def _library_dirs() -> set[str]:
 
 
 def _interpreter_paths(scratch_root: str) -> list[str]:
-    """The interpreter's prefix and every directory on its sys.path (the standard library
-    and the installed packages programs may import), outermost only."""
+    """The interpreter's prefixes (its standard library and installed packages) and the
+    directory of its executable, outermost only. The sys.path entries programs import
+    from lie inside a prefix; an entry outside every prefix was added by a .pth file (a
+    project installed in development mode: its source tree), which is exactly what a
+    program must not read, so sys.path itself is not consulted."""
     needed = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    needed.update(p for p in sys.path if p and os.path.isdir(p))
     real = {os.path.realpath(p) for p in needed}
     # The scratch root is covered by the scratch tmpfs: user code needs only the
     # interpreter and its libraries, which must lie elsewhere (a checkout under /tmp
     # puts this script's own directory there; it is left out on purpose).
-    inside = {p for p in real if p == scratch_root or p.startswith(scratch_root + "/")}
+    inside = {p for p in real if _within(p, scratch_root)}
     interpreter = {os.path.realpath(sys.base_prefix), os.path.dirname(os.path.realpath(sys.executable))}
     if interpreter & inside:
         raise OSError(f"the interpreter lives under {scratch_root}, which the sandbox covers with its scratch tmpfs")
     keep = sorted(real - inside)
-    return [p for p in keep if not any(p != q and p.startswith(q + "/") for q in keep)]
+    return [p for p in keep if not any(p != q and _within(p, q) for q in keep)]
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _bind(source: str, new_root: str) -> None:
