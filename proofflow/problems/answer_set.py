@@ -6,6 +6,10 @@ Accepted line formats (detected per line, so a file may mix them):
 - plain:    {"id": ..., "problem": ..., "answer": ...}   (extra keys kept as metadata)
 - GSM8K:    {"question": ..., "answer": "...worked solution...\\n#### 18"}
 - MATH-500: {"problem": ..., "solution": ..., "answer": ..., "unique_id": ..., ...}
+- chat (OpenAI evals): {"input": [{"role": ..., "content": ...}, ...], "ideal": ...}: the
+  messages (a system prompt, few-shot turns, the question last) start the conversation
+  (metadata["messages"]); the statement is the last user message; `ideal` (or the first
+  of a list of ideals) is the answer.
 
 The whole file is validated before anything else happens, and the first bad line stops
 the load with the file, the line number and the field named.
@@ -73,6 +77,8 @@ def _source_id(obj: dict[str, Any], line: int) -> str:
 def parse_problem(obj: Any, path: Path, line: int) -> Problem:
     if not isinstance(obj, dict):
         raise ProblemFileError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
+    if "input" in obj and "problem" not in obj and "question" not in obj:  # chat (OpenAI evals)
+        return _chat_problem(obj, path, line)
     if "question" in obj and "problem" not in obj:  # GSM8K
         statement = _require_text(obj, "question", path, line)
         worked = _require_text(obj, "answer", path, line)
@@ -98,6 +104,39 @@ def parse_problem(obj: Any, path: Path, line: int) -> Problem:
     content = {"kind": "answer", "statement": statement, "answer": answer}
     return Problem(
         id=problem_id(content), source=str(path), source_id=source_id, statement=statement,
+        reference_answer=answer, split=obj.get("split"), metadata=metadata,
+    )
+
+
+_CHAT_ROLES = ("system", "user", "assistant")
+
+
+def _chat_problem(obj: dict[str, Any], path: Path, line: int) -> Problem:
+    messages = obj["input"]
+    if not isinstance(messages, list) or not messages:
+        raise ProblemFileError(path, line, "input", "expected a non-empty list of chat messages")
+    for i, message in enumerate(messages):
+        where = f"input[{i}]"
+        if not isinstance(message, dict):
+            raise ProblemFileError(path, line, where, f"expected a message object, got {type(message).__name__}")
+        if message.get("role") not in _CHAT_ROLES:
+            raise ProblemFileError(path, line, f"{where}.role", f"expected one of {', '.join(_CHAT_ROLES)}, "
+                                   f"got {message.get('role')!r}")
+        if not isinstance(message.get("content"), str) or not message["content"].strip():
+            raise ProblemFileError(path, line, f"{where}.content", "expected a non-empty string")
+    if messages[-1]["role"] != "user":
+        raise ProblemFileError(path, line, "input", "the last message must be the user's question")
+    ideal = obj.get("ideal")
+    if isinstance(ideal, list):
+        ideal = ideal[0] if ideal else None
+    answer = _require_text({"ideal": ideal}, "ideal", path, line)
+    chat = [{"role": m["role"], "content": m["content"]} for m in messages]
+    statement = chat[-1]["content"]
+    metadata = {k: v for k, v in obj.items() if k not in {"id", "input", "ideal"}}
+    metadata.update(format="chat", messages=chat)
+    content = {"kind": "answer", "statement": statement, "answer": answer, "messages": chat}
+    return Problem(
+        id=problem_id(content), source=str(path), source_id=_source_id(obj, line), statement=statement,
         reference_answer=answer, split=obj.get("split"), metadata=metadata,
     )
 
