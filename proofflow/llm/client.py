@@ -11,8 +11,18 @@ tasks/resources.py), and `on_stall` hears when requests wait on a server that ha
 answering (the CLI's progress bar shows it).
 
 Time limits (docs/configuration.md): one attempt may take `EndpointConfig.request_timeout`
-(sized from max_tokens at a slow decode rate unless `timeout_s` is set); one request,
-retries included, gives up after `EndpointConfig.give_up_after` seconds.
+(sized from max_tokens at a slow decode rate unless `timeout_s` is set); one request gives
+up after `EndpointConfig.give_up_after` seconds counted from when it was asked for —
+waiting for a concurrency slot, every attempt, the backoff between them and the split
+requests of a server without `n` included. A base URL on which a request gave up while
+the stall watcher found it not answering is declared frozen: later requests are not sent
+to it (another replica takes them, or they fail at once with the same line) until it
+answers a health probe again.
+
+Before an attempt is sent, a row for it (status `interrupted`, its prompt tokens) goes to
+`on_send` (default: the process's BatchWriter, storage/in_flight.py), so a process killed
+while the request is in flight still leaves a `calls` row for what the server was asked
+to do; the attempt's final row (same call_id) replaces it.
 """
 
 from __future__ import annotations
@@ -31,11 +41,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import openai
 
 from proofflow.config import EndpointConfig, ReasoningConfig, SamplingConfig
 from proofflow.llm import reasoning as thinking
 from proofflow.llm.stall import Stall, StallWatcher
+from proofflow.storage import in_flight
 from proofflow.storage.records import CallRow
 
 log = logging.getLogger(__name__)
@@ -121,8 +133,11 @@ class ModelClient:
         slot: SlotHook | None = None,
         on_stall: Callable[[Stall], None] | None = None,
         reasoning: ReasoningConfig | None = None,
+        on_send: Callable[[CallRow], None] | None = None,
     ):
         self.endpoint = endpoint
+        # Hears each attempt before it is sent (status `interrupted` until its answer).
+        self._on_send = on_send
         self.sampling = sampling
         self.reasoning = reasoning or ReasoningConfig()
         # One per replica, made on first use: counts thinking tokens the usage did not.
@@ -146,6 +161,10 @@ class ModelClient:
         self._watcher: StallWatcher | None = None
         self._slots = {url: threading.BoundedSemaphore(endpoint.max_concurrency) for url in endpoint.base_urls}
         self._in_flight = {url: 0 for url in endpoint.base_urls}
+        # url -> the line a request gave up with: a frozen base URL is sent nothing more
+        # until the stall watcher finds it answering again.
+        self._frozen: dict[str, str] = {}
+        self._no_tokenize: set[str] = set()  # servers without vLLM's /tokenize
         self._pick_lock = threading.Lock()
         self._round_robin = itertools.count()
         self._pool = ThreadPoolExecutor(
@@ -166,33 +185,46 @@ class ModelClient:
         s = self.sampling
         return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "stop": s.stop or None}
 
-    def complete(self, request: Request) -> Response:
-        """One request (retried on transient failures). Raises EndpointError."""
+    def complete(self, request: Request, give_up_at: float | None = None) -> Response:
+        """One request (retried on transient failures). Raises EndpointError.
+
+        `give_up_at` (time.monotonic()): when it fails at the latest; default: the give-up
+        time from now."""
+        if give_up_at is None:
+            give_up_at = time.monotonic() + self.give_up_s
         # vLLM rejects n > 1 with greedy sampling (temperature 0): ask one at a time.
         if request.n > 1 and (not self.endpoint.supports_n or self.sampling.temperature == 0):
-            return self._merge_singles(request)
-        return self._call_with_retries(request)
+            return self._merge_singles(request, give_up_at)
+        return self._call_with_retries(request, give_up_at)
 
     def complete_many(self, requests: Sequence[Request]) -> list[Response | EndpointError]:
-        """Run requests concurrently (bounded per replica); errors are returned in place."""
+        """Run requests concurrently (bounded per replica); errors are returned in place.
+        Each request's give-up time counts from now, its wait for a thread included."""
+        give_up_at = time.monotonic() + self.give_up_s
 
         def run(req: Request) -> Response | EndpointError:
             try:
-                return self.complete(req)
+                return self.complete(req, give_up_at)
             except EndpointError as exc:
                 return exc
 
         return list(self._pool.map(run, requests))
 
+    def frozen(self) -> dict[str, str]:
+        """Base URLs declared frozen now -> the line their give-up said."""
+        with self._pick_lock:
+            return dict(self._frozen)
+
     # -- internals ---------------------------------------------------------------
 
-    def _merge_singles(self, request: Request) -> Response:
-        """For servers without `n`: n requests with consecutive seeds, merged."""
+    def _merge_singles(self, request: Request, give_up_at: float) -> Response:
+        """For servers without `n`: n requests with consecutive seeds, merged (one give-up
+        time for all of them: they are one request to the caller)."""
         parts: list[Response] = []
         for i in range(request.n):
             try:
                 parts.append(self._call_with_retries(
-                    dataclasses.replace(request, n=1, seed=request.seed + i)))
+                    dataclasses.replace(request, n=1, seed=request.seed + i), give_up_at))
             except EndpointError as exc:
                 # The answered parts were paid for: their calls go with the error.
                 raise EndpointError(str(exc), [c for p in parts for c in p.calls] + exc.calls) from exc
@@ -209,40 +241,94 @@ class ModelClient:
             calls=[c for p in parts for c in p.calls],
         )
 
-    def _pick_replica(self) -> str:
+    def _pick_replica(self) -> str | None:
+        """The least busy replica not declared frozen (None: all are)."""
         with self._pick_lock:
-            urls = self.endpoint.base_urls
+            urls = [u for u in self.endpoint.base_urls if u not in self._frozen]
+            if not urls:
+                return None
             start = next(self._round_robin) % len(urls)
             order = urls[start:] + urls[:start]
             url = min(order, key=lambda u: self._in_flight[u])
             self._in_flight[url] += 1
             return url
 
+    def _acquire(self, url: str, give_up_at: float) -> bool:
+        """Wait for a concurrency slot of `url` until the give-up time, or until `url` is
+        declared frozen (then nothing more is sent to it). True when one is held."""
+        slots = self._slots[url]
+        while True:
+            left = give_up_at - time.monotonic()
+            if left <= 0 or url in self._frozen:
+                return False
+            if slots.acquire(timeout=min(left, 0.25)):
+                if url in self._frozen:  # declared while we waited
+                    slots.release()
+                    return False
+                return True
+
+    def _declare_frozen(self, url: str) -> None:
+        """An attempt at `url` got no answer in time: if the stall watcher finds it not
+        answering its health probe either (frozen, not merely slow), stop sending to it."""
+        watcher = self._watcher
+        if watcher is None or not watcher.not_answering(url):
+            return
+        with self._pick_lock:
+            if url not in self._frozen:
+                self._frozen[url] = (f"{url} does not answer (an attempt timed out and its health probe "
+                                     "failed): nothing more is sent to it until it answers again")
+                log.error("%s", self._frozen[url])
+
+    def _any_unfrozen(self) -> bool:
+        return any(u not in self._frozen for u in self.endpoint.base_urls)
+
+    def _on_stall_event(self, stall: Stall) -> None:
+        if stall.answering:
+            with self._pick_lock:
+                self._frozen.pop(stall.url, None)
+        if self.on_stall is not None:
+            self.on_stall(stall)
+
     def _release(self, url: str) -> None:
         with self._pick_lock:
             self._in_flight[url] -= 1
 
-    def _call_with_retries(self, request: Request) -> Response:
+    def _call_with_retries(self, request: Request, give_up_at: float) -> Response:
         attempts = self.endpoint.max_retries + 1
         last_error = ""
         tried: list[str] = []
         calls: list[CallRow] = []
-        give_up_at = time.monotonic() + self.give_up_s
         made = 0
+        timed_out = False
         for attempt in range(attempts):
-            left = give_up_at - time.monotonic()
-            if left <= 0:
+            if give_up_at - time.monotonic() <= 0:
                 break
             url = self._pick_replica()
+            if url is None:  # every replica is declared frozen
+                break
             tried.append(url)
-            made += 1
             try:
-                with self._slots[url], self._slot(url):
-                    # The last attempt gets only what is left of the give-up time.
-                    return self._call_once(url, request, attempt, calls, min(self.request_timeout_s, left))
+                if not self._acquire(url, give_up_at):
+                    continue  # frozen meanwhile (another replica may take it), or out of time
+                try:
+                    with self._slot(url):
+                        left = give_up_at - time.monotonic()
+                        if left <= 0:
+                            break
+                        made += 1
+                        # Each attempt gets only what is left of the give-up time.
+                        return self._call_once(url, request, attempt, calls, min(self.request_timeout_s, left))
+                finally:
+                    self._slots[url].release()
             except _Retryable as exc:
                 last_error = str(exc)
-                if attempt + 1 < attempts and give_up_at - time.monotonic() > 0:
+                timed_out = exc.timed_out
+                if timed_out and len(self.endpoint.base_urls) > 1:
+                    # Another replica can take the retry: move off a frozen one at once.
+                    # (With one replica the retries go on until the give-up time: a server
+                    # may come back, e.g. a SIGSTOPped one continued.)
+                    self._declare_frozen(url)
+                if attempt + 1 < attempts and give_up_at - time.monotonic() > 0 and self._any_unfrozen():
                     delay = self.endpoint.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
                     delay = min(delay, max(0.0, give_up_at - time.monotonic()))
                     log.warning("model call to %s failed (%s); retry %d/%d in %.1fs",
@@ -252,12 +338,18 @@ class ModelClient:
                 raise EndpointError(str(exc), calls) from exc
             finally:
                 self._release(url)
-        gave_up = f" (give-up time {self.give_up_s:.0f}s reached)" if made < attempts else ""
+        out_of_time = give_up_at - time.monotonic() <= 0
+        if out_of_time and timed_out:
+            self._declare_frozen(tried[-1])  # the request gave up on a server that did not answer
+        frozen = self.frozen()
+        gave_up = f" (give-up time {self.give_up_s:.0f}s reached)" if out_of_time and made < attempts else ""
+        where = f" at {', '.join(sorted(set(tried)))}" if tried else ""
+        if not made and not last_error:
+            last_error = ("no concurrency slot came free in time" if out_of_time
+                          else "every replica is declared frozen")
+        detail = "; ".join([last_error] + [frozen[u] for u in sorted(frozen)])
         raise EndpointError(
-            f"model {self.endpoint.model!r} unreachable after {made} attempt(s){gave_up} "
-            f"at {', '.join(sorted(set(tried)))}: {last_error}",
-            calls,
-        )
+            f"model {self.endpoint.model!r} unreachable after {made} attempt(s){gave_up}{where}: {detail}", calls)
 
     def _call_once(
         self, url: str, request: Request, attempt: int, calls: list[CallRow] | None = None,
@@ -285,6 +377,11 @@ class ModelClient:
             calls.append(row)
             self.on_call(row)
 
+        # Recorded before it is sent (a SIGKILL from here on still leaves its row); the
+        # token count it may ask the server for comes out of this attempt's time.
+        attempt_ends = time.monotonic() + timeout
+        self._announce(url, request, call_id, attempt, timeout)
+        timeout = max(0.05, attempt_ends - time.monotonic())
         waiting = self._start_waiting(url)
         try:
             if self.endpoint.api == "chat":
@@ -321,7 +418,8 @@ class ModelClient:
                 asked_tools = [None] * len(texts)
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             record("error", f"{type(exc).__name__}: {exc}")
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+            raise _Retryable(f"{type(exc).__name__}: {exc}",
+                             timed_out=isinstance(exc, openai.APITimeoutError)) from exc
         except openai.APIStatusError as exc:
             record("error", f"HTTP {exc.status_code}: {_short(exc)}")
             if exc.status_code in RETRYABLE_STATUS:
@@ -364,6 +462,55 @@ class ModelClient:
                                     budget_exhausted=thinking.budget_exhausted(s, c.finish_reason))
                 for c, s, n in zip(choices, splits, counts)]
 
+    # -- the row of an attempt in flight (storage/in_flight.py) ----------------------
+
+    def _announce(self, url: str, request: Request, call_id: str, attempt: int, timeout_s: float) -> None:
+        send = self._on_send or (in_flight.announce if in_flight.listening() else None)
+        if send is None:
+            return
+        tokens, counted = self._prompt_tokens(url, request, timeout_s=min(2.0, timeout_s / 4))
+        how = "counted by the server's /tokenize" if counted else "estimated (4 characters a token)"
+        send(CallRow(
+            call_id=call_id, run_id=request.context.get("run_id"),
+            problem_id=request.context.get("problem_id"), stage=request.context.get("stage"),
+            endpoint=url, model=self.endpoint.model, n=request.n, seed=request.seed,
+            attempt=attempt, status=in_flight.INTERRUPTED,
+            error=(f"sent, no answer recorded (the process stopped first): prompt tokens {how}; "
+                   "completion tokens, latency and cost unknown"),
+            prompt_tokens=tokens, completion_tokens=None, latency_s=0.0, cost=None,
+        ))
+
+    def _prompt_tokens(self, url: str, request: Request, timeout_s: float) -> tuple[int, bool]:
+        """The request's prompt tokens from vLLM's /tokenize (chat template applied), or an
+        estimate from its length; True when counted. Measured on the local CPU vLLM:
+        docs/sql.md."""
+        if url.endswith("/v1"):
+            tokenize_url = url[:-3] + "/tokenize"
+        else:
+            tokenize_url = url + "/tokenize"
+        body: dict[str, Any] = {"model": self.endpoint.model}
+        if self.endpoint.api == "chat":
+            messages = request.messages
+            if messages is None:
+                messages = [{"role": "system", "content": request.system}] if request.system else []
+                messages.append({"role": "user", "content": request.prompt})
+            body.update(messages=messages, add_generation_prompt=True)
+            text = "".join(str(m.get("content") or "") for m in messages)
+        else:
+            text = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+            body["prompt"] = text
+        if url not in self._no_tokenize:
+            try:
+                resp = httpx.post(tokenize_url, json=body, timeout=timeout_s,
+                                  headers={"Authorization": f"Bearer {self.endpoint.api_key}"})
+                if resp.status_code in (404, 405, 501):
+                    self._no_tokenize.add(url)  # not vLLM: do not ask again
+                elif resp.status_code == 200:
+                    return int(resp.json()["count"]), True
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                pass
+        return max(1, len(text) // 4), False
+
     # -- waiting requests (a frozen server must not be silent) ----------------------
 
     def _start_waiting(self, url: str) -> int:
@@ -371,7 +518,7 @@ class ModelClient:
         with self._pick_lock:
             self._waiting[url][token] = time.monotonic()
             if self._watcher is None:
-                self._watcher = StallWatcher(self.endpoint, self.waiting, self.on_stall)
+                self._watcher = StallWatcher(self.endpoint, self.waiting, self._on_stall_event)
         return token
 
     def _stop_waiting(self, url: str, token: int) -> None:
@@ -395,7 +542,9 @@ class ModelClient:
 
 
 class _Retryable(Exception):
-    pass
+    def __init__(self, message: str, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out  # no answer in time (not a refused connection or a 5xx)
 
 
 def _short(exc: openai.APIStatusError) -> str:

@@ -61,6 +61,11 @@ class StallWatcher:
     def stop(self) -> None:
         self._stop.set()
 
+    def not_answering(self, url: str) -> bool:
+        """Whether `url` is reported as not answering its health probe now (the client
+        declares such a URL frozen when a request gives up on it)."""
+        return url in self._reported
+
     def _run(self) -> None:
         ep = self.endpoint
         while not self._stop.wait(1.0):

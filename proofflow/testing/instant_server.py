@@ -2,7 +2,7 @@
 
 It exists for two jobs a real model cannot do: measuring proofflow's own overhead
 (bench/bench_pipeline.py: a real model's latency would hide it) and injecting faults
-(HTTP 500s, slow answers) in tests. It is never a substitute for the integration tests
+(HTTP 500s, slow answers, a frozen server: `freeze()`) in tests. It is never a substitute for the integration tests
 against the real vLLM server. Completions are deterministic in (prompt, seed, index):
 "... The answer is \\boxed{K}" with K drawn from the seed, so a verifier has real work.
 Run it: python -m proofflow.testing.instant_server --port 8011
@@ -35,7 +35,17 @@ class Behaviour:
     received: int = 0            # generation requests received (any status)
     prompts: list[str] = field(default_factory=list)  # every answered prompt, in order
     answered: list[tuple[str, int, int]] = field(default_factory=list)  # (prompt, seed, n) of each
+    received_at: list[float] = field(default_factory=list)  # time.monotonic() of each generation request
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set while the server answers; cleared by freeze(): every request (generation, the
+    # /v1/models health probe, /tokenize) then hangs like a SIGSTOPped server's until thaw().
+    thawed: threading.Event = field(default_factory=lambda: _set_event())
+
+    def freeze(self) -> None:
+        self.thawed.clear()
+
+    def thaw(self) -> None:
+        self.thawed.set()
 
     def completion(self, prompt: str, seed: int, index: int) -> str:
         """The text of choice `index` of a request; subclasses answer differently."""
@@ -43,6 +53,18 @@ class Behaviour:
             return self.text
         rng = random.Random(f"{seed}:{index}:{len(prompt)}")
         return f"Let me think step by step. The answer is \\boxed{{{rng.choice(self.answers)}}}"
+
+
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
+def _prompt_of(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        return "\n".join(str(m.get("content", "")) for m in body.get("messages") or [])
+    return str(body.get("prompt", ""))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -62,6 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         b = self.behaviour
+        b.thawed.wait()
         if self.path.rstrip("/") == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": b.model, "object": "model"}]})
         elif self.path == "/metrics":
@@ -73,13 +96,21 @@ class _Handler(BaseHTTPRequestHandler):
         b = self.behaviour
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
+        if self.path.rstrip("/") == "/tokenize":  # vLLM's, counting like `usage` below
+            b.thawed.wait()
+            count = len(_prompt_of(body).split())
+            return self._send(200, {"count": count, "tokens": list(range(count)), "max_model_len": 2048})
         chat = self.path.rstrip("/") == "/v1/chat/completions"
         if not chat and self.path.rstrip("/") != "/v1/completions":
             return self._send(404, {"error": {"message": "not found"}})
         with b.lock:
             b.received += 1
-            failing = b.received <= b.fail_first or 0 < b.fail_from <= b.received
-            extra_delay = b.slow_requests.get(b.received, 0.0)
+            b.received_at.append(time.monotonic())
+            k = b.received
+        b.thawed.wait()
+        with b.lock:
+            failing = k <= b.fail_first or 0 < b.fail_from <= k
+            extra_delay = b.slow_requests.get(k, 0.0)
         if failing:
             return self._send(500, {"error": {"message": "injected failure"}})
         if body.get("model") != b.model:
@@ -129,6 +160,7 @@ class InstantServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.behaviour.thaw()  # let hung handlers finish
         self._httpd.shutdown()
         self._httpd.server_close()
 
