@@ -12,25 +12,14 @@ from typing import Any
 
 import pytest
 
-from proofflow.agents.episode import (
-    ANSWERED,
-    CONTEXT_LENGTH,
-    MAX_TURNS,
-    Ask,
-    Caps,
-    End,
-    RunTools,
-    conversation,
-    load_episode,
-    next_step,
-    problem_tokens,
-)
-from proofflow.agents.run import Executor, ToolOutcome, ask_turn, end_rows, run_tools
+from proofflow.agents import inprocess
+from proofflow.agents.episode import ANSWERED, CONTEXT_LENGTH, MAX_TURNS, Caps, conversation, load_episode
+from proofflow.agents.inprocess import Stored
+from proofflow.agents.run import Executor, ToolOutcome
 from proofflow.agents.standard_tools import RUN_PYTHON, python_executor
 from proofflow.agents.tools import ToolSpec
 from proofflow.config import EndpointConfig, SamplingConfig
 from proofflow.llm.client import ModelClient
-from proofflow.storage.records import EpisodeRow, Row, SampleRow, ToolRunRow
 from proofflow.testing.scripted_chat import Reply, Script, ScriptedChatServer
 
 RUN, PID = "r_test", "p_test"
@@ -42,48 +31,10 @@ def _call(name: str, arguments: str, call_id: str = "call_1") -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-class Stored:
-    """The rows an episode made, as the flow's state would hold them."""
-
-    def __init__(self) -> None:
-        self.samples: dict[str, SampleRow] = {}
-        self.runs: dict[str, ToolRunRow] = {}
-        self.ended: EpisodeRow | None = None
-        self.all: list[Row] = []
-
-    def add(self, rows: list[Row]) -> None:
-        self.all.extend(rows)
-        for r in rows:
-            if isinstance(r, SampleRow):
-                self.samples[r.sample_id] = r
-            elif isinstance(r, ToolRunRow):
-                self.runs[r.tool_run_id] = r
-            elif isinstance(r, EpisodeRow):
-                self.ended = r
-
-
 def drive(client: ModelClient, caps: Caps, stored: Stored | None = None, executors: Mapping[str, Executor] | None
           = None, tools: Mapping[str, ToolSpec] = TOOLS, stop_after: int | None = None) -> Stored:
-    stored = stored or Stored()
     executors = executors if executors is not None else {"run_python": python_executor(10.0)}
-    steps = 0
-    while True:
-        episode = load_episode(RUN, PID, 0, stored.samples, stored.runs, stored.ended)
-        step = next_step(episode, OPENING, tools, caps, RUN, PID, problem_tokens(stored.samples))
-        if step is None or (stop_after is not None and steps >= stop_after):
-            return stored
-        steps += 1
-        if isinstance(step, Ask):
-            rows, end = ask_turn(client, step, episode, RUN, PID, tools, caps)
-            stored.add(rows)
-            if end is not None:
-                stored.add(end_rows(end, episode, RUN, PID, "answer", ""))
-        elif isinstance(step, RunTools):
-            stored.add(run_tools(step, episode, RUN, PID, executors, caps))
-        else:
-            assert isinstance(step, End)
-            last = episode.last
-            stored.add(end_rows(step, episode, RUN, PID, "answer", last.completion or "" if last else ""))
+    return inprocess.drive(client, caps, OPENING, tools, executors, RUN, PID, stored=stored, stop_after=stop_after)
 
 
 @pytest.fixture()
