@@ -20,7 +20,8 @@ class Stored:
     def __init__(self) -> None:
         self.samples: dict[str, SampleRow] = {}
         self.runs: dict[str, ToolRunRow] = {}
-        self.ended: EpisodeRow | None = None
+        self.endings: dict[int, EpisodeRow] = {}
+        self.ended: EpisodeRow | None = None  # the last episode end stored
         self.all: list[Row] = []
 
     def add(self, rows: Sequence[Row]) -> None:
@@ -31,6 +32,7 @@ class Stored:
             elif isinstance(r, ToolRunRow):
                 self.runs[r.tool_run_id] = r
             elif isinstance(r, EpisodeRow):
+                self.endings[r.episode] = r
                 self.ended = r
 
 
@@ -41,7 +43,7 @@ def drive(client: ModelClient, caps: Caps, opening: Sequence[Mapping[str, Any]],
     stored = stored or Stored()
     steps = 0
     while True:
-        ep = load_episode(run_id, problem_id, episode, stored.samples, stored.runs, stored.ended)
+        ep = load_episode(run_id, problem_id, episode, stored.samples, stored.runs, stored.endings.get(episode))
         step = next_step(ep, opening, tools, caps, run_id, problem_id, problem_tokens(stored.samples))
         if step is None or (stop_after is not None and steps >= stop_after):
             return stored

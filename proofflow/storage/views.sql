@@ -450,4 +450,75 @@ LEFT JOIN v_run_usage u ON u.run_id = r.run_id
 LEFT JOIN v_cost_of_pass cp ON cp.run_id = r.run_id
 LEFT JOIN v_tokens_of_pass tp ON tp.run_id = r.run_id;
 
-INSERT OR REPLACE INTO schema_info VALUES ('views_version', '5');
+-- Reasoning models, per run: thinking tokens and their share of the completion tokens,
+-- how many samples were counted inexactly, and how many stopped on length while still
+-- thinking (budget_exhausted: no answer at all, not a wrong one).
+CREATE OR REPLACE VIEW v_reasoning AS
+SELECT run_id,
+       count(*) FILTER (WHERE reasoning IS NOT NULL) AS thinking_samples,
+       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+       coalesce(sum(completion_tokens), 0) AS completion_tokens,
+       coalesce(sum(reasoning_tokens), 0) / nullif(sum(completion_tokens), 0) AS reasoning_share,
+       count(*) FILTER (WHERE reasoning_tokens_source = 'apportioned') AS reasoning_inexact_samples,
+       count(*) FILTER (WHERE budget_exhausted) AS budget_exhausted
+FROM samples
+WHERE call_id IS NOT NULL
+GROUP BY run_id;
+
+-- Agents (proofflow/agents/): one row per episode — its turns, tool calls (by tool,
+-- refused ones apart), tokens (prompt tokens are re-sent context, counted per turn),
+-- thinking, how it ended, and whether its candidate passed the ground-truth verifier.
+CREATE OR REPLACE VIEW v_episodes AS
+WITH turns AS (
+    SELECT run_id, problem_id, idx AS episode, count(*) AS turns,
+           coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+           coalesce(sum(completion_tokens), 0) AS completion_tokens,
+           coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+           count(*) FILTER (WHERE budget_exhausted) AS budget_exhausted_turns,
+           coalesce(sum(latency_s), 0.0) AS model_s,
+           CASE WHEN count(*) FILTER (WHERE cost IS NULL) = 0 THEN coalesce(sum(cost), 0.0) END AS cost
+    FROM samples WHERE stage = 'turn'
+    GROUP BY run_id, problem_id, idx
+), tools AS (
+    SELECT run_id, problem_id, episode, count(*) AS tool_calls,
+           count(*) FILTER (WHERE outcome = 'refused') AS refused_calls,
+           histogram(tool) AS calls_by_tool,
+           coalesce(sum(duration_s), 0.0) AS tool_s
+    FROM tool_runs
+    GROUP BY run_id, problem_id, episode
+)
+SELECT t.run_id, t.problem_id, coalesce(rp.source_id, p.source_id) AS source_id, t.episode, t.turns,
+       coalesce(tl.tool_calls, 0) AS tool_calls, coalesce(tl.refused_calls, 0) AS refused_calls,
+       tl.calls_by_tool, t.prompt_tokens, t.completion_tokens, t.reasoning_tokens,
+       t.prompt_tokens + t.completion_tokens AS tokens,
+       t.reasoning_tokens / nullif(t.completion_tokens, 0) AS reasoning_share,
+       t.budget_exhausted_turns, t.model_s, coalesce(tl.tool_s, 0.0) AS tool_s, t.cost,
+       e.ended, e.candidate_sample_id,
+       coalesce(st.judged, false) AS judged, coalesce(st.passed, false) AS solved
+FROM turns t
+LEFT JOIN tools tl ON tl.run_id = t.run_id AND tl.problem_id = t.problem_id AND tl.episode = t.episode
+LEFT JOIN episodes e ON e.run_id = t.run_id AND e.problem_id = t.problem_id AND e.episode = t.episode
+LEFT JOIN v_sample_truth st ON st.sample_id = e.candidate_sample_id
+LEFT JOIN run_problems rp ON rp.run_id = t.run_id AND rp.problem_id = t.problem_id
+LEFT JOIN problems p ON p.problem_id = t.problem_id;
+
+-- Agents per run: pass@1 over episodes (the mean of solved; pass@k over episodes is
+-- pf_pass_at_k_run([candidate stage]) — an episode's candidate is one attempt),
+-- turns-to-solve and tokens-to-solve (solved episodes), the reasoning share, how episodes
+-- ended, budget_exhausted turns.
+CREATE OR REPLACE VIEW v_agent_summary AS
+SELECT run_id, count(*) AS episodes,
+       count(*) FILTER (WHERE solved) AS solved_episodes,
+       avg(solved::INTEGER) FILTER (WHERE judged) AS pass_at_1,
+       avg(turns) AS turns_per_episode,
+       avg(turns) FILTER (WHERE solved) AS turns_to_solve,
+       avg(tokens) FILTER (WHERE solved) AS tokens_to_solve,
+       sum(tool_calls) AS tool_calls, sum(refused_calls) AS refused_calls,
+       sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+       sum(reasoning_tokens) / nullif(sum(completion_tokens), 0) AS reasoning_share,
+       sum(budget_exhausted_turns) AS budget_exhausted,
+       histogram(ended) AS ended
+FROM v_episodes
+GROUP BY run_id;
+
+INSERT OR REPLACE INTO schema_info VALUES ('views_version', '6');
