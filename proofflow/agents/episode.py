@@ -107,42 +107,41 @@ def calls_of(turn: SampleRow, tools: Mapping[str, ToolSpec], caps: Caps) -> list
     return text_calls(turn.completion or "", tools, caps.max_input_chars)
 
 
-def assistant_message(turn: SampleRow, caps: Caps) -> dict[str, Any]:
+def assistant_message(turn: SampleRow, protocol: str) -> dict[str, Any]:
     """The turn's answer as it goes back into the conversation: the answer text only (the
     thinking is not re-sent), with its tool calls (OpenAI protocol)."""
     message: dict[str, Any] = {"role": "assistant", "content": turn.completion or ""}
-    if caps.protocol == "openai" and turn.tool_calls:
+    if protocol == "openai" and turn.tool_calls:
         message["tool_calls"] = json.loads(turn.tool_calls)
     return message
 
 
-def followups(turn: SampleRow, calls: Sequence[ToolCall], runs: Mapping[str, ToolRunRow],
-              run_id: str, problem_id: str, caps: Caps) -> list[dict[str, Any]] | None:
-    """The messages that answer the turn's tool calls, or None while a call has no run."""
-    outputs: list[tuple[ToolCall, str]] = []
-    for call in calls:
-        run = runs.get(tool_run_id(run_id, problem_id, turn.sample_id, call.index))
-        if run is None:
-            return None
-        outputs.append((call, run.output))
-    if not outputs:
+def turn_runs(episode: Episode, turn: SampleRow) -> list[ToolRunRow]:
+    """The stored tool runs of a turn, in call order."""
+    return sorted((r for r in episode.runs.values() if r.sample_id == turn.sample_id), key=lambda r: r.call_index)
+
+
+def followups(runs: Sequence[ToolRunRow], protocol: str) -> list[dict[str, Any]]:
+    """The messages that answer a turn's tool calls, from their stored runs: one `tool`
+    message per call (OpenAI protocol), or one user message with every result (text)."""
+    if not runs:
         return []
-    if caps.protocol == "openai":
-        return [{"role": "tool", "tool_call_id": call.call_id, "content": output} for call, output in outputs]
-    return [{"role": "user", "content": render_text_results(outputs)}]
+    if protocol == "openai":
+        return [{"role": "tool", "tool_call_id": r.tool_call_id, "content": r.output} for r in runs]
+    return [{"role": "user", "content": render_text_results([(r.tool, r.call_index, r.output) for r in runs])}]
 
 
-def conversation(episode: Episode, tools: Mapping[str, ToolSpec], caps: Caps, run_id: str,
-                 problem_id: str) -> list[dict[str, Any]]:
+def conversation(episode: Episode, protocol: str) -> list[dict[str, Any]]:
     """The whole conversation as stored: each turn's new messages and its answer, and the
-    results of the last turn's tool calls if they ran."""
+    results of the last turn's tool calls if they ran. Needs nothing but the rows (and
+    the protocol the run used), so `proofflow show --conversation` rebuilds it too."""
     messages: list[dict[str, Any]] = []
     for turn in episode.turns:
         messages.extend(json.loads(turn.prompt or "[]"))
-        messages.append(assistant_message(turn, caps))
+        messages.append(assistant_message(turn, protocol))
     last = episode.last
     if last is not None:
-        messages.extend(followups(last, calls_of(last, tools, caps), episode.runs, run_id, problem_id, caps) or [])
+        messages.extend(followups(turn_runs(episode, last), protocol))
     return messages
 
 
@@ -205,13 +204,13 @@ def next_step(episode: Episode, opening: Sequence[Mapping[str, Any]], tools: Map
         return End(TOKEN_BUDGET)
     if caps.wall_time_s is not None and work_time(episode) >= caps.wall_time_s:
         return End(WALL_TIME)
-    new = followups(last, calls, episode.runs, run_id, problem_id, caps) or []
+    new = followups(turn_runs(episode, last), caps.protocol)
     if caps.context_tokens is not None:
         # The last request's size is known exactly; what is added is estimated (4 chars a token).
         used = (last.prompt_tokens or 0) + (last.completion_tokens or 0) + sum(len(m["content"]) for m in new) // 4
         if used + caps.max_tokens_per_turn > caps.context_tokens:
             return End(CONTEXT_LENGTH)
-    messages = conversation(episode, tools, caps, run_id, problem_id)
+    messages = conversation(episode, caps.protocol)
     return Ask(len(episode.turns), turn_id(run_id, problem_id, last.sample_id, episode.number), last.sample_id,
                messages, new, _turn_budget(caps, problem_tokens))
 

@@ -132,9 +132,7 @@ def text_calls(text: str, tools: Mapping[str, ToolSpec], max_input_chars: int) -
     return calls
 
 
-def render_text_results(results: Sequence[tuple[ToolCall, str]]) -> str:
-    """The text protocol's reply: every call's output, in order, as one user message."""
-    parts = []
-    for call, output in results:
-        parts.append(f"Result of {call.name} (block {call.index + 1}):\n{output}")
-    return "\n\n".join(parts)
+def render_text_results(results: Sequence[tuple[str, int, str]]) -> str:
+    """The text protocol's reply: every call's (tool, index, output), in order, as one
+    user message."""
+    return "\n\n".join(f"Result of {tool} (block {index + 1}):\n{output}" for tool, index, output in results)

@@ -83,7 +83,7 @@ def test_episode_on_the_real_server_stored_as_sent_with_a_stable_prefix(proxy: R
     assert all((t.prompt_tokens or 0) > 0 and t.call_id for t in turns)
     assert stored.ended is not None and stored.ended.turns == len(turns)
     episode = load_episode(RUN, PID, 0, stored.samples, stored.runs, stored.ended)
-    rebuilt = conversation(episode, TOOLS, Caps(protocol="text"), RUN, PID)
+    rebuilt = conversation(episode, "text")
     for i, body in enumerate(proxy.chat_requests):
         assert rebuilt[:len(body["messages"])] == body["messages"], f"request {i} differs from the stored rows"
         assert body["messages"][-1]["role"] == "user"

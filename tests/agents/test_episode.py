@@ -68,7 +68,7 @@ def test_tool_call_executed_answered_and_conversation_rebuilt(server: tuple[Scri
     assert second[:len(script.received[0]["messages"])] == script.received[0]["messages"]
     assert script.received[1]["tools"][0]["function"]["name"] == "run_python"
     episode = load_episode(RUN, PID, 0, stored.samples, stored.runs, stored.ended)
-    rebuilt = conversation(episode, TOOLS, caps, RUN, PID)
+    rebuilt = conversation(episode, caps.protocol)
     assert rebuilt[:len(second)] == second
     assert rebuilt[-1] == {"role": "assistant", "content": "The answer is \\boxed{42}."}
     turns = sorted((s for s in stored.samples.values() if s.stage == "turn"), key=lambda s: s.round)
