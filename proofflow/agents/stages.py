@@ -43,11 +43,20 @@ from proofflow.tasks.context import RunContext, StageOutput, WorkItem
 class AgentSpec(Protocol):
     """What an agent strategy says about its episodes."""
 
-    caps: Caps
-    episodes: int  # per problem
-    candidate_stage: str  # the stage of the sample an ended episode leaves for grading
-    tools: Mapping[str, ToolSpec]
-    solving_tools: frozenset[str]  # a `pass` from one of these ends the episode (PROVED)
+    @property
+    def caps(self) -> Caps: ...
+
+    @property
+    def episodes(self) -> int: ...  # per problem
+
+    @property
+    def candidate_stage(self) -> str: ...  # the stage of the sample an ended episode leaves for grading
+
+    @property
+    def tools(self) -> Mapping[str, ToolSpec]: ...
+
+    @property
+    def solving_tools(self) -> frozenset[str]: ...  # a `pass` from one of these ends the episode (PROVED)
 
     def opening(self, item: WorkItem) -> list[dict[str, Any]]: ...
 

@@ -141,3 +141,30 @@ class ScriptedChatServer:
     def __exit__(self, *exc: Any) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def tir_script(tool_turns: int, model: str = "scripted") -> Script:
+    """A TIR conversation: turns 0..tool_turns-1 write a ```python block, the next answers
+    (bench/bench_agent.py, the agent flow tests)."""
+    replies = [Reply(turn=t, content=f"Let me compute step {t}.\n```python\nprint({t} * 7)\n```")
+               for t in range(tool_turns)]
+    replies.append(Reply(turn=tool_turns, content="So the answer is \\boxed{42}."))
+    return Script(replies=replies, model=model)
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="STAND-IN scripted chat server (TIR script)")
+    parser.add_argument("--port", type=int, default=8012)
+    parser.add_argument("--model", default="scripted")
+    parser.add_argument("--tool-turns", type=int, default=3)
+    args = parser.parse_args()
+    server = ScriptedChatServer(tir_script(args.tool_turns, args.model), args.port)
+    print(f"stand-in scripted chat server on {server.base_url}", flush=True)
+    with server:
+        server._thread.join()
+
+
+if __name__ == "__main__":
+    main()
