@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from proofflow.problems import coq_examples  # noqa: E402
 from proofflow.verifiers.coq import CoqChecker, CoqConfig  # noqa: E402
-from proofflow.verifiers.formal import VerdictCache, check_cached  # noqa: E402
+from proofflow.verifiers.formal import VerdictCache  # noqa: E402
+from proofflow.verifiers.registry import check_cached  # noqa: E402
 
 
 def workload() -> list[tuple]:
@@ -115,9 +116,9 @@ def lean_rows(n: int) -> None:
     are far cheaper to check than Kimina's Mathlib proofs (~0.17 proofs/s per core with warm
     REPLs there); only the per-process start-up is comparable."""
     from proofflow.problems import example_path, load_formal_problems
-    from proofflow.verifiers.formal import audit
     from proofflow.verifiers.lean.install import find_wasm_lean
     from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig, run_batch, to_result
+    from proofflow.verifiers.registry import audit
 
     wasm = find_wasm_lean()
     if wasm is None:

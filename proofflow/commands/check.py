@@ -24,9 +24,10 @@ def _usage(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def find_problem(spec: str) -> Any:
+def find_problem(spec: str, backend: str | None = None) -> Any:
     """`PROBLEMS.jsonl:ID` (or a bundled set's name, `lean-examples:ID`) → the FormalProblem
-    whose id (or theorem name) is ID."""
+    whose id (or theorem name) is ID. `backend` reads plain lines without a `backend` field
+    (default lean); a line's own field wins."""
     from proofflow.problems import ProblemFileError, example_path, load_formal_problems
 
     path, sep, pid = spec.rpartition(":")
@@ -36,7 +37,7 @@ def find_problem(spec: str) -> Any:
     if not file.exists():
         raise _usage(f"--problem: no such file {str(file)!r}")
     try:
-        problems = load_formal_problems(file)
+        problems = load_formal_problems(file, backend=backend)
     except ProblemFileError as exc:
         raise _usage(str(exc)) from None
     for p in problems:
@@ -55,12 +56,13 @@ def check(
     config: Path | None = typer.Option(None, help="TOML config file (\\[prove] section)"),
 ) -> None:
     """Check candidate proof files against one problem; exit 0 when all pass."""
-    from proofflow.verifiers.factory import make_checker
-    from proofflow.verifiers.formal import CheckResult, audit
+    from proofflow.tasks.checker_settings import make_checker
+    from proofflow.verifiers.formal import CheckResult
+    from proofflow.verifiers.registry import audit, languages
 
-    prob = find_problem(problem)
-    if backend is not None and backend not in ("lean", "coq"):
-        raise _usage(f"--backend {backend!r}: expected lean or coq")
+    if backend is not None and backend not in languages():
+        raise _usage(f"--backend {backend!r}: expected {' or '.join(languages())}")
+    prob = find_problem(problem, backend)
     if backend is not None and backend != prob.backend:
         raise _usage(f"--backend {backend}: problem {prob.name!r} is a {prob.backend} problem")
     sources: list[tuple[Path, str]] = []

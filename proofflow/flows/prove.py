@@ -37,6 +37,7 @@ from proofflow.tasks.formal_runtime import KnownChecks, solved
 from proofflow.tasks.prove_generate import plan_prove_generate, prove_generate
 from proofflow.tasks.prove_holes import open_parents, prove_holes
 from proofflow.tasks.sketch import plan_sketch, sketch
+from proofflow.verifiers.registry import backend as backend_named
 
 __all__ = ["ProveSetupError", "RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
 
@@ -56,7 +57,7 @@ def resolve_problem_file(problem_file: str) -> str:
 def load_proof_problems(problem_file: str, settings: Settings) -> list[ProofProblem]:
     """miniF2F (DeepSeek / yangky11), plain or Coq-example JSONL; the backend must match."""
     problems = load_formal_problems(resolve_problem_file(problem_file), limit=settings.prove.limit)
-    want = "coq" if settings.prove.backend == "coq" else "lean"
+    want = backend_named(settings.prove.backend).name  # `kimina` checks `lean` problems
     wrong = [p.name for p in problems if p.backend != want]
     if wrong:
         raise ProveSetupError(f"{problem_file}: {len(wrong)} problem(s) are not {want} problems "

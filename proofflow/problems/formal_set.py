@@ -5,7 +5,8 @@ Formats, detected per line:
 - DeepSeek miniF2F: {name, split, informal_prefix, formal_statement (`... := by\\n`), goal, header}
 - yangky11 miniF2F: {name, split, header, formal_statement (`... := by sorry`)}: the proof
   (`sorry`) is stripped so the statement ends in `:= by`, as in the DeepSeek file
-- plain:            {id, header, statement, informal?, split?, backend?}  (backend: lean | coq)
+- plain:            {id, header, statement, informal?, split?, backend?}  (backend: a registered
+                    language, verifiers/registry.py; without the field, the caller's default)
 
 The whole file is validated before any work: the first bad line raises ProblemFileError
 naming the file, the line and the field.
@@ -19,10 +20,13 @@ from typing import Any
 
 from proofflow.problems.answer_set import example_path
 from proofflow.problems.jsonl import ProblemFileError, read_jsonl
-from proofflow.verifiers.formal import Backend, FormalProblem
+from proofflow.verifiers.formal import FormalProblem
+from proofflow.verifiers.registry import backend as backend_named
+from proofflow.verifiers.registry import languages
 
-_LEAN_NAME = re.compile(r"^\s*(?:theorem|lemma)\s+([^\s(:{\[]+)")
-_COQ_NAME = re.compile(r"^\s*(?:Theorem|Lemma|Example|Corollary|Proposition|Fact|Remark)\s+([^\s(:]+)")
+# miniF2F's statements are Lean 4; a plain line without a `backend` field is read as this
+# unless the caller says otherwise (`proofflow check --backend`, `proofflow prove --backend`).
+MINIF2F_BACKEND = DEFAULT_BACKEND = "lean"
 _INFORMAL_COMMENT = re.compile(r"^\s*/--?\s*(.*?)\s*-/\s*$", re.S)
 
 
@@ -37,12 +41,16 @@ def _text(obj: dict[str, Any], key: str, path: Path, line: int, *, allow_empty: 
     return value
 
 
-def _theorem_name(statement: str, backend: Backend, path: Path, line: int, key: str) -> str:
-    m = (_LEAN_NAME if backend == "lean" else _COQ_NAME).match(statement)
-    if not m:
-        want = "`theorem NAME ...`" if backend == "lean" else "`Theorem NAME : ... .`"
-        raise ProblemFileError(path, line, key, f"does not start with {want}")
-    return m.group(1)
+def _theorem_name(statement: str, backend: str, path: Path, line: int, key: str, assumed: bool = False) -> str:
+    chosen = backend_named(backend)
+    name = chosen.theorem_name(statement)
+    if name is None:
+        # Say which language the line was read as, and why: a plain line without a
+        # `backend` field is read as the caller's default.
+        why = " (the line has no `backend` field)" if assumed else ""
+        raise ProblemFileError(path, line, key,
+                               f"does not start with {chosen.statement_form} as a {backend} statement{why}")
+    return name
 
 
 def strip_lean_proof(formal_statement: str) -> str:
@@ -53,7 +61,9 @@ def strip_lean_proof(formal_statement: str) -> str:
     return s
 
 
-def parse_formal_problem(obj: Any, path: Path, line: int) -> FormalProblem:
+def parse_formal_problem(obj: Any, path: Path, line: int, backend: str | None = None) -> FormalProblem:
+    """One line as a problem; `backend` is how a plain line without a `backend` field is
+    read (default lean)."""
     if not isinstance(obj, dict):
         raise ProblemFileError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
     split = obj.get("split")
@@ -67,7 +77,7 @@ def parse_formal_problem(obj: Any, path: Path, line: int) -> FormalProblem:
         if not statement.endswith(":= by"):
             raise ProblemFileError(path, line, "formal_statement", "expected it to end in `:= by` (optionally `sorry`)")
         name = _text(obj, "name", path, line)
-        if _theorem_name(statement, "lean", path, line, "formal_statement") != name:
+        if _theorem_name(statement, MINIF2F_BACKEND, path, line, "formal_statement") != name:
             raise ProblemFileError(path, line, "name", f"{name!r} is not the theorem's name in formal_statement")
         informal = obj.get("informal_prefix") or ""
         m = _INFORMAL_COMMENT.match(informal)
@@ -75,38 +85,44 @@ def parse_formal_problem(obj: Any, path: Path, line: int) -> FormalProblem:
         skip = {"name", "split", "header", "formal_statement", "informal_prefix"}
         meta = {k: v for k, v in obj.items() if k not in skip}
         meta["format"] = fmt
-        return FormalProblem(name=name, header=header, statement=statement, backend="lean",
+        return FormalProblem(name=name, header=header, statement=statement, backend=MINIF2F_BACKEND,
                              informal=informal, split=split, source=str(path), metadata=meta)
     if "statement" in obj:  # plain
-        backend = obj.get("backend", "lean")
-        if backend not in ("lean", "coq"):
-            raise ProblemFileError(path, line, "backend", f"expected 'lean' or 'coq', got {backend!r}")
+        assumed = "backend" not in obj
+        chosen = obj.get("backend", backend or DEFAULT_BACKEND)
+        if chosen not in languages():
+            known = " or ".join(repr(b) for b in languages())
+            raise ProblemFileError(path, line, "backend", f"expected {known}, got {chosen!r}")
         statement = _text(obj, "statement", path, line).strip()
         header = _text(obj, "header", path, line, allow_empty=True)
         if isinstance(obj.get("id"), int) and not isinstance(obj.get("id"), bool):
             obj = {**obj, "id": str(obj["id"])}  # `"id": 0` is an id like any other
         pid = _text(obj, "id", path, line)
-        name = _theorem_name(statement, backend, path, line, "statement")
+        name = _theorem_name(statement, chosen, path, line, "statement", assumed)
         informal = obj.get("informal", "")
         if not isinstance(informal, str):
             raise ProblemFileError(path, line, "informal", "expected a string")
-        if backend == "coq" and not statement.endswith("."):
-            raise ProblemFileError(path, line, "statement", "a Coq statement ends with '.'")
+        wrong = backend_named(chosen).statement_error(statement)
+        if wrong:
+            raise ProblemFileError(path, line, "statement", wrong)
         meta = {k: v for k, v in obj.items() if k not in {"id", "header", "statement", "informal", "split", "backend"}}
         meta.update(format="plain", id=pid)
-        return FormalProblem(name=name, header=header, statement=statement, backend=backend,
+        return FormalProblem(name=name, header=header, statement=statement, backend=chosen,
                              informal=informal, split=split, source=str(path), metadata=meta)
     raise ProblemFileError(path, line, "statement", "missing: expected miniF2F {name, header, "
                            "formal_statement} or plain {id, header, statement}")
 
 
-def load_formal_problems(path: str | Path, limit: int | None = None, split: str | None = None) -> list[FormalProblem]:
-    """Load and validate a whole file (raises ProblemFileError on the first bad line)."""
+def load_formal_problems(path: str | Path, limit: int | None = None, split: str | None = None, *,
+                         backend: str | None = None) -> list[FormalProblem]:
+    """Load and validate a whole file (raises ProblemFileError on the first bad line).
+    `backend`: how a plain line without a `backend` field is read (default lean;
+    `proofflow check --backend`)."""
     path = Path(path)
     problems: list[FormalProblem] = []
     names: dict[str, int] = {}
     for number, obj in read_jsonl(path):
-        p = parse_formal_problem(obj, path, number)
+        p = parse_formal_problem(obj, path, number, backend)
         if p.name in names:
             raise ProblemFileError(path, number, "name",
                                    f"duplicate theorem name {p.name!r} (first on line {names[p.name]})")

@@ -3,9 +3,9 @@ tasks/resources.py), the verdict cache a stage task checks through, and turning 
 into verdict rows.
 
 Verdicts a check leaves on a sample (docs/proving.md):
-- `formal_audit`: the audited verdict (verifiers/formal.py `audit`) — ground truth for
-  kind='formal' in the SQL views;
-- the checker's name (`coq` / `lean`): the raw check, pass iff the checker said
+- `formal_audit`: the audited verdict (verifiers/formal/audit.py `audit`) — ground truth
+  for kind='formal' in the SQL views;
+- the checker's name (its backend's: `coq` / `lean`): the raw check, pass iff the checker said
   `complete` (v_verifier_audit then shows how often the audit overrules it);
 - `<checker>_hole` on hole attempts only: did this tactic close its hole. Deliberately
   not a ground-truth name: a closed hole is not a proof of the theorem.
@@ -25,15 +25,16 @@ from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, to_json
 from proofflow.verifiers.formal import (
     AuditPolicy,
-    Backend,
     CacheKey,
     CheckResult,
+    FormalBackend,
     VerdictCache,
     check_cached,
 )
-from proofflow.verifiers.verdict import Outcome, Verdict
+from proofflow.verifiers.registry import backend as backend_named
+from proofflow.verifiers.verdict import FORMAL_AUDIT, Outcome, Verdict
 
-AUDIT = "formal_audit"
+AUDIT = FORMAL_AUDIT
 
 # A checker's status as the raw verdict's outcome.
 _RAW_OUTCOME = {"complete": Outcome.PASS, "timeout": Outcome.TIMEOUT, "crash": Outcome.ERROR}
@@ -68,7 +69,7 @@ class FormalRuntime:
 
         self.ctx = ctx
         self.checker = resources.formal_checker(ctx.settings.prove)
-        self.backend: Backend = "coq" if ctx.settings.prove.backend == "coq" else "lean"
+        self.backend: FormalBackend = backend_named(ctx.settings.prove.backend)
         self.policy = AuditPolicy.for_backend(self.backend)
         self.out = out
         self.cache = VerdictCache(persist=lambda key, result: out.add(cache_row(key, result)),
@@ -76,7 +77,8 @@ class FormalRuntime:
         self.checks_run = 0
 
     def check(self, item: WorkItem, source: str) -> tuple[CheckResult, Verdict, bool]:
-        result, verdict, cached = check_cached(self.checker, item.formal, source, self.cache, self.policy)
+        result, verdict, cached = check_cached(self.checker, item.formal, source, self.cache, self.policy,
+                                               backend=self.backend)
         self.checks_run += int(not cached)
         return result, verdict, cached
 
@@ -130,4 +132,5 @@ def solved(item: WorkItem) -> bool:
 
 
 def prompt_name(base: str, ctx: RunContext) -> str:
-    return f"{base}_{'coq' if ctx.settings.prove.backend == 'coq' else 'lean'}"
+    """The backend's variant of a prompt template (`prove` → `prove_coq`)."""
+    return f"{base}_{backend_named(ctx.settings.prove.backend).prompt_variant}"

@@ -21,8 +21,6 @@ checks until it reaches what was never done.
 
 from __future__ import annotations
 
-import re
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -33,46 +31,18 @@ from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, KnownChecks, pr
 from proofflow.tasks.proof_text import clip, extract_proof, extract_tactic
 from proofflow.tasks.sampling import Plan, sample_request, tool_sample
 from proofflow.verifiers.formal import (
-    Backend,
     CheckResult,
+    FormalBackend,
     fill_hole,
     mask_failing_lines,
     split_holes,
 )
-from proofflow.verifiers.verdict import Outcome
+from proofflow.verifiers.verdict import Outcome, hole_verifier
 
 MAX_MASK_ROUNDS = 12
-_COQ_CLOSED = re.compile(r"(?:Qed|Defined|Admitted|Abort)\s*\.$")
-_QED = re.compile(r"(?s)^(.*)\b(Qed|Defined)\s*\.\s*$")
 
 
-def _close_open_proof(source: str, backend: str) -> str:
-    """Coq: a proof that ends with goals left ('Attempt to save an incomplete proof')
-    gets an `all: admit.` hole before its Qed, so automation can try the leftovers."""
-    if backend != "coq":
-        return source
-    m = _QED.match(source.rstrip())
-    if m:
-        return m.group(1).rstrip() + "\nall: admit.\n" + m.group(2) + ".\n"
-    return source.rstrip() + "\nall: admit.\nQed.\n"
-
-
-def _whole_proof_hole(statement: str, backend: str) -> str:
-    if backend == "coq":
-        return statement.strip() + "\nProof.\nadmit.\nQed.\n"
-    stmt = statement.rstrip()
-    return stmt + ("" if stmt.endswith("by") else " by") + "\n  sorry\n"
-
-
-def _ensure_closed(source: str, backend: str) -> str:
-    """Coq: masking a sentence that swallowed the final `Qed.` (a run-on model text has
-    no period before it) must not leave the proof open."""
-    if backend == "coq" and not _COQ_CLOSED.search(source.rstrip()):
-        return source.rstrip() + "\nQed.\n"
-    return source
-
-
-def _fill_closed(before: int, result: CheckResult, filled: str, backend: Backend) -> bool:
+def _fill_closed(before: int, result: CheckResult, filled: str, backend: FormalBackend) -> bool:
     return (result.status in ("complete", "incomplete") and not result.errors
             and len(split_holes(filled, backend)) < before)
 
@@ -85,7 +55,7 @@ class _Prover:
         self.cfg = ctx.settings.prove
         self.backend = rt.backend
         self.problem = item.formal
-        self.hole_verifier = f"{rt.checker.name}_hole"
+        self.hole_verifier = hole_verifier(rt.checker.name)
 
     def check(self, source: str) -> CheckResult:
         return self.rt.check(self.item, source)[0]
@@ -105,19 +75,19 @@ class _Prover:
             if result.errors:
                 new = mask_failing_lines(masked, result.messages, self.backend)
                 if new == masked:
-                    new = _close_open_proof(masked, self.backend) if _is_qed_error(result) else masked
+                    new = self.backend.close_open_proof(masked) if _is_qed_error(result) else masked
             elif result.status == "incomplete" and not split_holes(masked, self.backend):
-                new = _close_open_proof(masked, self.backend)
+                new = self.backend.close_open_proof(masked)
             else:
                 break
             if new == masked and result.errors:
                 # Masking cannot isolate the failing step (prose the lexer reads as a
                 # declaration, a bullet mix-up...): then the failing part is the whole
                 # proof body, and the one hole left is the theorem itself.
-                new = _whole_proof_hole(self.problem.statement, self.backend)
+                new = self.backend.whole_proof_hole(self.problem.statement)
             if new == masked:
                 return None  # nothing left to mask (an error in the header): give up
-            masked = _ensure_closed(new, self.backend)
+            masked = self.backend.ensure_closed(new)
             result = self.check(masked)
         if result.errors or result.status not in ("incomplete", "complete"):
             return None
@@ -162,7 +132,7 @@ class _Prover:
             for tactic in self.cfg.automation(self.problem.header):
                 sid = sample_id(run, pid, "prove_hole", base.sample_id, n)
                 n += 1
-                text = tactic + "." if self.backend == "coq" and not tactic.endswith(".") else tactic
+                text = self.backend.tactic_text(tactic)
                 if sid not in self.item.state.samples:
                     self.tool_sample(sid, "prove_hole", "automation", text, base.sample_id, n - 1,
                                      round_, prompt=f"hole {k}: {goal}"[:2000])

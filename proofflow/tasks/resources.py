@@ -139,7 +139,7 @@ def _slot_for(endpoint: EndpointConfig, sampling: SamplingConfig) -> Callable[[s
 
 def formal_checker(prove: ProveConfig) -> FormalChecker:
     """The formal checker (Coq sessions, Lean REPLs, or a Kimina client) for these settings."""
-    from proofflow.verifiers.factory import make_checker
+    from proofflow.tasks.checker_settings import make_checker
 
     def close(checker: Any) -> None:
         closer = getattr(checker, "close", None)  # a Kimina client holds no processes

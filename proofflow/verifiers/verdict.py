@@ -1,10 +1,23 @@
-"""The one result type every verifier returns."""
+"""The one result type every verifier returns, and the verifier names verdicts are stored
+under (the `verdicts.verifier` column; the SQL views and the stages read these)."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+# Verifier names, in one place. A formal check also leaves a raw verdict under its
+# backend's name (FormalBackend.name: `coq`, `lean`) and, on hole attempts, `hole_verifier`.
+ANSWER = "answer"  # final-answer equivalence (verifiers/answer/)
+PYTHON_EXEC = "python_exec"  # the model's program ran cleanly in the sandbox (program of thought)
+SELF_VERIFY = "self_verify"  # the model's own checking code, run in the sandbox (csv)
+FORMAL_AUDIT = "formal_audit"  # the audited formal verdict: ground truth for formal problems
+
+
+def hole_verifier(checker: str) -> str:
+    """Did a tactic close its hole (`coq_hole`): deliberately not a ground-truth name."""
+    return f"{checker}_hole"
 
 
 class Outcome(str, enum.Enum):

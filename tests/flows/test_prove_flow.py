@@ -252,7 +252,7 @@ def test_problem_loading_detects_formats_and_backend(shared_data: Path) -> None:
 
 def test_lean_backend_without_toolchain_says_why(tmp_path: Path) -> None:
     from proofflow.config import load_settings
-    from proofflow.verifiers.factory import make_checker
+    from proofflow.tasks.checker_settings import make_checker
 
     settings = load_settings(overrides={"prove.backend": "lean", "prove.lean_checker": "repl",
                                         "prove.lean_project_dir": str(tmp_path)})

@@ -15,9 +15,8 @@ if not shutil.which("coqc") or not shutil.which("coqtop"):
 
 from proofflow.problems.formal_set import coq_examples
 from proofflow.verifiers.coq import CoqChecker, CoqConfig
-from proofflow.verifiers.formal import (
-    FormalProblem,
-    VerdictCache,
+from proofflow.verifiers.formal import FormalProblem, VerdictCache
+from proofflow.verifiers.registry import (
     audit,
     check_cached,
     fill_hole,

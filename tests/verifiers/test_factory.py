@@ -1,8 +1,8 @@
-"""verifiers/factory.py: the checker a run's settings name, and how the wasm Lean pool is sized."""
+"""verifiers/lean/toolchain.py: how the wasm Lean pool is sized."""
 
 from __future__ import annotations
 
-from proofflow.verifiers.factory import WASM_PROCESS_MB, available_memory_mb, wasm_workers
+from proofflow.verifiers.lean.toolchain import WASM_PROCESS_MB, available_memory_mb, wasm_workers
 
 
 def test_wasm_pool_is_sized_by_memory() -> None:

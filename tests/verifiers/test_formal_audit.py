@@ -7,19 +7,21 @@ import pytest
 
 from proofflow.verifiers.formal import (
     REJECTION_REASONS,
-    AuditPolicy,
     CacheKey,
     CheckResult,
     FormalProblem,
     Hole,
     Message,
     VerdictCache,
+)
+from proofflow.verifiers.registry import (
     audit,
     check_cached,
     fill_hole,
     mask_failing_lines,
     split_holes,
 )
+from proofflow.verifiers.registry import policy as audit_policy
 from proofflow.verifiers.verdict import Outcome
 
 LEAN = FormalProblem(
@@ -101,7 +103,7 @@ def test_axioms_and_outcomes():
 
 def test_policy_switches():
     src = LEAN_OK.replace("linarith", "native_decide")
-    assert reasons(src, policy=AuditPolicy.for_backend("lean", reject_native_decide=False))[0] is Outcome.PASS
+    assert reasons(src, policy=audit_policy("lean", reject_native_decide=False))[0] is Outcome.PASS
 
 
 def test_coq_text_rules():
@@ -116,7 +118,7 @@ def test_coq_text_rules():
         ("Load foo.\n", "session_command"),
     ]:
         assert reason in reasons(prefix + base, coq_ok, p)[1]
-    strict = AuditPolicy.for_backend("coq", allowed_requires=frozenset({"Lia"}))
+    strict = audit_policy("coq", allowed_requires=frozenset({"Lia"}))
     assert "unexpected_require" in reasons("Require Import Classical.\n" + base, coq_ok, p, strict)[1]
     assert reasons("Require Import Lia.\n" + base, coq_ok, p, strict)[0] is Outcome.PASS
 

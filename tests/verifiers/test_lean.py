@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from proofflow.verifiers.formal import FormalProblem, VerdictCache, audit, check_cached
+from proofflow.verifiers.formal import FormalProblem, VerdictCache
 from proofflow.verifiers.lean import KiminaChecker, KiminaConfig, LeanConfig, LeanReplChecker, find_lean_toolchain
+from proofflow.verifiers.registry import audit, check_cached
 from proofflow.verifiers.verdict import Outcome
 
 FAKE = Path(__file__).parent / "fake_lean_repl.py"

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from proofflow.verifiers.formal import CheckResult, FormalProblem, audit
+from proofflow.verifiers.formal import CheckResult, FormalProblem
 from proofflow.verifiers.lean.install import find_wasm_lean
 from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
+from proofflow.verifiers.registry import audit
 
 pytestmark = [pytest.mark.lean, pytest.mark.slow]
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from proofflow.verifiers.formal import FormalProblem, audit
+from proofflow.verifiers.formal import FormalProblem
 from proofflow.verifiers.lean.install import find_wasm_lean
 from proofflow.verifiers.lean.program import ProgramConfig, check_batch
+from proofflow.verifiers.registry import audit
 from proofflow.verifiers.verdict import Outcome
 
 pytestmark = [pytest.mark.lean, pytest.mark.slow]

@@ -158,3 +158,18 @@ def test_pool_close_closes_lent_workers() -> None:
     pool.release(w)  # a late release after close is harmless
     with pytest.raises(RuntimeError):
         pool.acquire(1)
+
+
+def test_lease_mark_broken_replaces_without_an_exception() -> None:
+    pool: Pool[_W] = Pool(_W, size=1, name="marks")
+    with pool.lease(1) as w:
+        pool.mark_broken(w)  # e.g. a check that timed out and returned its verdict
+    assert w.closed and w not in pool.workers()
+    with pool.lease(1) as fresh:
+        pass
+    assert fresh is not w and not fresh.closed  # an unmarked lease keeps its worker
+    with pool.lease(1) as again:
+        assert again is fresh
+    with pool.lease(1), pytest.raises(NoWorkerFree):
+        pool.acquire(0.1)  # the one worker is lent: the deadline passes
+    pool.close()

@@ -6,7 +6,7 @@ import time
 
 from proofflow.verifiers.answer.equivalence import decide, normalize_answer
 from proofflow.verifiers.answer.extraction import Extraction, extract_answer, reference_answer
-from proofflow.verifiers.verdict import Outcome, Verdict
+from proofflow.verifiers.verdict import ANSWER, Outcome, Verdict
 
 VERSION = "answer-1.1"
 
@@ -27,7 +27,7 @@ def check_answer(
     def verdict(outcome: Outcome, reason: str, feedback: str, **extra: object) -> Verdict:
         details.update(extra)
         return Verdict(
-            verifier="answer",
+            verifier=ANSWER,
             verifier_version=VERSION,
             outcome=outcome,
             reason=reason,

@@ -67,17 +67,11 @@ class AnswerPool:
 
         NoWorkerFree when no worker frees up within ACQUIRE_TIMEOUT_S; other errors (the
         worker died) propagate after the worker is replaced."""
-        w = self._pool.acquire(ACQUIRE_TIMEOUT_S)
         try:
-            resp = w.compare(gold, pred, timeout_s)
-        except ReadTimeout:
-            self._pool.release(w, broken=True)
+            with self._pool.lease(ACQUIRE_TIMEOUT_S) as w:
+                return w.compare(gold, pred, timeout_s)
+        except ReadTimeout:  # the lease replaced the worker
             return None
-        except BaseException:
-            self._pool.release(w, broken=True)
-            raise
-        self._pool.release(w)
-        return resp
 
     def close(self) -> None:
         self._pool.close()

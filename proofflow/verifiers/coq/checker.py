@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from proofflow.verifiers.coq.common import CoqConfig, coq_version
 from proofflow.verifiers.coq.coqc import check_coqc
+from proofflow.verifiers.coq.rules import session_commands
 from proofflow.verifiers.coq.session import CoqSession
-from proofflow.verifiers.formal import AuditPolicy, CheckResult, FormalProblem, ProcessStats, static_rejections
+from proofflow.verifiers.formal.types import CheckResult, FormalProblem, ProcessStats
 from proofflow.verifiers.procs import NoWorkerFree, Pool
 
 
@@ -42,27 +43,18 @@ class CoqChecker:
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         # Commands that would break the session's isolation or protocol (Reset, BackTo,
         # Load, Quit, Cd, Redirect, Declare ML Module ...) are refused before Coq sees them.
-        unsafe = [
-            r
-            for r in static_rejections(problem, proof_source, AuditPolicy.for_backend("coq"))
-            if r == "session_command"
-        ]
-        if unsafe:
-            return CheckResult("rejected", "coq", self.version, rejections=unsafe)
+        if session_commands(proof_source):
+            return CheckResult("rejected", self.name, self.version, rejections=["session_command"])
         if self.config.mode == "coqc":
             return check_coqc(self.config, self.version, problem, proof_source)
         # Prefer a session whose header is loaded (BackTo is ~free; a different header
-        # costs Reset Initial + its Requires).
+        # costs Reset Initial + its Requires). An exception out of the check leaves the
+        # session's state unknown: the lease replaces it.
         try:
-            session = self._pool.acquire(
+            with self._pool.lease(
                 self.config.acquire_timeout_s, prefer=lambda s: s.header == problem.header and s.alive()
-            )
+            ) as session:
+                return session.check(problem, proof_source)
         except NoWorkerFree as exc:
-            return CheckResult("timeout", "coq", self.version, detail=str(exc))
-        with_error = True
-        try:
-            result = session.check(problem, proof_source)
-            with_error = False
-            return result
-        finally:
-            self._pool.release(session, broken=with_error)
+            # Every session stayed busy: out of time, like a check that overran (procs.NoWorkerFree).
+            return CheckResult("timeout", self.name, self.version, detail=str(exc))

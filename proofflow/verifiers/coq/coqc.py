@@ -19,7 +19,9 @@ from proofflow.verifiers.coq.common import (
     reference_module,
     reference_sentences,
 )
-from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status, split_holes
+from proofflow.verifiers.coq.rules import SYNTAX
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, Status
+from proofflow.verifiers.formal.holes import split_holes
 from proofflow.verifiers.procs import Child, ChildDied, ChildSpec, ReadTimeout, Rlimits
 
 _COQC_POS = re.compile(r'File "[^"]*", line (\d+), characters (\d+)-(\d+):\n(.*?)(?=\nFile "|\Z)', re.S)
@@ -73,7 +75,7 @@ def check_coqc(config: CoqConfig, version: str, problem: FormalProblem, source: 
         finally:
             child.kill()
         out = out_b.decode("utf-8", "replace")
-        holes = split_holes(source, "coq")
+        holes = split_holes(source, SYNTAX)
         if code is None or code < 0:
             return result("crash", detail=f"coqc killed by signal {-(code or 0)}")
         if code == 0:

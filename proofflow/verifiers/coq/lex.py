@@ -18,6 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from proofflow.verifiers.formal.text import line_col, offset_of
+
+__all__ = ["CoqLexError", "Sentence", "line_col", "offset_of", "split_sentences", "strip_comments"]
+
 
 class CoqLexError(ValueError):
     """The source cannot be cut into sentences (unterminated comment or string)."""
@@ -150,17 +154,3 @@ def split_sentences(src: str) -> tuple[list[Sentence], str]:
         i += 1
     trailing = src[start:].strip() if start is not None else ""
     return sentences, trailing
-
-
-def line_col(src: str, offset: int) -> tuple[int, int]:
-    """1-based line, 0-based column (characters) of a character offset."""
-    line = src.count("\n", 0, offset) + 1
-    col = offset - (src.rfind("\n", 0, offset) + 1)
-    return line, col
-
-
-def offset_of(src: str, line: int, col: int) -> int:
-    """Inverse of line_col (clamped to the source)."""
-    lines = src.split("\n")
-    line = max(1, min(line, len(lines)))
-    return sum(len(x) + 1 for x in lines[: line - 1]) + max(0, min(col, len(lines[line - 1])))

@@ -30,7 +30,9 @@ from proofflow.verifiers.coq.common import (
     reference_module,
     reference_sentences,
 )
-from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, ProcessStats, Status, split_holes
+from proofflow.verifiers.coq.rules import SYNTAX
+from proofflow.verifiers.formal import CheckResult, FormalProblem, Hole, Message, ProcessStats, Status
+from proofflow.verifiers.formal.holes import split_holes
 from proofflow.verifiers.procs import Child, ChildDied, ChildSpec, ReadTimeout, Rlimits, until
 
 _PROMPT = re.compile(rb"<prompt>(?P<body>.*?)</prompt>", re.S)
@@ -193,7 +195,7 @@ class CoqSession:
     ) -> CheckResult:
         messages: list[Message] = []
         holes: list[Hole] = []
-        text_holes = split_holes(source, "coq")
+        text_holes = split_holes(source, SYNTAX)
         last_goals = ""
         prompt = ""
         failed = False

@@ -3,27 +3,29 @@
 A backend only *runs* the checker and reports what it saw. Whether that amounts to a proof
 is decided once, here: a checker saying "no errors" is necessary but not sufficient — the
 statement must be the problem's, there must be no hole, no extra axiom and none of the
-known tricks (issue #4).
+known tricks (issue #4). The backend (the problem's, from verifiers/registry.py, whose
+`audit` looks it up by name) supplies the language's rules.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from proofflow.verifiers.formal.backend import FormalBackend
 from proofflow.verifiers.formal.policy import AuditPolicy, static_rejections
-from proofflow.verifiers.formal.text import COQ_HOLES, LEAN_HOLES, strip_comments
 from proofflow.verifiers.formal.types import CheckResult, FormalProblem
 from proofflow.verifiers.verdict import Outcome, Verdict
 
 
-def audit(problem: FormalProblem, source: str, result: CheckResult, policy: AuditPolicy | None = None) -> Verdict:
+def audit(problem: FormalProblem, source: str, result: CheckResult, policy: AuditPolicy | None = None, *,
+          backend: FormalBackend) -> Verdict:
     """Turn a backend's CheckResult into the one Verdict that counts.
 
     PASS only when the checker finished with no error, there is no hole, the statement is
     the problem's (once), the axioms are within the allowed set and no rejection rule
     fires. The first reason found is `reason`; all of them are in details["reasons"].
     """
-    policy = policy or AuditPolicy.for_backend(problem.backend)
+    policy = policy or AuditPolicy.for_backend(backend)
     verifier = f"{result.backend}"
     details: dict[str, Any] = {
         "status": result.status,
@@ -50,11 +52,10 @@ def audit(problem: FormalProblem, source: str, result: CheckResult, policy: Audi
         return verdict(Outcome.ERROR, result.rejections or ["checker_crash"], result.detail)
 
     # Text-level reasons first (they say most plainly what is wrong), then the checker's.
-    reasons: list[str] = list(dict.fromkeys(static_rejections(problem, source, policy) + result.rejections))
+    reasons: list[str] = list(dict.fromkeys(static_rejections(problem, source, policy, backend) + result.rejections))
     if result.errors:
         reasons.insert(0, "compile_error")
-    code = strip_comments(source, problem.backend)
-    holes_in_text = (COQ_HOLES if problem.backend == "coq" else LEAN_HOLES).search(code)
+    holes_in_text = backend.hole_pattern.search(backend.strip_comments(source))
     if result.holes or result.status == "incomplete" or holes_in_text:
         reasons.append("hole")
     if result.status == "complete" and not reasons:

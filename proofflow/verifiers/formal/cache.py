@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from proofflow.verifiers.formal.audit import audit
+from proofflow.verifiers.formal.backend import FormalBackend
 from proofflow.verifiers.formal.policy import AuditPolicy
 from proofflow.verifiers.formal.types import CheckResult, FormalChecker, FormalProblem
 from proofflow.verifiers.verdict import Verdict
@@ -91,8 +92,10 @@ def check_cached(
     source: str,
     cache: VerdictCache | None,
     policy: AuditPolicy | None = None,
+    *,
+    backend: FormalBackend,
 ) -> tuple[CheckResult, Verdict, bool]:
-    """Check (or reuse) and audit. Returns (result, verdict, was_cached)."""
+    """Check (or reuse) and audit by `backend`'s rules. Returns (result, verdict, was_cached)."""
     key = VerdictCache.key(checker, problem, source) if cache is not None else None
     result = cache.get(key) if cache is not None and key is not None else None
     cached = result is not None
@@ -100,4 +103,4 @@ def check_cached(
         result = checker.check(problem, source)
         if cache is not None and key is not None:
             cache.put(key, result)
-    return result, audit(problem, source, result, policy), cached
+    return result, audit(problem, source, result, policy, backend=backend), cached

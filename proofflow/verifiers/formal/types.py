@@ -1,12 +1,15 @@
 """The backend-neutral formal-checker types: a problem, what a checker saw (`CheckResult`),
-and the `FormalChecker` protocol every backend (Coq, Lean) implements."""
+and the `FormalChecker` protocol every backend's checker implements (the language's other
+rules are its FormalBackend, backend.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Backend = Literal["lean", "coq"]
+# A formal backend's name, as verifiers/registry.py knows it ("coq", "lean"); a third
+# backend is one more name there, not a change here.
+Backend = str
 # "crash" is the checker itself failing (process died, protocol broken): ERROR, never FAIL.
 Status = Literal["complete", "incomplete", "error", "timeout", "rejected", "crash"]
 
@@ -71,7 +74,7 @@ class ProcessStats:
 
 @runtime_checkable
 class FormalChecker(Protocol):
-    name: str  # "coq" / "lean"
+    name: str  # its backend's name (FormalBackend.name): the raw verdict's verifier
     version: str  # checker version string, part of the cache key
 
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult: ...

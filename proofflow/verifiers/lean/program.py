@@ -312,7 +312,8 @@ class LeanProgramChecker:
             worker = self.pool.acquire(timeout_s=self.config.start_timeout_s + self.config.timeout_s * 4,
                                        prefer=lambda w: w.header == problem.header and w.child.alive())
         except NoWorkerFree as exc:
-            return result("crash", detail=str(exc))
+            # Every process busy: out of time, as for Coq and the REPL (procs.Pool.lease), not a crash.
+            return result("timeout", detail=str(exc))
         broken = True
         try:
             if worker.header != problem.header or not worker.child.alive():
@@ -397,10 +398,3 @@ def check_batch(config: ProgramConfig, problem: FormalProblem, sources: list[str
             out.append(to_result(a, ver, a.get("time_ms", 0) / 1000))
     return out
 
-
-def find_lean(command: tuple[str, ...] = ("lean",)) -> str | None:
-    """None when `command` can be run, else why not."""
-    exe = command[0]
-    if shutil.which(exe) is None and not Path(exe).exists():
-        return f"{exe!r} not found"
-    return None

@@ -238,20 +238,15 @@ class LeanReplChecker:
 
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         t0 = time.monotonic()
+        # An exception out of the check leaves the REPL's state unknown: the lease replaces it.
         try:
-            repl = self._pool.acquire(
+            with self._pool.lease(
                 self.config.acquire_timeout_s, prefer=lambda r: r.header == problem.header and r.alive()
-            )
-        except NoWorkerFree as exc:
+            ) as repl:
+                return self._check_on(repl, problem, proof_source, t0)
+        except NoWorkerFree as exc:  # every REPL busy: out of time (procs.Pool.lease)
             return CheckResult(status="timeout", backend="lean", version=self.version,
                                duration_s=time.monotonic() - t0, detail=str(exc))
-        with_error = True  # an exception out of the check: the REPL's state is unknown, replace it
-        try:
-            result = self._check_on(repl, problem, proof_source, t0)
-            with_error = False
-            return result
-        finally:
-            self._pool.release(repl, broken=with_error)
 
     def _check_on(self, repl: LeanRepl, problem: FormalProblem, proof_source: str, t0: float) -> CheckResult:
         def result(status: Status, **kw: Any) -> CheckResult:

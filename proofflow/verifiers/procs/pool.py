@@ -55,6 +55,7 @@ class Pool(Generic[W]):
         self._uses: dict[int, int] = {}  # id(worker) -> uses, for every live worker
         self._live: list[W] = []
         self._starting = 0  # workers being made outside the lock
+        self._marked: set[int] = set()  # id(worker): marked broken while lent
         self._closed = False
         self.recycled = 0
         self.last_error: BaseException | None = None  # a failed eager replacement
@@ -121,8 +122,12 @@ class Pool(Generic[W]):
 
     def release(self, w: W, *, broken: bool = False) -> None:
         """Give a worker back; ``broken`` (it timed out, died, or its state is unknown)
-        closes and replaces it, as does reaching ``recycle_after`` uses."""
+        closes and replaces it, as does reaching ``recycle_after`` uses (and so does
+        ``mark_broken`` while it was lent)."""
         with self._cond:
+            if id(w) in self._marked:
+                self._marked.discard(id(w))
+                broken = True
             uses = self._uses.get(id(w), 0) + 1
             retire = broken or self._closed or (self._recycle_after is not None and uses >= self._recycle_after)
             if not retire:
@@ -145,9 +150,19 @@ class Pool(Generic[W]):
             except Exception as exc:  # noqa: BLE001 - kept; the next acquire makes one and raises to its caller
                 self.last_error = exc
 
+    def mark_broken(self, w: W) -> None:
+        """The lent worker's state is unknown (it timed out, died, answered nonsense) though
+        the caller goes on without an exception: its release replaces it."""
+        with self._cond:
+            self._marked.add(id(w))
+
     @contextmanager
     def lease(self, timeout_s: float | None = None, prefer: Callable[[W], bool] | None = None) -> Iterator[W]:
-        """``acquire`` … ``release``; an exception out of the block marks the worker broken."""
+        """``acquire`` … ``release``, the one way callers borrow a worker. An exception out
+        of the block, or ``mark_broken`` inside it, replaces the worker. ``NoWorkerFree``
+        (every worker busy for ``timeout_s``) is raised before the block runs; callers
+        report it as running out of time (a ``timeout``), never as a crash: nothing failed,
+        and the same work may succeed when a worker is free."""
         w = self.acquire(timeout_s, prefer)
         try:
             yield w

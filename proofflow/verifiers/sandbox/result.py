@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from proofflow.verifiers.verdict import Outcome, Verdict
+from proofflow.verifiers.verdict import PYTHON_EXEC, SELF_VERIFY, Outcome, Verdict
 
 VERSION = "python_exec-1.0"
 SELF_VERIFY_VERSION = "self_verify-1.0"
@@ -49,7 +49,7 @@ def _tail(text: str, n: int = _FEEDBACK_CHARS) -> str:
     return text if len(text) <= n else "…" + text[-n:]
 
 
-def exec_verdict(result: ExecResult, verifier: str = "python_exec") -> Verdict:
+def exec_verdict(result: ExecResult, verifier: str = PYTHON_EXEC) -> Verdict:
     """Verdict for "the program ran cleanly" (program-of-thought: its stdout is the answer)."""
     if result.outcome is Outcome.PASS:
         feedback = ""
@@ -105,7 +105,7 @@ def self_verify_verdict(result: ExecResult, marker: str) -> Verdict:
 
     def v(outcome: Outcome, reason: str, feedback: str) -> Verdict:
         return Verdict(
-            verifier="self_verify",
+            verifier=SELF_VERIFY,
             verifier_version=SELF_VERIFY_VERSION,
             outcome=outcome,
             reason=reason,

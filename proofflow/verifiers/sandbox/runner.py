@@ -230,23 +230,24 @@ class Sandbox:
             "marker": marker,
         }
         t0 = time.monotonic()
+        raw: dict[str, Any] | None
         try:
-            z = self._pool.acquire(self.acquire_timeout_s)
+            with self._pool.lease(self.acquire_timeout_s) as z:
+                t0 = time.monotonic()
+                try:
+                    raw = z.execute(req, timeout)
+                except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                    raw = {"error": f"{type(exc).__name__}: {exc}"}
+                    z_ok = False
+                else:
+                    z_ok = raw is not None and z.alive()
+                if not z_ok:  # a zygote that died or stopped answering is replaced, never reused
+                    self._pool.mark_broken(z)
         except NoWorkerFree as exc:
+            # No zygote free: the code never ran, so nothing is known about it (not a timeout of the program).
             return ExecResult(
                 "", "", None, time.monotonic() - t0, Outcome.ERROR, reason="sandbox_error", details={"error": str(exc)}
             )
-        t0 = time.monotonic()
-        raw: dict[str, Any] | None
-        try:
-            raw = z.execute(req, timeout)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
-            raw = {"error": f"{type(exc).__name__}: {exc}"}
-            z_ok = False
-        else:
-            z_ok = raw is not None and z.alive()
-        # A zygote that died or stopped answering is replaced, never reused.
-        self._pool.release(z, broken=not z_ok)
         if raw is None or "error" in raw:
             why = "zygote did not answer" if raw is None else str(raw["error"])
             return ExecResult(
