@@ -11,9 +11,11 @@ is resumed to completion. Prints, against the clean run:
   - rows lost: samples / verdicts / results of the clean run missing (or different) in
     the crashed one;
   - rows duplicated: rows the crashed run has that the clean one does not;
-  - model calls beyond the clean run's: stored `calls` rows, and requests the server
-    answered (the latter includes requests in flight when the process died, whose
-    answers nobody received);
+  - model calls beyond the clean run's: stored answered `calls` rows (`ok` / `error`), and
+    requests the server answered (the latter includes requests in flight when the process
+    died, whose answers nobody received);
+  - calls stored as `interrupted` (recorded before they were sent, issue 20.14): each
+    request a kill cut off shows as one, so they should equal the requests beyond clean;
   - after each kill: whether `proofflow runs` shows the run `interrupted` (its lease is
     free) and whether the next attempt could start (no "held by" refusal).
 
@@ -62,11 +64,14 @@ def fingerprint(db: Path) -> dict[str, set[tuple[Any, ...]]]:
     return {t: set(store.query(sql, {"run": run_id})[1]) for t, sql in FINGERPRINTS.items()}
 
 
-def stored_calls(db: Path) -> int:
+def stored_calls(db: Path, interrupted: bool = False) -> int:
+    """Answered calls (`ok` / `error`) of the run, or those stored as `interrupted`."""
     from proofflow.keys import run_id_for
     from proofflow.storage.db import Store
 
-    return int(Store(db).query("SELECT count(*) FROM calls WHERE run_id = ?", [run_id_for(RUN)])[1][0][0])
+    which = "=" if interrupted else "<>"
+    return int(Store(db).query(f"SELECT count(*) FROM calls WHERE run_id = ? AND status {which} 'interrupted'",
+                               [run_id_for(RUN)])[1][0][0])
 
 
 def run_status(db: Path) -> str:
@@ -139,7 +144,7 @@ def main() -> None:
 
     def counting_send(self: Any, status: int, body: Any, content_type: str = "application/json") -> None:
         original_send(self, status, body, content_type)
-        if status == 200 and self.command == "POST":
+        if status == 200 and self.command == "POST" and self.path.rstrip("/") != "/tokenize":
             with behaviour.lock:
                 delivered[0] += 1
 
@@ -213,6 +218,7 @@ def main() -> None:
         crash_delivered = delivered[0] - delivered_before
         crash = fingerprint(crash_db)
         crash_calls = stored_calls(crash_db)
+        crash_interrupted = stored_calls(crash_db, interrupted=True)
 
     lost = {t: len(clean[t] - crash[t]) for t in clean}
     dup = {t: len(crash[t] - clean[t]) for t in clean}
@@ -227,6 +233,8 @@ def main() -> None:
           f"({crash_requests} vs {clean_requests}; includes requests in flight at each kill)")
     print(f"  of which answered and received, then lost with the process before a flush: "
           f"{crash_delivered - clean_requests}; in flight when it died: {crash_requests - crash_delivered}")
+    print(f"calls stored as interrupted (sent, no answer stored): {crash_interrupted}  "
+          f"(requests beyond clean: {crash_requests - clean_requests})")
     print(f"after a kill, run shown interrupted with its lease free: {interrupted_shown}/{kills}")
     print(f"leftover batch files: {len(leftovers)}")
     print(f"LOST/DUPLICATED/CALLS-BEYOND: {sum(lost.values())} / {sum(dup.values())} / {crash_calls - clean_calls}")

@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from proofflow.storage import in_flight
 from proofflow.storage.bulk import clean_stale_batches, insert_rows
 from proofflow.storage.bulk import select_rows as _select
 from proofflow.storage.errors import DatabaseLockedError, StorageError
@@ -384,6 +385,9 @@ class BatchWriter:
         self._rows: list[Row] = []
         self._journal = Journal(store.work_dir)
         self._carry: list[Path] = []  # journal files of rows requeued by a failed flush
+        # Model calls sent and not answered yet (storage/in_flight.py): journaled as
+        # `interrupted`, kept out of the database until their final row replaces them.
+        self._pending: dict[str, Row] = {}
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -392,6 +396,14 @@ class BatchWriter:
         self.flushes = 0
         self._thread = threading.Thread(target=self._loop, name="proofflow-writer", daemon=True)
         self._thread.start()
+        in_flight.register(self.announce)
+
+    def announce(self, row: Row) -> None:
+        """A model call about to be sent (status `interrupted`): journaled now, so a SIGKILL
+        before its answer still leaves its row; written only if no final row comes."""
+        with self._cond:
+            self._pending[getattr(row, "call_id", "")] = row  # a CallRow
+            self._journal.append([row])
 
     def put(self, *rows: Row) -> None:
         # A reader holding the file past the lock timeout delays writes but must not
@@ -399,6 +411,9 @@ class BatchWriter:
         if not isinstance(self._error, DatabaseLockedError):
             self._raise_if_failed()
         with self._cond:
+            if self._pending:  # a call's final row settles its pending one
+                for row in rows:
+                    self._pending.pop(getattr(row, "call_id", None) or "", None)
             self._journal.append(rows)
             self._rows.extend(rows)
             if len(self._rows) >= self.max_rows:
@@ -413,16 +428,24 @@ class BatchWriter:
         go to a new file), to delete once the rows are written."""
         with self._cond:
             rows, self._rows = self._rows, []
+            if not rows and not self._carry:
+                return [], []  # the open file holds only calls in flight: keep it
             path = self._journal.rotate()
             paths, self._carry = self._carry + ([path] if path else []), []
+            # Calls still in flight go into the new file before the old ones are deleted.
+            self._journal.append(list(self._pending.values()))
         return rows, paths
 
     def close(self, locked_retry_s: float = 300.0) -> None:
         """Stop the thread and write everything queued, waiting up to `locked_retry_s`
         (beyond the store's own lock timeout) for a reader that holds the file."""
+        in_flight.unregister(self.announce)
         with self._cond:
             self._closed = True
             self._cond.notify()
+            # Sent and never answered while this writer was open: they stay `interrupted`.
+            self._rows.extend(self._pending.values())
+            self._pending.clear()
         self._thread.join()
         deadline = time.monotonic() + locked_retry_s
         while True:
@@ -436,6 +459,7 @@ class BatchWriter:
 
     def _write(self, rows: list[Row], journaled: list[Path]) -> None:
         if not rows:
+            Journal.discard(journaled)  # held only calls in flight, journaled again since
             return
         with self._write_lock:
             try:

@@ -14,6 +14,12 @@ which would cost more than the model call it protects here.
 Files: `<db>.work/journal-<host>-<pid>-<n>.jsonl`, one line per row:
 {"t": table, "r": {column: value}}. A writer rotates to a new file at every flush and
 deletes the old ones once the flush has committed.
+
+Model calls in flight (storage/in_flight.py) are journaled before they are sent, as
+`calls` rows with status `interrupted`, and written again into each new file while they
+are in flight; the call's final row (same call_id) follows it in the journal. Replay
+keeps the final row of a call when there is one, so only calls that were never answered
+show as `interrupted`.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import IO, Any
 import duckdb
 
 from proofflow.storage.bulk import insert_rows, stale_files
-from proofflow.storage.records import WRITE_ORDER, Row
+from proofflow.storage.records import WRITE_ORDER, CallRow, Row
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,8 @@ def replay(con: duckdb.DuckDBPyConnection, directory: Path) -> int:
     for path in paths:
         for row in _read(path):
             by_type[type(row)].append(row)
+    if CallRow in by_type:
+        by_type[CallRow] = _answered_first(by_type[CallRow])
     con.execute("BEGIN TRANSACTION")
     try:
         order = [t for t in WRITE_ORDER if t in by_type] + [t for t in by_type if t not in WRITE_ORDER]
@@ -112,6 +120,13 @@ def replay(con: duckdb.DuckDBPyConnection, directory: Path) -> int:
     if count:
         log.warning("recovered %d rows a killed process had not written yet (%s)", count, directory)
     return count
+
+
+def _answered_first(rows: list[Row]) -> list[Row]:
+    """One row per call: its final row (`ok` / `error`) over the `interrupted` one written
+    before it was sent (insert_rows keeps the first row of a key)."""
+    final = {r.call_id for r in rows if isinstance(r, CallRow) and r.status != "interrupted"}
+    return [r for r in rows if not isinstance(r, CallRow) or r.status != "interrupted" or r.call_id not in final]
 
 
 def _read(path: Path) -> list[Row]:
