@@ -11,9 +11,17 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -134,10 +142,72 @@ class VoteWeights(BaseModel):
     refuted: float = Field(0.2, ge=0)
 
 
-class SolveConfig(BaseModel):
+class StrategySections(BaseModel):
+    """A flow's section ([solve] / [prove]): the settings every strategy of its kind
+    shares, the strategy's name, and one sub-section per registered strategy with that
+    strategy's own settings (`[solve.csv]`, `[prove.dsp]`; env PROOFFLOW_SOLVE__CSV__...).
+    The sub-sections' models come from the strategy registry (proofflow/strategies/), so
+    a strategy installed through the entry point group has its section too."""
+
+    kind: ClassVar[Literal["answer", "proof"]]
+    strategy: str
+    sections: dict[str, Any] = Field(default_factory=dict, description="per-strategy sections, by name")
+
+    @field_validator("strategy")
+    @classmethod
+    def _registered_strategy(cls, v: str) -> str:
+        from proofflow.strategies.registry import UnknownStrategy, names, strategy
+
+        try:
+            return strategy(v, cls.kind).name  # an alias (generate-verify-repair) -> its name (gvr)
+        except UnknownStrategy:
+            raise PydanticCustomError("literal_error", "Input should be {expected}",
+                                      {"expected": " | ".join(names(cls.kind))}) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_sections(cls, data: Any) -> Any:
+        """`csv = {...}` next to the shared keys is the csv strategy's section."""
+        if not isinstance(data, dict):
+            return data
+        from proofflow.strategies.registry import names
+
+        data = dict(data)
+        sections = dict(data.pop("sections", None) or {})
+        for name in names(cls.kind):
+            if name in data and name not in cls.model_fields:
+                sections[name] = data.pop(name)
+        data["sections"] = sections
+        return data
+
+    @model_validator(mode="after")
+    def _validate_sections(self) -> StrategySections:
+        from proofflow.strategies.registry import strategy
+
+        for name, value in list(self.sections.items()):
+            model = strategy(name, self.kind).config_model
+            self.sections[name] = value if isinstance(value, model) else model.model_validate(value)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _flat_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        out.update(out.pop("sections", None) or {})  # dumped as written: [solve.csv]
+        return out
+
+    def section(self, name: str, model: type[BaseModel]) -> Any:
+        """A strategy's section: as configured, else its defaults."""
+        found = self.sections.get(name)
+        return found if found is not None else model()
+
+
+class SolveConfig(StrategySections):
     """The generate → verify → repair → select strategies.
 
-    - generate-verify-repair: chain-of-thought answers; repairs are driven by the
+    Each is a folder in proofflow/strategies/ (registry.py); its own settings are its
+    sub-section, `[solve.<name>]`. The built-ins:
+
+    - gvr (alias generate-verify-repair): chain-of-thought answers; repairs are driven by the
       reference-answer check (oracle feedback, for measuring repair itself).
     - pot: program of thought: the model writes a program whose printed output is the
       answer; the sandbox runs it.
@@ -145,7 +215,8 @@ class SolveConfig(BaseModel):
       own answer; the sandbox runs it; a False sends the sample to repair (no oracle).
     """
 
-    strategy: Literal["generate-verify-repair", "pot", "csv"] = "generate-verify-repair"
+    kind: ClassVar[Literal["answer", "proof"]] = "answer"
+    strategy: str = Field("gvr", description="a registered answer strategy (proofflow/strategies/)")
     samples: int = Field(4, ge=1, description="candidates per problem (N)")
     repair_rounds: int = Field(1, ge=0, description="rounds of repair for failed candidates (R)")
     repair_after_pass: bool = Field(
@@ -176,21 +247,18 @@ class SolveConfig(BaseModel):
         return self.strategy in ("pot", "csv")
 
 
-def _coq_automation() -> list[str]:
-    """[prove] automation_coq's default: the Coq backend's list (verifiers/coq/backend.py)."""
-    from proofflow.verifiers.coq.backend import COQ_AUTOMATION
-
-    return list(COQ_AUTOMATION)
-
-
-# The tactics tried on a hole by default are the backend's (verifiers/<backend>/backend.py:
-# Coq's list; Lean's by environment, more when the header imports Mathlib).
+COQ_AUTOMATION = ["lia", "nia", "ring", "field", "auto", "intuition", "congruence", "easy"]
+# Lean: what exists in the problem's environment. Core Lean has the first list; a header
+# importing Mathlib adds the second (automation_lean, when set, is used as given).
+LEAN_AUTOMATION = ["omega", "decide", "simp", "grind", "rfl"]
+LEAN_MATHLIB_AUTOMATION = ["norm_num", "linarith", "nlinarith", "positivity", "aesop"]
 
 
-class ProveConfig(BaseModel):
+class ProveConfig(StrategySections):
     """The formal proving flows (docs/proving.md): whole-proof or draft → sketch → prove."""
 
-    strategy: Literal["whole", "dsp"] = "whole"
+    kind: ClassVar[Literal["answer", "proof"]] = "proof"
+    strategy: str = Field("whole", description="a registered proof strategy (proofflow/strategies/)")
     backend: Literal["coq", "lean", "kimina"] = "coq"
     samples: int = Field(4, ge=1, description="whole: proofs per problem (N); dsp: drafts/sketches per problem")
     repair_rounds: int = Field(1, ge=0, description="whole: model repair rounds with checker feedback (R)")
@@ -198,7 +266,7 @@ class ProveConfig(BaseModel):
         1, ge=0, description="APOLLO-style mask → holes → reassemble rounds on a failing proof (0: off)"
     )
     repair_candidates: int = Field(2, ge=0, description="whole: failing proofs per problem sent to APOLLO-style repair")
-    automation_coq: list[str] = Field(default_factory=_coq_automation)
+    automation_coq: list[str] = Field(default_factory=lambda: list(COQ_AUTOMATION))
     automation_lean: list[str] | None = Field(None, description="Lean tactics tried on holes [default: by environment]")
     hole_budget: int = Field(2, ge=0, description="prover-model samples per hole that automation left open")
     max_holes: int = Field(12, ge=1, description="a sketch with more holes than this is not worth proving")
@@ -224,13 +292,11 @@ class ProveConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="only the first N problems")
 
     def automation(self, header: str = "") -> list[str]:
-        """The tactics tried on a hole: the key `automation_<backend>` when set, else the
-        backend's default for the problem's header."""
-        from proofflow.verifiers.registry import backend
-
-        chosen = backend(self.backend)
-        configured = getattr(self, f"automation_{chosen.name}", None)
-        return list(configured) if configured is not None else chosen.automation(header)
+        if self.backend == "coq":
+            return self.automation_coq
+        if self.automation_lean is not None:
+            return self.automation_lean
+        return LEAN_AUTOMATION + (LEAN_MATHLIB_AUTOMATION if "Mathlib" in header else [])
 
 
 class RunnerConfig(BaseModel):

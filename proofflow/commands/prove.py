@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit
+from proofflow.strategies.registry import help_text as strategy_help
 
 
 def prove(
@@ -17,7 +19,8 @@ def prove(
         help="JSONL: miniF2F (DeepSeek or yangky11), plain {id, header, statement}, "
              "or 'coq-examples' for the bundled Coq set"),
     backend: str | None = typer.Option(None, help="coq | lean | kimina [default: coq]"),
-    strategy: str | None = typer.Option(None, help="whole | dsp [default: whole]"),
+    strategy: str | None = typer.Option(  # choices and their help: the strategy registry
+        None, help=f"{escape(strategy_help('proof'))} [default: whole]"),
     samples: int | None = typer.Option(None, "--samples", "-n",
         help="whole: proofs per problem; dsp: drafts/sketches [default: 4]"),
     repair_rounds: int | None = typer.Option(None, "--repair-rounds", "-r",

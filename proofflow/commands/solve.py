@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit, user_errors
@@ -19,6 +20,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+from proofflow.strategies.registry import help_text as strategy_help
 
 
 def _default_db() -> Path:
@@ -32,8 +34,8 @@ def solve(
         help="OpenAI-compatible base URL; repeat for replicas"),
     samples: int | None = typer.Option(None, "--samples", "-n", help="candidates per problem [default: 4]"),
     repair_rounds: int | None = typer.Option(None, "--repair-rounds", "-r", help="repair rounds [default: 1]"),
-    strategy: str | None = typer.Option(
-        None, help="generate-verify-repair | pot (program of thought) | csv (code-based self-verification)"),
+    strategy: str | None = typer.Option(  # choices and their help: the strategy registry
+        None, help=f"{escape(strategy_help('answer'))} [default: gvr]"),
     selection: str | None = typer.Option(None, help="majority | weighted (by self-verification)"),
     max_tokens: int | None = typer.Option(None, help="max completion tokens per sample [default: 512]"),
     temperature: float | None = typer.Option(None),

@@ -1,10 +1,10 @@
-"""The prove flows: whole-proof (generate → check → repair → APOLLO repair) and DSP+
-(draft → sketch → check → prove holes), per problem.
+"""The prove flow: a registered proof strategy's chain per problem (whole: generate →
+check → repair → APOLLO repair; dsp: draft → sketch → check → prove holes).
 
-Orchestration only: which stage runs after which, for which problems. The stages are in
-proofflow/tasks/ (prove_generate, check_proofs, formal_repair, draft, sketch,
-prove_holes, finalize); the checker runtime in tasks/formal_runtime.py. The flow holds
-the verdict cache (loaded once, grown from what check tasks return) and hands it to them.
+Orchestration only: which problems run, how many at once. The order of stages is the
+strategy's (proofflow/strategies/), looked up by name; the stages are in proofflow/tasks/,
+the checker runtime in tasks/formal_runtime.py. The flow holds the verdict cache (loaded
+once, grown from what check tasks return) and hands it to the chains.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from proofflow.config import Settings, load_settings
-from proofflow.flows.chains import Call, Chain, Names, asks, drive
+from proofflow.flows.chains import Chain, Names, drive
 from proofflow.flows.common import (
     RunConfigMismatch,
     RunSession,
@@ -28,16 +28,9 @@ from proofflow.flows.runners import runner_from_environment, task_runner_for
 from proofflow.problems import example_path, load_formal_problems
 from proofflow.storage.check_cache import CheckCacheRow, load_all
 from proofflow.storage.records import ProblemRow, Row, RunProblemRow
-from proofflow.tasks.check_proofs import check_proofs
+from proofflow.strategies.registry import ChainEnv, strategy
 from proofflow.tasks.context import ProofProblem, RunContext, WorkItem, to_json
-from proofflow.tasks.draft import draft, given_drafts, plan_draft
-from proofflow.tasks.finalize import finalize
-from proofflow.tasks.formal_repair import formal_repair, plan_formal_repair
-from proofflow.tasks.formal_runtime import KnownChecks, solved
-from proofflow.tasks.prove_generate import plan_prove_generate, prove_generate
-from proofflow.tasks.prove_holes import open_parents, prove_holes
-from proofflow.tasks.sketch import plan_sketch, sketch
-from proofflow.verifiers.registry import backend as backend_named
+from proofflow.tasks.formal_runtime import KnownChecks
 
 __all__ = ["ProveSetupError", "RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
 
@@ -57,7 +50,7 @@ def resolve_problem_file(problem_file: str) -> str:
 def load_proof_problems(problem_file: str, settings: Settings) -> list[ProofProblem]:
     """miniF2F (DeepSeek / yangky11), plain or Coq-example JSONL; the backend must match."""
     problems = load_formal_problems(resolve_problem_file(problem_file), limit=settings.prove.limit)
-    want = backend_named(settings.prove.backend).name  # `kimina` checks `lean` problems
+    want = "coq" if settings.prove.backend == "coq" else "lean"
     wrong = [p.name for p in problems if p.backend != want]
     if wrong:
         raise ProveSetupError(f"{problem_file}: {len(wrong)} problem(s) are not {want} problems "
@@ -67,15 +60,12 @@ def load_proof_problems(problem_file: str, settings: Settings) -> list[ProofProb
 
 def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
     """The settings that change what a run's samples mean; resuming with others is refused."""
-    p = settings.prove
     return {
-        "strategy": p.strategy, "backend": p.backend, "problem_file": Path(problem_file).name,
+        "backend": settings.prove.backend, "problem_file": Path(problem_file).name,
         "model": settings.endpoint.model, "api": settings.endpoint.api,
-        "sampling": settings.sampling.model_dump(), "samples": p.samples,
-        "repair_rounds": p.repair_rounds, "repair_depth": p.repair_depth,
-        "repair_candidates": p.repair_candidates, "automation": p.automation(),
-        "hole_budget": p.hole_budget, "stop_on_first_complete": p.stop_on_first_complete,
-        "use_informal_proof": p.use_informal_proof,
+        "sampling": settings.sampling.model_dump(),
+        # the strategy's own: its name, samples, rounds, hole budget, ...
+        **strategy(settings.prove.strategy, "proof").identity_keys(settings),
     }
 
 
@@ -110,46 +100,16 @@ def prepare_prove(
     label = problem_set_name(problem_file, problem_set)
     name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings, problem_set)
     return RunSpec("prove", str(problem_file), label, name, settings, problems,
-                   run_identity(settings, problem_file), f"prove-{settings.prove.strategy}",
+                   run_identity(settings, problem_file), strategy(settings.prove.strategy, "proof").run_label,
                    lambda run_id: problem_rows(problems, run_id))
 
 
 # --------------------------------------------------------------------------- the pipeline
 
-def prove_chain(ctx: RunContext, item: WorkItem, known: KnownChecks,
-                persist: Any) -> Chain:
-    """whole: generate → check · r0 → repair · r1 → check · r1 → … → prove holes (repair) → finalize
-    dsp:   draft → sketch → check → prove holes (sketch) → finalize"""
-    p = ctx.settings.prove
-    items = [item]
-    names = Names(ctx, items)
-    if p.strategy == "whole":
-        yield asks(prove_generate, ctx, plan_prove_generate(ctx, items), names, "generate")
-        yield [Call(check_proofs, (ctx, items, known, names("check · r0")))]
-        for round_ in range(1, p.repair_rounds + 1):
-            yield asks(formal_repair, ctx, plan_formal_repair(ctx, items, round_), names, f"repair · r{round_}")
-            yield [Call(check_proofs, (ctx, items, known, names(f"check · r{round_}")))]
-        if p.repair_depth > 0 and p.repair_candidates > 0:
-            yield from holes(ctx, item, "repair", known, names)
-    else:
-        persist(given_drafts(ctx, items))  # a data set's own informal proof: no call to wait for
-        yield asks(draft, ctx, plan_draft(ctx, items), names, "draft")
-        yield asks(sketch, ctx, plan_sketch(ctx, items), names, "sketch")
-        yield [Call(check_proofs, (ctx, items, known, names("check")))]
-        yield from holes(ctx, item, "sketch", known, names)
-    yield [Call(finalize, (ctx, items, names("finalize")))]
-
-
-def holes(ctx: RunContext, item: WorkItem, mode: str, known: KnownChecks, names: Names) -> Chain:
-    """prove holes, one task per parent (sketch or failing proof), so each parent's masks,
-    attempts and model answers are stored when that parent is done, and the next parent
-    sees whether the problem is solved already."""
-    parents = open_parents(ctx, item, mode)
-    for i, parent in enumerate(parents, 1):
-        if solved(item) and ctx.settings.prove.stop_on_first_complete:
-            return
-        suffix = f" · {i}/{len(parents)}" if len(parents) > 1 else ""
-        yield [Call(prove_holes, (ctx, [item], mode, [parent], known, names(f"prove holes ({mode})") + suffix))]
+def prove_chain(ctx: RunContext, item: WorkItem, known: KnownChecks, persist: Any) -> Chain:
+    """The run's strategy's stages for one problem (strategies/<name>/)."""
+    env = ChainEnv(names=Names(ctx, [item]), persist=persist, known=known)
+    return strategy(ctx.settings.prove.strategy, "proof").chain(ctx, [item], env)
 
 
 def execute_prove(spec: RunSpec) -> dict[str, Any]:

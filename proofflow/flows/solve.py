@@ -1,8 +1,9 @@
-"""The solve flow: generate → verify → repair (R rounds) → select, per problem.
+"""The solve flow: a registered answer strategy's chain (gvr: generate → verify → repair
+(R rounds) → select), per problem or chunk of problems.
 
-This module only orchestrates: which stage runs after which, for which problems, how
-many at once. What is already stored is skipped by the stages' planning; the stages
-themselves are in proofflow/tasks/, the run's bookkeeping in flows/common.py.
+This module only orchestrates: which units run, how many at once. The order of stages
+is the strategy's (proofflow/strategies/), looked up by name; the stages themselves are
+in proofflow/tasks/, the run's bookkeeping in flows/common.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from proofflow.config import Settings, load_settings
-from proofflow.flows.chains import Call, Chain, Names, asks, drive
+from proofflow.flows.chains import Chain, Names, drive
 from proofflow.flows.common import (
     RunSession,
     RunSpec,
@@ -23,31 +24,20 @@ from proofflow.flows.common import (
 from proofflow.flows.runners import runner_from_environment, task_runner_for
 from proofflow.problems import Problem, load_problems
 from proofflow.storage.records import ProblemRow, Row, RunProblemRow
+from proofflow.strategies.registry import ChainEnv, strategy
 from proofflow.tasks.context import RunContext, WorkItem, to_json
-from proofflow.tasks.execute import execute
-from proofflow.tasks.generate import generate, plan_generate
-from proofflow.tasks.repair import plan_repair, repair
-from proofflow.tasks.select import select
-from proofflow.tasks.verify import verify
 
 
 def run_identity(settings: Settings, problem_file: str) -> dict[str, Any]:
     """The settings that change what a run's samples mean. Resuming a run with other
     values would mix incomparable samples, so it is refused."""
     return {
-        "strategy": settings.solve.strategy,
         "problem_file": Path(problem_file).name,
         "model": settings.endpoint.model,
         "api": settings.endpoint.api,
         "sampling": settings.sampling.model_dump(),
-        "samples": settings.solve.samples,
-        "repair_rounds": settings.solve.repair_rounds,
-        "repair_after_pass": settings.solve.repair_after_pass,
-        "selection": settings.solve.selection,
-        "vote_weights": settings.solve.vote_weights.model_dump(),
-        "repair_on": settings.solve.repair_verifier,
-        "exec_timeout_s": settings.solve.exec_timeout_s,
-        "allow_last_number": settings.solve.allow_last_number,
+        # the strategy's own: its name, samples, rounds, selection, ...
+        **strategy(settings.solve.strategy, "answer").identity_keys(settings),
         # Not `limit`: it picks which problems run, not what their samples mean, so a
         # run started with --limit 10 can be extended to the whole file.
     }
@@ -83,27 +73,16 @@ def prepare_solve(
     label = problem_set_name(problem_file, problem_set)
     name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings, problem_set)
     return RunSpec("solve", str(problem_file), label, name, settings, problems,
-                   run_identity(settings, problem_file), settings.solve.strategy,
+                   run_identity(settings, problem_file), strategy(settings.solve.strategy, "answer").run_label,
                    lambda run_id: problem_rows(problems, run_id))
 
 
 # --------------------------------------------------------------------------- the pipeline
 
-def solve_chain(ctx: RunContext, items: list[WorkItem]) -> Chain:
-    """generate → [execute →] verify · r0 → repair · r1 → [execute →] verify · r1 → … → select.
-
-    Each `yield` is one stage; it resumes once the stage's rows are stored, so the next
-    stage plans from them (only failed candidates are repaired, ...)."""
-    s = ctx.settings.solve
-    names = Names(ctx, items)
-    yield asks(generate, ctx, plan_generate(ctx, items), names, "generate")
-    for round_ in range(0, s.repair_rounds + 1):
-        if round_ > 0:
-            yield asks(repair, ctx, plan_repair(ctx, items, round_), names, f"repair · r{round_}")
-        if s.runs_code:  # pot / csv: run the model's code first
-            yield [Call(execute, (ctx, items, names(f"execute · r{round_}")))]
-        yield [Call(verify, (ctx, items, names(f"verify · r{round_}")))]
-    yield [Call(select, (ctx, items, names("select")))]
+def solve_chain(ctx: RunContext, items: list[WorkItem], persist: Any = None) -> Chain:
+    """The run's strategy's stages for one chunk of problems (strategies/<name>/)."""
+    env = ChainEnv(names=Names(ctx, items), persist=persist or (lambda rows: None))
+    return strategy(ctx.settings.solve.strategy, "answer").chain(ctx, items, env)
 
 
 def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
@@ -122,7 +101,8 @@ def execute_solve(spec: RunSpec) -> dict[str, Any]:
             todo = session.todo
             logger.info("run %s: %d problems, %d already done, %d to do",
                         spec.name, session.total, session.total - len(todo), len(todo))
-            drive(session, (solve_chain(ctx, chunk) for chunk in chunked(todo, settings.solve.problems_per_task)),
+            drive(session, (solve_chain(ctx, chunk, session.persist)
+                            for chunk in chunked(todo, settings.solve.problems_per_task)),
                   settings.solve.problems_in_flight)
     finally:
         resources.close_all()  # only after every task has returned (drive settles them)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from proofflow.keys import sample_id
 from proofflow.storage.records import SampleRow
-from proofflow.tasks.context import RunContext, StageOutput, WorkItem, render_prompt
+from proofflow.strategies.registry import strategy
+from proofflow.tasks.context import RunContext, WorkItem
 from proofflow.tasks.formal_runtime import solved
-from proofflow.tasks.sampling import Plan, missing_indices, sample_request, tool_sample
+from proofflow.tasks.sampling import Plan, missing_indices, tool_sample
 
 STAGE = "draft"
 
@@ -46,11 +44,8 @@ def plan_draft(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
         if solved(item) or _given(ctx, item) is not None:
             continue
         p = item.formal
-        prompt = partial(render_prompt, "draft", statement=p.statement, informal=p.informal or "(none)")
+        prompt = partial(strategy("dsp", "proof").prompt, "draft", statement=p.statement,
+                         informal=p.informal or "(none)")
         plans += missing_indices(ctx, item, STAGE, ctx.settings.prove.samples, prompt)
     return plans
 
-
-@task(name="draft", task_run_name="{label}", cache_policy=NO_CACHE)
-def draft(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
-    return sample_request(ctx, plan)

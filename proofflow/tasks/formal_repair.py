@@ -3,20 +3,19 @@ checker's feedback; each repair is a new sample whose parent is the proof it rep
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from proofflow.storage.records import SampleRow, VerdictRow
-from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt
+from proofflow.strategies.registry import strategy
+from proofflow.tasks.context import RunContext, WorkItem, passed
 from proofflow.tasks.formal_runtime import AUDIT, prompt_name
 from proofflow.tasks.proof_text import clip, extract_proof
-from proofflow.tasks.sampling import Plan, children_of, sample_request
+from proofflow.tasks.sampling import Plan, children_of
 from proofflow.verifiers.formal import FormalProblem
 
 STAGE = "repair"
 
 
 def plan_formal_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Plan]:
+    chosen = strategy(ctx.settings.prove.strategy, "proof")  # its prompts/repair_<backend>.txt
     plans: list[Plan] = []
     for item in items:
         if ctx.settings.prove.stop_on_first_complete and _proved_before(item, round_):
@@ -31,7 +30,7 @@ def plan_formal_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> l
         def prompt(parent_id: str, p: FormalProblem = p,
                    failed: dict[str, tuple[SampleRow, VerdictRow]] = failed) -> str:
             parent, verdict = failed[parent_id]
-            return render_prompt(prompt_name("formal_repair", ctx), header=p.header.strip(),
+            return chosen.prompt(prompt_name("repair", ctx), header=p.header.strip(),
                                  attempt=clip(extract_proof(parent.completion or "", p)),
                                  feedback=clip(verdict.feedback or f"rejected: {verdict.reason}", 1500))
 
@@ -46,7 +45,3 @@ def _proved_before(item: WorkItem, round_: int) -> bool:
     of them was checked, so the resumed one asks the rest too (as tasks/repair.py)."""
     return any(passed(item.verdict(s.sample_id, AUDIT)) for s in item.samples() if s.round < round_)
 
-
-@task(name="formal-repair", task_run_name="{label}", cache_policy=NO_CACHE)
-def formal_repair(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
-    return sample_request(ctx, plan)

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 from functools import partial
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from proofflow.tasks.context import RunContext, StageOutput, WorkItem, render_prompt
-from proofflow.tasks.sampling import Plan, missing_indices, sample_request
+from proofflow.strategies.registry import strategy
+from proofflow.tasks.context import RunContext, WorkItem
+from proofflow.tasks.sampling import Plan, missing_indices
 
 STAGE = "generate"
-PROMPTS = {"generate-verify-repair": "solve", "pot": "solve_pot", "csv": "solve_csv"}
 
 
 def plan_generate(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
-    template = PROMPTS[ctx.settings.solve.strategy]
+    """The requests still missing; the prompt is the run's strategy's `generate` template
+    (strategies/<name>/prompts/generate.txt). The model-asking task is tasks/ask.py."""
+    chosen = strategy(ctx.settings.solve.strategy, "answer")
     plans: list[Plan] = []
     for item in items:
-        prompt = partial(render_prompt, template, problem=item.answer_problem.statement)
+        prompt = partial(chosen.prompt, "generate", problem=item.answer_problem.statement)
         plans += missing_indices(ctx, item, STAGE, ctx.settings.solve.samples, prompt)
     return plans
 
-
-@task(name="generate", task_run_name="{label}", cache_policy=NO_CACHE)
-def generate(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
-    return sample_request(ctx, plan)

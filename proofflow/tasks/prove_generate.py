@@ -7,28 +7,23 @@ from __future__ import annotations
 
 from functools import partial
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from proofflow.tasks.context import RunContext, StageOutput, WorkItem, render_prompt
+from proofflow.strategies.registry import strategy
+from proofflow.tasks.context import RunContext, WorkItem
 from proofflow.tasks.formal_runtime import prompt_name, solved
-from proofflow.tasks.sampling import Plan, missing_indices, sample_request
+from proofflow.tasks.sampling import Plan, missing_indices
 
 STAGE = "generate"
 
 
 def plan_prove_generate(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
+    chosen = strategy(ctx.settings.prove.strategy, "proof")  # its prompts/generate_<backend>.txt
     plans: list[Plan] = []
     for item in items:
         if solved(item):
             continue
         p = item.formal
-        prompt = partial(render_prompt, prompt_name("prove", ctx), header=p.header.strip(),
+        prompt = partial(chosen.prompt, prompt_name("generate", ctx), header=p.header.strip(),
                          statement=p.statement, informal=p.informal or "(none)")
         plans += missing_indices(ctx, item, STAGE, ctx.settings.prove.samples, prompt)
     return plans
 
-
-@task(name="prove-generate", task_run_name="{label}", cache_policy=NO_CACHE)
-def prove_generate(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
-    return sample_request(ctx, plan)

@@ -3,15 +3,12 @@ feedback. Each repair is a new sample whose parent is the sample it repairs."""
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from proofflow.storage.records import SampleRow, VerdictRow
-from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt
-from proofflow.tasks.sampling import Plan, children_of, sample_request
+from proofflow.strategies.registry import strategy
+from proofflow.tasks.context import RunContext, WorkItem, passed
+from proofflow.tasks.sampling import Plan, children_of
 
 STAGE = "repair"
-PROMPTS = {"generate-verify-repair": "repair", "pot": "repair_pot", "csv": "repair_csv"}
 MAX_ATTEMPT_CHARS = 4000  # keep the repair prompt inside small context windows
 
 
@@ -36,6 +33,7 @@ def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Pla
     # Whose verdict decides: the reference check (oracle feedback) or, for csv, the
     # sample's own check; for pot a program that crashed is repaired like a wrong one.
     verifier = solve.repair_verifier
+    chosen = strategy(solve.strategy, "answer")  # its prompts/repair.txt
     plans: list[Plan] = []
     for item in items:
         if not solve.repair_after_pass and _solved_before(item, verifier, round_):
@@ -49,8 +47,8 @@ def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Pla
         def prompt(parent_id: str, item: WorkItem = item,
                    failed: dict[str, tuple[SampleRow, VerdictRow]] = failed) -> str:
             parent, verdict = failed[parent_id]
-            return render_prompt(
-                PROMPTS[solve.strategy], problem=item.answer_problem.statement,
+            return chosen.prompt(
+                "repair", problem=item.answer_problem.statement,
                 attempt=_clip(parent.completion or "(empty answer)"),
                 feedback=_feedback(item, parent_id, verdict),
             )
@@ -66,7 +64,3 @@ def _solved_before(item: WorkItem, verifier: str, round_: int) -> bool:
     resumed one must still ask the rest (same rows as a clean run)."""
     return any(passed(item.verdict(s.sample_id, verifier)) for s in item.samples() if s.round < round_)
 
-
-@task(name="repair", task_run_name="{label}", cache_policy=NO_CACHE)
-def repair(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
-    return sample_request(ctx, plan)

@@ -4,7 +4,7 @@
 Planning is cheap and happens where the state is (the flow): `missing_indices` for the
 stages that draw N samples of one prompt (generate, prove_generate, draft) and
 `children_of` for the stages that make one child per parent (repair, formal_repair,
-sketch). Asking is one task per request (`sample_request`), so the flow stores each
+sketch). Asking is one task per request (tasks/ask.py runs `sample_request`), so the flow stores each
 answer's samples the moment that request returns, not when a whole stage has.
 """
 
@@ -18,17 +18,27 @@ from proofflow.llm.client import Response
 from proofflow.storage.records import CallRow, SampleRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, to_json
 
+Message = dict[str, Any]  # an OpenAI chat message: {"role": system|user|assistant|tool, "content": ...}
+
 
 class Plan:
     """One model request of a stage: `ids[i]` is the sample for choice i. A plain class
-    (not a dataclass) so Prefect does not walk it at every task submission."""
+    (not a dataclass) so Prefect does not walk it at every task submission.
 
-    __slots__ = ("problem_id", "prompt", "stage", "ids", "indices", "parent_id", "round")
+    The request is a list of chat `messages` (system, user, assistant, tool turns), so a
+    multi-turn conversation is something a planner builds. A plan given only `prompt`
+    asks one user turn: the request every built-in stage sends. `prompt` is what the
+    samples table stores: the last user turn's text, which for a one-turn request is the
+    whole request (the messages are `[{"role": "user", "content": prompt}]`)."""
+
+    __slots__ = ("problem_id", "prompt", "messages", "stage", "ids", "indices", "parent_id", "round")
 
     def __init__(self, problem_id: str, prompt: str, stage: str, ids: list[str], indices: list[int],
-                 parent_id: str | None, round: int):  # noqa: A002 - the samples table's column name
+                 parent_id: str | None, round: int,  # noqa: A002 - the samples table's column name
+                 messages: list[Message] | None = None):
         self.problem_id = problem_id
         self.prompt = prompt
+        self.messages: list[Message] = messages if messages is not None else [{"role": "user", "content": prompt}]
         self.stage = stage
         self.ids = ids
         self.indices = indices
@@ -37,6 +47,12 @@ class Plan:
 
     def __repr__(self) -> str:
         return f"Plan({self.stage} {self.problem_id[:12]} n={len(self.ids)})"
+
+    @property
+    def one_user_turn(self) -> bool:
+        """The request is `prompt` alone: sent as the client's plain prompt (chat or
+        completions API alike)."""
+        return self.messages == [{"role": "user", "content": self.prompt}]
 
 
 def missing_indices(ctx: RunContext, item: WorkItem, stage: str, n: int,
@@ -73,8 +89,12 @@ def sample_request(ctx: RunContext, plan: Plan) -> StageOutput:
     from proofflow.tasks import resources
 
     client = resources.model_client(ctx.settings.endpoint, ctx.settings.sampling, ctx.settings.reasoning)
+    # A one-turn plan goes as the plain prompt, as every request did before plans had
+    # messages (the completions API has no turns); a conversation goes as its messages.
+    turns: dict[str, Any] = {} if plan.one_user_turn else {"messages": plan.messages}
     request = Request(prompt=plan.prompt, n=len(plan.ids), seed=seed_for(plan.ids[0]),
-                      context={"run_id": ctx.run_id, "problem_id": plan.problem_id, "stage": plan.stage})
+                      context={"run_id": ctx.run_id, "problem_id": plan.problem_id, "stage": plan.stage},
+                      **turns)
     response = client.complete(request)
     out = StageOutput()
     out.add(*[c for c in getattr(response, "calls", ()) if isinstance(c, CallRow)])

@@ -3,14 +3,12 @@ left as a hole (Coq `assert (hN : T) by admit.`, Lean `have hN : T := by sorry`)
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from proofflow.storage.records import SampleRow
-from proofflow.tasks.context import RunContext, StageOutput, WorkItem, render_prompt
+from proofflow.strategies.registry import strategy
+from proofflow.tasks.context import RunContext, WorkItem
 from proofflow.tasks.formal_runtime import prompt_name, solved
 from proofflow.tasks.proof_text import clip
-from proofflow.tasks.sampling import Plan, children_of, sample_request
+from proofflow.tasks.sampling import Plan, children_of
 from proofflow.verifiers.formal import FormalProblem
 
 STAGE = "sketch"
@@ -25,13 +23,10 @@ def plan_sketch(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
         drafts = {s.sample_id: s for s in item.samples("draft")}
 
         def prompt(parent: str, p: FormalProblem = p, drafts: dict[str, SampleRow] = drafts) -> str:
-            return render_prompt(prompt_name("sketch", ctx), header=p.header.strip(), statement=p.statement,
-                                 draft=clip(drafts[parent].completion or "", 2000))
+            return strategy("dsp", "proof").prompt(prompt_name("sketch", ctx), header=p.header.strip(),
+                                                   statement=p.statement,
+                                                   draft=clip(drafts[parent].completion or "", 2000))
 
         plans += children_of(ctx, item, STAGE, drafts, prompt, 0)
     return plans
 
-
-@task(name="sketch", task_run_name="{label}", cache_policy=NO_CACHE)
-def sketch(ctx: RunContext, plan: Plan, label: str) -> StageOutput:
-    return sample_request(ctx, plan)

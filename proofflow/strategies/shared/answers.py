@@ -1,0 +1,53 @@
+"""The answer strategies' chain: generate → [execute →] verify · r0 → repair · r1 →
+[execute →] verify · r1 → … → select. gvr, pot and csv differ in their prompts and in
+whether the sandbox runs the sample's code first; the stages are the same tasks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from proofflow.strategies.registry import Chain, ChainEnv
+
+if TYPE_CHECKING:
+    from proofflow.config import Settings
+    from proofflow.tasks.context import RunContext, WorkItem
+
+
+def answer_chain(ctx: RunContext, items: list[WorkItem], env: ChainEnv, runs_code: bool) -> Chain:
+    """Each `yield` is one stage; it resumes once the stage's rows are stored, so the next
+    stage plans from them (only failed candidates are repaired, ...)."""
+    from proofflow.flows.chains import Call, asks
+    from proofflow.tasks.ask import ask
+    from proofflow.tasks.execute import execute
+    from proofflow.tasks.generate import plan_generate
+    from proofflow.tasks.repair import plan_repair
+    from proofflow.tasks.select import select
+    from proofflow.tasks.verify import verify
+
+    s = ctx.settings.solve
+    names = env.names
+    yield asks(ask, ctx, plan_generate(ctx, items), names, "generate")
+    for round_ in range(0, s.repair_rounds + 1):
+        if round_ > 0:
+            yield asks(ask, ctx, plan_repair(ctx, items, round_), names, f"repair · r{round_}")
+        if runs_code:  # pot / csv: run the model's code first
+            yield [Call(execute, (ctx, items, names(f"execute · r{round_}")))]
+        yield [Call(verify, (ctx, items, names(f"verify · r{round_}")))]
+    yield [Call(select, (ctx, items, names("select")))]
+
+
+def answer_identity(label: str, settings: Settings) -> dict[str, object]:
+    """The keys every answer strategy adds to a run's identity (the keys and values runs
+    stored before strategies had folders, so those runs resume)."""
+    s = settings.solve
+    return {
+        "strategy": label,
+        "samples": s.samples,
+        "repair_rounds": s.repair_rounds,
+        "repair_after_pass": s.repair_after_pass,
+        "selection": s.selection,
+        "vote_weights": s.vote_weights.model_dump(),
+        "repair_on": s.repair_verifier,
+        "exec_timeout_s": s.exec_timeout_s,
+        "allow_last_number": s.allow_last_number,
+    }

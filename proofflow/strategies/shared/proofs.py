@@ -1,0 +1,43 @@
+"""What the proof strategies share: their identity keys and the APOLLO-style hole repair
+(mask the failing steps of a parent, close the holes with automation then the prover
+model, reassemble; the stage itself is tasks/prove_holes.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from proofflow.strategies.registry import Chain, ChainEnv
+
+if TYPE_CHECKING:
+    from proofflow.config import Settings
+    from proofflow.tasks.context import RunContext, WorkItem
+
+
+def proof_identity(name: str, settings: Settings) -> dict[str, Any]:
+    """The keys every proof strategy adds to a run's identity (the keys and values runs
+    stored before strategies had folders, so those runs resume)."""
+    p = settings.prove
+    return {
+        "strategy": name, "samples": p.samples,
+        "repair_rounds": p.repair_rounds, "repair_depth": p.repair_depth,
+        "repair_candidates": p.repair_candidates, "automation": p.automation(),
+        "hole_budget": p.hole_budget, "stop_on_first_complete": p.stop_on_first_complete,
+        "use_informal_proof": p.use_informal_proof,
+    }
+
+
+def holes(ctx: RunContext, item: WorkItem, mode: str, env: ChainEnv) -> Chain:
+    """prove holes, one task per parent (sketch or failing proof), so each parent's masks,
+    attempts and model answers are stored when that parent is done, and the next parent
+    sees whether the problem is solved already."""
+    from proofflow.flows.chains import Call
+    from proofflow.tasks.formal_runtime import solved
+    from proofflow.tasks.prove_holes import open_parents, prove_holes
+
+    parents = open_parents(ctx, item, mode)
+    for i, parent in enumerate(parents, 1):
+        if solved(item) and ctx.settings.prove.stop_on_first_complete:
+            return
+        suffix = f" · {i}/{len(parents)}" if len(parents) > 1 else ""
+        label = env.names(f"prove holes ({mode})") + suffix
+        yield [Call(prove_holes, (ctx, [item], mode, [parent], env.known, label))]

@@ -1,0 +1,43 @@
+"""whole: whole-proof generation. generate → check · r0 → repair · r1 → check · r1 → … →
+prove holes (APOLLO repair of the failing proofs) → finalize."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from proofflow.strategies.registry import Chain, ChainEnv, Strategy
+from proofflow.strategies.shared.proofs import holes, proof_identity
+
+if TYPE_CHECKING:
+    from proofflow.config import Settings
+    from proofflow.tasks.context import RunContext, WorkItem
+
+
+class WholeProof(Strategy):
+    name = "whole"
+    kind = "proof"
+    help = "whole proofs, repaired with the checker's feedback, then APOLLO-style hole repair"
+    candidate_stages = ("generate",)
+
+    def identity_keys(self, settings: Settings) -> dict[str, Any]:
+        return proof_identity(self.name, settings)
+
+    def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
+        from proofflow.flows.chains import Call, asks
+        from proofflow.tasks.ask import ask
+        from proofflow.tasks.check_proofs import check_proofs
+        from proofflow.tasks.finalize import finalize
+        from proofflow.tasks.formal_repair import plan_formal_repair
+        from proofflow.tasks.prove_generate import plan_prove_generate
+
+        p = ctx.settings.prove
+        names = env.names
+        yield asks(ask, ctx, plan_prove_generate(ctx, items), names, "generate")
+        yield [Call(check_proofs, (ctx, items, env.known, names("check · r0")))]
+        for round_ in range(1, p.repair_rounds + 1):
+            yield asks(ask, ctx, plan_formal_repair(ctx, items, round_), names, f"repair · r{round_}")
+            yield [Call(check_proofs, (ctx, items, env.known, names(f"check · r{round_}")))]
+        if p.repair_depth > 0 and p.repair_candidates > 0:
+            for item in items:
+                yield from holes(ctx, item, "repair", env)
+        yield [Call(finalize, (ctx, items, names("finalize")))]
