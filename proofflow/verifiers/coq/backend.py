@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from proofflow.verifiers.coq import holes, rules
 from proofflow.verifiers.formal.backend import CheckerOptions, TextRule
 from proofflow.verifiers.formal.policy import AuditPolicy
-from proofflow.verifiers.formal.types import FormalChecker, FormalProblem, Hole, Message
+from proofflow.verifiers.formal.types import FormalChecker, FormalProblem
 
 # Tried on every hole before a model is asked, cheapest-first ([prove] automation_coq
 # replaces the list).
@@ -23,12 +23,14 @@ class CoqBackend(rules.CoqSyntax):
     allowed_axioms: frozenset[str] = frozenset()  # "Closed under the global context"
     text_rules: Sequence[TextRule] = rules.TEXT_RULES
     statement_form = "`Theorem NAME : ... .`"
-
-    def statement_core(self, statement: str) -> str:
-        return rules.statement_core(statement)
-
-    def declaration(self, name: str) -> re.Pattern[str]:
-        return rules.declaration(name)
+    # The language's text and hole functions (rules.py, holes.py), as methods.
+    statement_core = staticmethod(rules.statement_core)
+    declaration = staticmethod(rules.declaration)
+    fill_hole = staticmethod(holes.fill_hole)
+    mask_failing_lines = staticmethod(holes.mask_failing_lines)
+    close_open_proof = staticmethod(holes.close_open_proof)
+    whole_proof_hole = staticmethod(holes.whole_proof_hole)
+    ensure_closed = staticmethod(holes.ensure_closed)
 
     def redefinition(self) -> re.Pattern[str]:
         return rules.REDEFINITION
@@ -66,21 +68,6 @@ class CoqBackend(rules.CoqSyntax):
 
     def tactic_text(self, tactic: str) -> str:
         return tactic if tactic.endswith(".") else tactic + "."
-
-    def fill_hole(self, source: str, hole: Hole, text: str) -> str:
-        return holes.fill_hole(source, hole, text)
-
-    def mask_failing_lines(self, source: str, messages: list[Message]) -> str:
-        return holes.mask_failing_lines(source, messages)
-
-    def close_open_proof(self, source: str) -> str:
-        return holes.close_open_proof(source)
-
-    def whole_proof_hole(self, statement: str) -> str:
-        return holes.whole_proof_hole(statement)
-
-    def ensure_closed(self, source: str) -> str:
-        return holes.ensure_closed(source)
 
     def automation(self, header: str) -> list[str]:
         return list(COQ_AUTOMATION)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from proofflow.verifiers.formal.backend import CheckerOptions, TextRule
 from proofflow.verifiers.formal.policy import AuditPolicy
-from proofflow.verifiers.formal.types import FormalChecker, FormalProblem, Hole, Message
+from proofflow.verifiers.formal.types import FormalChecker, FormalProblem
 from proofflow.verifiers.lean import holes, rules
 
 # Tried on every hole, cheapest-first: what exists in the problem's environment. Core
@@ -30,21 +30,19 @@ class LeanBackend:
     hole_pattern = rules.HOLES
     text_rules: Sequence[TextRule] = rules.TEXT_RULES
     statement_form = "`theorem NAME ...`"
+    # The language's text and hole functions (rules.py, holes.py), as methods.
+    strip_comments = staticmethod(rules.strip_comments)
+    statement_core = staticmethod(rules.statement_core)
+    declaration = staticmethod(rules.declaration)
+    fill_hole = staticmethod(holes.fill_hole)
+    mask_failing_lines = staticmethod(holes.mask_failing_lines)
+    whole_proof_hole = staticmethod(holes.whole_proof_hole)
 
     def __init__(self, checker: str | None = None) -> None:
         # A fixed checker variant (the registry's `kimina`), else options.variant decides.
         if checker is not None and checker not in CHECKERS:
             raise ValueError(f"Lean checker {checker!r}: expected one of {', '.join(CHECKERS)}")
         self.checker = checker
-
-    def strip_comments(self, source: str) -> str:
-        return rules.strip_comments(source)
-
-    def statement_core(self, statement: str) -> str:
-        return rules.statement_core(statement)
-
-    def declaration(self, name: str) -> re.Pattern[str]:
-        return rules.declaration(name)
 
     def redefinition(self) -> re.Pattern[str]:
         return rules.REDEFINITION
@@ -76,17 +74,8 @@ class LeanBackend:
     def tactic_text(self, tactic: str) -> str:
         return tactic
 
-    def fill_hole(self, source: str, hole: Hole, text: str) -> str:
-        return holes.fill_hole(source, hole, text)
-
-    def mask_failing_lines(self, source: str, messages: list[Message]) -> str:
-        return holes.mask_failing_lines(source, messages)
-
     def close_open_proof(self, source: str) -> str:
         return source  # a Lean proof left open is an error at its end, masked like any other
-
-    def whole_proof_hole(self, statement: str) -> str:
-        return holes.whole_proof_hole(statement)
 
     def ensure_closed(self, source: str) -> str:
         return source
