@@ -21,15 +21,14 @@ def vllm_server() -> Iterator[_local_server.ServerStatus]:
     Sets it up if needed (minutes, the first time on a machine) and starts it on
     $PROOFFLOW_SERVER_PORT (default 8000). A server that was already answering before the
     session is reused and left running, so developers can keep one warm between runs;
-    one this fixture started is stopped at the end.
+    one this fixture started is stopped at the end, and dies with the test process even
+    when that is killed with SIGTERM or SIGKILL (issue 20.15: llm/server.py session_server,
+    processes.start_child).
     """
     cfg = _local_server.LocalServerConfig()
-    was_running = _local_server.status(config=cfg).running
     _local_server.setup(cfg)
-    st = _local_server.start(config=cfg)
-    yield st
-    if not was_running:
-        _local_server.stop(config=cfg)
+    with _local_server.session_server(cfg) as st:
+        yield st
 
 
 # --- Prefect test harness and the stand-in server (session) ---
@@ -68,3 +67,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"../shared/data not found at {SHARED_DATA}: tests read the benchmark files from there")
     return SHARED_DATA
+
+
+# --- the local vLLM server for agents (session; tests/agents, tests/flows/test_agents.py) ---
+@pytest.fixture(scope="session")
+def agent_vllm() -> Iterator[_local_server.ServerStatus]:
+    """The real vLLM (SmolLM2-135M on CPU) with `--enable-auto-tool-choice
+    --tool-call-parser hermes --chat-template llm/templates/hermes_tools.jinja
+    --reasoning-parser think_text` (llm/agent_server.py), on $PROOFFLOW_AGENT_PORT
+    (default 8011), never the shared server's port. One already answering is reused and
+    left running; one this fixture started is stopped at the end."""
+    from proofflow.llm.agent_server import AGENT_PORT, agent_server_config
+
+    cfg = agent_server_config(int(os.environ.get("PROOFFLOW_AGENT_PORT") or AGENT_PORT))
+    was_running = _local_server.status(config=cfg).running
+    _local_server.setup(cfg)
+    st = _local_server.start(config=cfg)
+    yield st
+    if not was_running:
+        _local_server.stop(config=cfg)

@@ -6,32 +6,28 @@ child process and stops it from an atexit hook, so a CLI killed with SIGKILL or 
 leaves it running for good (issue 12.1: 23 kills left 16 of them), and it writes its
 shutdown tracebacks ("Error flushing ... CancelledError", 150-230 lines) into the CLI's
 terminal (issue 12.8). This one runs the same app (prefect.server.api.server:create_app,
-in Prefect's ephemeral mode) through a small launcher (`main` below) that asks the kernel
-to kill it when its parent dies (PR_SET_PDEATHSIG, Linux) and, on any system, also exits
-when its parent's pid changes. Its output goes to a log file, removed after a clean stop.
+in Prefect's ephemeral mode, `main` below) as a child that dies with the CLI
+(processes.start_child: a launcher told of its parent's death by the kernel,
+PR_SET_PDEATHSIG, that also watches its parent's pid, and stops the server's whole
+process group). Its output goes to a log file, removed after a clean stop.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from proofflow.processes import pid_alive
-
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+from proofflow.processes import pid_alive, start_child
 
 
 class LocalServerError(RuntimeError):
@@ -104,13 +100,11 @@ def start() -> LocalServer:
     _prune_logs()
     fd, log = tempfile.mkstemp(prefix=f"{LOG_PREFIX}{os.getpid()}-", suffix=".log")
     with os.fdopen(fd, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "proofflow.commands.local_prefect", "--parent", str(os.getpid()),
-             "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            # Its own session: a Ctrl-C in the terminal reaches the CLI, which then still
-            # has a server to report the interruption to before it stops it.
-            start_new_session=True,
+        # Its own session (start_child): a Ctrl-C in the terminal reaches the CLI, which
+        # then still has a server to report the interruption to before it stops it.
+        process = start_child(
+            [sys.executable, "-m", "proofflow.commands.local_prefect", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                  "PREFECT__SERVER_FINAL": "1"},
         )
@@ -141,27 +135,10 @@ def _prune_logs() -> None:
 # -- the launcher, run as `python -m proofflow.commands.local_prefect` ---------------------
 
 
-def _die_with(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-
-    def watch() -> None:  # for systems without PR_SET_PDEATHSIG
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    _die_with(args.parent)
     import uvicorn
 
     uvicorn.run("prefect.server.api.server:create_app", factory=True, host="127.0.0.1",

@@ -5,6 +5,8 @@ points here; production points the same endpoint config at `vllm serve` on GPU n
 (see deployments/model-servers.md).
 
     start()  -> detached `python -m vllm.entrypoints.openai.api_server`, waits for /v1/models
+               (owned=True: one that dies with this process, processes.start_child)
+    session_server() -> a server for one test session or command: reused, or owned and stopped
     status() -> ServerStatus
     stop()   -> SIGTERM the process group, SIGKILL after a grace period
 
@@ -15,10 +17,12 @@ stays the one import for callers (commands/serve.py, the `vllm_server` fixture).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +30,7 @@ import httpx
 
 from proofflow.llm.install import MODEL_MARKER, SetupResult, is_set_up, setup
 from proofflow.llm.server_config import LocalServerConfig, ServerError, file_lock
+from proofflow.processes import start_child
 
 __all__ = [
     "MODEL_MARKER",
@@ -34,6 +39,7 @@ __all__ = [
     "ServerStatus",
     "SetupResult",
     "is_set_up",
+    "session_server",
     "setup",
     "start",
     "status",
@@ -82,9 +88,13 @@ def start(
     wait: bool = True,
     timeout_s: float | None = None,
     config: LocalServerConfig | None = None,
+    owned: bool = False,
 ) -> ServerStatus:
     """Start the server detached (or reuse one that already serves this model on the port).
 
+    `owned`: the server is for this process only (a test session, a command that needs a
+    server for itself): it dies with this process, however that ends (SIGKILL and SIGTERM
+    included; processes.start_child). Unowned (`proofflow serve`) it keeps running.
     Arguments left as None come from `config` (itself defaulting to LocalServerConfig()).
     Raises ServerError with the log tail if the process dies or is not ready in time.
     """
@@ -92,10 +102,26 @@ def start(
     cfg.home.mkdir(parents=True, exist_ok=True)
     # Serialise starts on one port: a second caller waits, then finds the server answering.
     with file_lock(cfg.home / f"vllm-{cfg.port}.lock"):
-        return _start_locked(cfg, wait)
+        return _start_locked(cfg, wait, owned)
 
 
-def _start_locked(cfg: LocalServerConfig, wait: bool) -> ServerStatus:
+@contextlib.contextmanager
+def session_server(config: LocalServerConfig | None = None) -> Iterator[ServerStatus]:
+    """The server for one test session or one command: one that already answers is
+    reused and left running; otherwise one is started owned by this process (it dies
+    with it, even on SIGKILL / SIGTERM) and stopped at the end. The `vllm_server`
+    fixture (tests/conftest.py) is this."""
+    cfg = config or LocalServerConfig()
+    was_running = status(config=cfg).running
+    st = start(config=cfg, owned=not was_running)
+    try:
+        yield st
+    finally:
+        if not was_running:
+            stop(config=cfg)
+
+
+def _start_locked(cfg: LocalServerConfig, wait: bool, owned: bool = False) -> ServerStatus:
     models = _served_models(cfg.base_url)
     if models is not None:
         if cfg.served_model_name in models:
@@ -113,15 +139,21 @@ def _start_locked(cfg: LocalServerConfig, wait: bool) -> ServerStatus:
     with open(cfg.log_path, "ab") as log:
         log.write(f"\n==== proofflow: starting vLLM at {time.ctime()} ====\n".encode())
         log.flush()
-        proc = subprocess.Popen(
-            _server_command(cfg),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_server_env(cfg),
-            cwd=cfg.home,
-            start_new_session=True,  # own process group: survives us, stop() kills it whole
-        )
+        if owned:
+            # Under the launcher, leader of its process group: stop() kills it whole, and
+            # it kills the group when this process dies.
+            proc = start_child(_server_command(cfg), stdout=log, stderr=subprocess.STDOUT,
+                               env=_server_env(cfg), cwd=cfg.home)
+        else:
+            proc = subprocess.Popen(
+                _server_command(cfg),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_server_env(cfg),
+                cwd=cfg.home,
+                start_new_session=True,  # own process group: survives us, stop() kills it whole
+            )
     cfg.pid_path.write_text(str(proc.pid))
     if wait:
         _wait_ready(cfg, proc.pid, proc)
