@@ -80,9 +80,6 @@ def agent_vllm() -> Iterator[_local_server.ServerStatus]:
     from proofflow.llm.agent_server import AGENT_PORT, agent_server_config
 
     cfg = agent_server_config(int(os.environ.get("PROOFFLOW_AGENT_PORT") or AGENT_PORT))
-    was_running = _local_server.status(config=cfg).running
     _local_server.setup(cfg)
-    st = _local_server.start(config=cfg)
-    yield st
-    if not was_running:
-        _local_server.stop(config=cfg)
+    with _local_server.session_server(cfg) as st:  # dies with the session (issue 20.15)
+        yield st
