@@ -247,11 +247,15 @@ class SolveConfig(StrategySections):
         return self.strategy in ("pot", "csv")
 
 
-COQ_AUTOMATION = ["lia", "nia", "ring", "field", "auto", "intuition", "congruence", "easy"]
-# Lean: what exists in the problem's environment. Core Lean has the first list; a header
-# importing Mathlib adds the second (automation_lean, when set, is used as given).
-LEAN_AUTOMATION = ["omega", "decide", "simp", "grind", "rfl"]
-LEAN_MATHLIB_AUTOMATION = ["norm_num", "linarith", "nlinarith", "positivity", "aesop"]
+def _coq_automation() -> list[str]:
+    """[prove] automation_coq's default: the Coq backend's list (verifiers/coq/backend.py)."""
+    from proofflow.verifiers.coq.backend import COQ_AUTOMATION
+
+    return list(COQ_AUTOMATION)
+
+
+# The tactics tried on a hole by default are the backend's (verifiers/<backend>/backend.py:
+# Coq's list; Lean's by environment, more when the header imports Mathlib).
 
 
 class ProveConfig(StrategySections):
@@ -266,7 +270,7 @@ class ProveConfig(StrategySections):
         1, ge=0, description="APOLLO-style mask → holes → reassemble rounds on a failing proof (0: off)"
     )
     repair_candidates: int = Field(2, ge=0, description="whole: failing proofs per problem sent to APOLLO-style repair")
-    automation_coq: list[str] = Field(default_factory=lambda: list(COQ_AUTOMATION))
+    automation_coq: list[str] = Field(default_factory=_coq_automation)
     automation_lean: list[str] | None = Field(None, description="Lean tactics tried on holes [default: by environment]")
     hole_budget: int = Field(2, ge=0, description="prover-model samples per hole that automation left open")
     max_holes: int = Field(12, ge=1, description="a sketch with more holes than this is not worth proving")
@@ -292,11 +296,13 @@ class ProveConfig(StrategySections):
     limit: int | None = Field(None, ge=1, description="only the first N problems")
 
     def automation(self, header: str = "") -> list[str]:
-        if self.backend == "coq":
-            return self.automation_coq
-        if self.automation_lean is not None:
-            return self.automation_lean
-        return LEAN_AUTOMATION + (LEAN_MATHLIB_AUTOMATION if "Mathlib" in header else [])
+        """The tactics tried on a hole: the key `automation_<backend>` when set, else the
+        backend's default for the problem's header."""
+        from proofflow.verifiers.registry import backend
+
+        chosen = backend(self.backend)
+        configured = getattr(self, f"automation_{chosen.name}", None)
+        return list(configured) if configured is not None else chosen.automation(header)
 
 
 class RunnerConfig(BaseModel):

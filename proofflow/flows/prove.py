@@ -31,6 +31,7 @@ from proofflow.storage.records import ProblemRow, Row, RunProblemRow
 from proofflow.strategies.registry import ChainEnv, strategy
 from proofflow.tasks.context import ProofProblem, RunContext, WorkItem, to_json
 from proofflow.tasks.formal_runtime import KnownChecks
+from proofflow.verifiers.registry import backend as backend_named
 
 __all__ = ["ProveSetupError", "RunConfigMismatch", "default_run_name", "load_proof_problems", "prove_flow", "run_prove"]
 
@@ -50,7 +51,7 @@ def resolve_problem_file(problem_file: str) -> str:
 def load_proof_problems(problem_file: str, settings: Settings) -> list[ProofProblem]:
     """miniF2F (DeepSeek / yangky11), plain or Coq-example JSONL; the backend must match."""
     problems = load_formal_problems(resolve_problem_file(problem_file), limit=settings.prove.limit)
-    want = "coq" if settings.prove.backend == "coq" else "lean"
+    want = backend_named(settings.prove.backend).name  # `kimina` checks `lean` problems
     wrong = [p.name for p in problems if p.backend != want]
     if wrong:
         raise ProveSetupError(f"{problem_file}: {len(wrong)} problem(s) are not {want} problems "
