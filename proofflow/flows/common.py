@@ -26,7 +26,9 @@ from proofflow.keys import config_hash, run_id_for
 from proofflow.problems.file_identity import check_problem_file
 from proofflow.storage.db import BatchWriter, ProblemState, RunState, Store
 from proofflow.storage.lease import Holder, RunLease
+from proofflow.storage.metrics import record_candidate_stages
 from proofflow.storage.records import CallRow, EpisodeRow, ResultRow, Row, RunRow, SampleRow, ToolRunRow, VerdictRow
+from proofflow.strategies.registry import candidate_stages
 from proofflow.tasks.context import AnyProblem, WorkItem
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,10 @@ def start_run(store: Store, spec: RunSpec) -> RunRow:
             f"run {spec.name!r} already exists with different settings ({', '.join(changed)}); "
             "resume it with the same settings or choose another --run name"
         )
+    # The views count the samples of the stages the strategy names as its candidates.
+    stages = candidate_stages().get(spec.strategy)
+    if stages is not None:
+        record_candidate_stages(store, spec.strategy, stages)
     return run
 
 

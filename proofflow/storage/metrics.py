@@ -81,17 +81,18 @@ def problem_outcomes(store: Store, run_id: str) -> Rows:
     )
 
 
-def pass_at_k(store: Store, run_ids: Sequence[str], stages: Sequence[str] = ("generate",)) -> Rows:
-    """pass@k averaged per run, for every k; `stages` picks which samples count."""
+def pass_at_k(store: Store, run_ids: Sequence[str], stages: Sequence[str] | None = None) -> Rows:
+    """pass@k averaged per run, for every k; `stages` picks which samples count
+    [default: each run's candidates, as its strategy names them]."""
     rows = _rows(store, "SELECT * FROM pf_pass_at_k_run($stages) WHERE list_contains($runs, run_id)",
-                 {"runs": list(run_ids), "stages": list(stages)})
+                 {"runs": list(run_ids), "stages": list(stages) if stages is not None else None})
     return _order(rows, run_ids, "k")
 
 
-def pass_at_k_problem(store: Store, run_id: str, stages: Sequence[str] = ("generate",)) -> Rows:
+def pass_at_k_problem(store: Store, run_id: str, stages: Sequence[str] | None = None) -> Rows:
     rows = _rows(store, "SELECT * FROM pf_pass_at_k_problem($stages) WHERE run_id = $run "
                         "ORDER BY problem_id, k",
-                 {"run": run_id, "stages": list(stages)})
+                 {"run": run_id, "stages": list(stages) if stages is not None else None})
     return rows
 
 
@@ -142,7 +143,18 @@ def verdict_reasons(store: Store, run_ids: Sequence[str]) -> Rows:
 
 
 # The version views.sql records in schema_info; bump both together.
-VIEWS_VERSION = "5"
+VIEWS_VERSION = "8"
+
+
+def record_candidate_stages(store: Store, strategy: str, stages: Sequence[str]) -> None:
+    """Which stages' samples are the candidates of runs stored with `strategy` (the
+    label in runs.strategy), for the views (strategy_candidate_stages). The flow records
+    them from the strategy registry when a run starts; storage knows no strategy."""
+    with store.connect() as con:
+        con.execute("BEGIN")
+        con.execute("DELETE FROM strategy_candidate_stages WHERE strategy = ?", [strategy])
+        con.executemany("INSERT INTO strategy_candidate_stages VALUES (?, ?)", [(strategy, s) for s in stages])
+        con.execute("COMMIT")
 
 
 def ensure_views(store: Store) -> None:

@@ -8,8 +8,11 @@
 --     (v_truth_verifiers); other verifiers are audited against it, never trusted.
 --   * A sample without a ground-truth verdict yet (still being verified) is not counted
 --     as an attempt: it is neither a pass nor a failure.
---   * pass@k, coverage and maj@k count first-attempt samples (stage 'generate', in idx
---     order); the pf_* table macros take the list of stages to count instead.
+--   * pass@k, coverage, maj@k and cost-of-pass count a run's candidates: the samples of
+--     the stages its strategy names (proofflow/strategies/: `candidate_stages`, stored
+--     per strategy in strategy_candidate_stages when a run starts; 'generate' for a run
+--     whose strategy has no row), in idx order. The pf_* table macros take a list of
+--     stages to count instead (NULL: each run's candidates).
 --   * cost is NULL ("unknown") as soon as one counted row has no price; it is never
 --     silently summed as 0. cost-of-pass is +inf when the cost is known but nothing passed.
 
@@ -71,6 +74,23 @@ FROM (
 )
 GROUP BY run_id, problem_id;
 
+-- Which stages' samples are a strategy's candidates (what pass@k counts), by the label
+-- runs.strategy stores; filled from the strategy registry when a run starts
+-- (storage/metrics.py, record_candidate_stages). A table the views read, so a strategy
+-- added through the entry point group needs no change here.
+CREATE TABLE IF NOT EXISTS strategy_candidate_stages (
+    strategy VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,
+    PRIMARY KEY (strategy, stage)
+);
+
+-- Per run, the stages whose samples are its candidates.
+CREATE OR REPLACE VIEW v_run_candidate_stages AS
+SELECT r.run_id, coalesce(list(c.stage ORDER BY c.stage) FILTER (WHERE c.stage IS NOT NULL), ['generate']) AS stages
+FROM runs r
+LEFT JOIN strategy_candidate_stages c ON c.strategy = r.strategy
+GROUP BY r.run_id;
+
 -- One row per sample with its ground-truth verdict and vote key.
 CREATE OR REPLACE VIEW v_sample_truth AS
 WITH truth AS (
@@ -88,19 +108,21 @@ SELECT s.run_id, s.problem_id, s.sample_id, s.stage, s.round, s.idx, s.parent_id
        t.outcome IS NOT NULL AS judged,
        coalesce(t.outcome = 'pass', false) AS passed,
        t.answer,
-       coalesce(json_extract_string(t.details, '$.normalized'), pf_vote_key(t.answer)) AS vote_key
+       coalesce(json_extract_string(t.details, '$.normalized'), pf_vote_key(t.answer)) AS vote_key,
+       list_contains(coalesce(rc.stages, ['generate']), s.stage) AS candidate
 FROM samples s
-LEFT JOIN truth t USING (sample_id);
+LEFT JOIN truth t USING (sample_id)
+LEFT JOIN v_run_candidate_stages rc ON rc.run_id = s.run_id;
 
 -- Per-problem outcome of a run.
 CREATE OR REPLACE VIEW v_problem_outcomes AS
 SELECT rp.run_id, rp.problem_id, rp.position, coalesce(rp.source_id, p.source_id) AS source_id,
        p.kind, p.reference_answer,
        count(st.sample_id) AS samples,
-       count(st.sample_id) FILTER (WHERE st.stage = 'generate') AS generate_samples,
+       count(st.sample_id) FILTER (WHERE st.candidate) AS generate_samples,
        count(st.sample_id) FILTER (WHERE st.judged) AS judged,
        count(st.sample_id) FILTER (WHERE st.passed) AS passed,
-       count(st.sample_id) FILTER (WHERE st.stage = 'generate' AND st.passed) AS generate_passed,
+       count(st.sample_id) FILTER (WHERE st.candidate AND st.passed) AS generate_passed,
        first(st.sample_id ORDER BY st.round, st.idx, st.created_at)
            FILTER (WHERE st.passed) AS first_pass_sample_id,
        first(st.stage ORDER BY st.round, st.idx, st.created_at)
@@ -126,7 +148,7 @@ SELECT run_id, problem_id,
        count(*)::BIGINT AS n,
        count(*) FILTER (WHERE passed)::BIGINT AS c
 FROM v_sample_truth
-WHERE judged AND list_contains(stages, stage)
+WHERE judged AND CASE WHEN stages IS NULL THEN candidate ELSE list_contains(stages, stage) END
 GROUP BY run_id, problem_id;
 
 -- pass@k for every k in 1..n, per problem.
@@ -140,8 +162,8 @@ SELECT run_id, k, count(*) AS problems, avg(pass_at_k) AS pass_at_k
 FROM pf_pass_at_k_problem(stages)
 GROUP BY run_id, k;
 
-CREATE OR REPLACE VIEW v_pass_at_k_problem AS SELECT * FROM pf_pass_at_k_problem(['generate']);
-CREATE OR REPLACE VIEW v_pass_at_k AS SELECT * FROM pf_pass_at_k_run(['generate']);
+CREATE OR REPLACE VIEW v_pass_at_k_problem AS SELECT * FROM pf_pass_at_k_problem(NULL);
+CREATE OR REPLACE VIEW v_pass_at_k AS SELECT * FROM pf_pass_at_k_run(NULL);
 
 -- Judged first-attempt samples ranked 1..n per problem in idx order: the order in which
 -- "the first k samples" are taken for coverage and maj@k.
@@ -149,7 +171,7 @@ CREATE OR REPLACE VIEW v_ranked_attempts AS
 SELECT run_id, problem_id, sample_id, idx, passed, answer, vote_key,
        row_number() OVER (PARTITION BY run_id, problem_id ORDER BY idx, sample_id) AS rank
 FROM v_sample_truth
-WHERE judged AND stage = 'generate';
+WHERE judged AND candidate;
 
 -- Observed coverage: the fraction of the run's problems solved by one of their first k
 -- samples (denominator: every problem of the run, attempted or not), next to the pass@k
@@ -273,7 +295,7 @@ SELECT run_id, model,
             WHEN count(*) FILTER (WHERE passed) = 0 THEN 'inf'::DOUBLE
             ELSE avg(cost) / (count(*) FILTER (WHERE passed) / count(*)) END AS cost_of_pass
 FROM v_sample_truth
-WHERE judged AND stage = 'generate'
+WHERE judged AND candidate
 GROUP BY run_id, model;
 
 -- What v_cost_of_pass and v_tokens_of_pass both count, one row per run: its judged first
@@ -288,7 +310,7 @@ WITH attempts AS (
            count(*) FILTER (WHERE cost IS NULL) AS unpriced,
            avg(cost) AS mean_cost,
            avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS mean_tokens
-    FROM v_sample_truth WHERE judged AND stage = 'generate' GROUP BY run_id
+    FROM v_sample_truth WHERE judged AND candidate GROUP BY run_id
 ),
 res AS (
     SELECT run_id, count(*) AS problems_done, count(*) FILTER (WHERE correct) AS correct
@@ -340,7 +362,7 @@ SELECT run_id, model,
             ELSE avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0))
                  / (count(*) FILTER (WHERE passed) / count(*)) END AS tokens_of_pass
 FROM v_sample_truth
-WHERE judged AND stage = 'generate'
+WHERE judged AND candidate
 GROUP BY run_id, model;
 
 -- Tokens-of-pass per run, the two ways of v_cost_of_pass:
@@ -419,7 +441,7 @@ WITH att AS (
            avg(c / n) AS pass_at_1,
            -- pass@N over problems with the run's full N attempts (the estimator at k = n)
            avg((c > 0)::INTEGER) AS pass_at_n
-    FROM pf_attempts(['generate']) GROUP BY run_id
+    FROM pf_attempts(NULL) GROUP BY run_id
 ),
 maj AS (
     SELECT run_id, avg(correct::INTEGER) AS maj_at_n
@@ -521,4 +543,4 @@ SELECT run_id, count(*) AS episodes,
 FROM v_episodes
 GROUP BY run_id;
 
-INSERT OR REPLACE INTO schema_info VALUES ('views_version', '6');
+INSERT OR REPLACE INTO schema_info VALUES ('views_version', '8');

@@ -10,6 +10,7 @@ answer's samples the moment that request returns, not when a whole stage has.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -98,8 +99,20 @@ def sample_request(ctx: RunContext, plan: Plan) -> StageOutput:
     response = client.complete(request)
     out = StageOutput()
     out.add(*[c for c in getattr(response, "calls", ()) if isinstance(c, CallRow)])
-    out.add(*sample_rows(ctx, plan, response, client.sampling_params()))
+    params = client.sampling_params()
+    if not plan.one_user_turn:  # a conversation: stored as sent, so it can be rebuilt (sent_messages)
+        params = {**params, "messages": plan.messages}
+    out.add(*sample_rows(ctx, plan, response, params))
     return out
+
+
+def sent_messages(sample: SampleRow) -> list[Message]:
+    """The chat messages the request that made `sample` sent, rebuilt from its stored row:
+    a conversation's messages are in `params` (as sent); a one-turn request is its prompt."""
+    params = json.loads(sample.params) if sample.params else {}
+    if isinstance(params, dict) and isinstance(params.get("messages"), list):
+        return list(params["messages"])
+    return [{"role": "user", "content": sample.prompt or ""}]
 
 
 def sample_rows(ctx: RunContext, plan: Plan, response: Response, params: dict[str, Any]) -> list[SampleRow]:
