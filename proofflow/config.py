@@ -12,9 +12,11 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -24,11 +26,20 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from proofflow import config_errors
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_PORT = 8000
 
 
-class PriceConfig(BaseModel):
+class ConfigModel(BaseModel):
+    """Every settings section: an unknown key is an error (config_errors.py names it and
+    suggests the nearest valid key), never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PriceConfig(ConfigModel):
     """How a call's cost is computed. Leave everything unset and cost stays NULL."""
 
     input_per_mtok: float | None = Field(None, ge=0, description="$ per 1M prompt tokens")
@@ -51,7 +62,7 @@ class PriceConfig(BaseModel):
         return self.input_per_mtok is not None or self.gpu_hour is not None
 
 
-class EndpointConfig(BaseModel):
+class EndpointConfig(ConfigModel):
     """One model behind one or more OpenAI-compatible base URLs (replicas)."""
 
     model: str = DEFAULT_MODEL
@@ -109,17 +120,21 @@ class EndpointConfig(BaseModel):
     def _non_empty(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("base_urls: give at least one URL")
+        for url in v:  # checked before anything is created or tried (issue 20.12)
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:8000/v1")
         return [u.rstrip("/") for u in v]
 
 
-class SamplingConfig(BaseModel):
+class SamplingConfig(ConfigModel):
     max_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     stop: list[str] = Field(default_factory=list)
 
 
-class ReasoningConfig(BaseModel):
+class ReasoningConfig(ConfigModel):
     """Reasoning models (llm/reasoning.py): how thinking is told apart from the answer and
     how much of it a turn may spend."""
 
@@ -133,7 +148,7 @@ class ReasoningConfig(BaseModel):
         True, description="count reasoning tokens with the server's /tokenize when its usage does not report them")
 
 
-class VoteWeights(BaseModel):
+class VoteWeights(ConfigModel):
     """Verification-weighted voting: a sample's vote counts by its self-verification
     verdict. Defaults as in the CSV paper (Zhou et al. 2023): True 1, uncertain 0.5, False 0.2."""
 
@@ -142,7 +157,7 @@ class VoteWeights(BaseModel):
     refuted: float = Field(0.2, ge=0)
 
 
-class StrategySections(BaseModel):
+class StrategySections(ConfigModel):
     """A flow's section ([solve] / [prove]): the settings every strategy of its kind
     shares, the strategy's name, and one sub-section per registered strategy with that
     strategy's own settings (`[solve.csv]`, `[prove.dsp]`; env PROOFFLOW_SOLVE__CSV__...).
@@ -305,7 +320,7 @@ class ProveConfig(StrategySections):
         return list(configured) if configured is not None else chosen.automation(header)
 
 
-class RunnerConfig(BaseModel):
+class RunnerConfig(ConfigModel):
     """Where the stage tasks run (docs/configuration.md, deployments/scaling.md)."""
 
     kind: Literal["threads", "dask", "ray"] = Field(
@@ -340,7 +355,7 @@ def default_db_path() -> Path:
     return Path(os.environ.get(DB_PATH_ENV) or DEFAULT_DB_PATH)
 
 
-class StorageConfig(BaseModel):
+class StorageConfig(ConfigModel):
     db_path: Path = DEFAULT_DB_PATH
     wait_for_run: bool = Field(
         False, description="another process is working on the run: wait for it (--wait) instead of exiting")
@@ -352,6 +367,16 @@ class StorageConfig(BaseModel):
         2048, ge=16, description="`proofflow sql`: memory cap of one query (DuckDB memory_limit; no spilling to disk)")
     sql_timeout_s: float = Field(
         60.0, gt=0, description="`proofflow sql`: a query is stopped after this long (--timeout)")
+
+
+class ProblemsConfig(ConfigModel):
+    """Reading problem files (problems/jsonl.py)."""
+
+    max_line_bytes: int = Field(
+        1 << 20, ge=1, description="a longer line is refused (file, line, size) before it is read whole")
+    dedupe: bool = Field(
+        False, description="repeated ids or problems: keep the first and say how many were dropped (--dedupe) "
+        "instead of refusing the file")
 
 
 class Settings(BaseSettings):
@@ -366,6 +391,7 @@ class Settings(BaseSettings):
     prove: ProveConfig = Field(default_factory=ProveConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
+    problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -391,6 +417,7 @@ class _ResolvedSettings(BaseModel):
     prove: ProveConfig
     runner: RunnerConfig
     reasoning: ReasoningConfig
+    problems: ProblemsConfig
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -417,7 +444,11 @@ def load_settings(
             raise ValueError(f"config file {config_file}: {exc}") from None
     if os.environ.get(DB_PATH_ENV):  # a short alias used by every command
         file_values = _deep_merge(file_values, {"storage": {"db_path": default_db_path()}})
-    settings = Settings(**file_values)
+    # Bad keys and values: one line per key naming the file, variable or flag (config_errors.py).
+    config_errors.reject_unknown_env(os.environ, Settings)
+    settings = config_errors.validated(
+        lambda: Settings(**file_values), Settings,
+        config_errors.origin_finder(config_file, file_values, os.environ, "settings"))
     if overrides:
         nested: dict[str, Any] = {}
         for dotted, value in overrides.items():
@@ -431,5 +462,7 @@ def load_settings(
         merged = _deep_merge(json.loads(settings.model_dump_json()), nested)
         # Validate the merged values as a plain model: going through Settings() again
         # would let the environment override the flags.
-        settings = Settings.model_construct(**_ResolvedSettings.model_validate(merged).__dict__)
+        resolved = config_errors.validated(lambda: _ResolvedSettings.model_validate(merged), Settings,
+                                           lambda loc: "command line")
+        settings = Settings.model_construct(**resolved.__dict__)
     return settings

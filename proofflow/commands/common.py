@@ -5,18 +5,20 @@ fails (what failed, where the full log is, how to resume)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
@@ -78,10 +80,45 @@ def settings_or_exit(config: Path | None, overrides: dict[str, Any]) -> Settings
     try:
         settings = load_settings(config, overrides)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # one line per bad key
+            console.print(f"[red]error:[/red] {escape(line)}", highlight=False)
         raise typer.Exit(2) from None
     _State.db_path = Path(settings.storage.db_path)
     return settings
+
+
+def storage_or_exit(settings: Settings) -> None:
+    """Before anything is created (no database, no -logs folder, no lock, no model call):
+    a database path that cannot hold a database (a directory, a read-only folder) and an
+    existing database that fails its checks (opened read-only, so it is not modified) are
+    one line and exit code 1, with no offer to resume."""
+    from proofflow.storage.db import StorageError, Store
+    from proofflow.storage.paths import check_db_location
+
+    path = Path(settings.storage.db_path)
+    try:
+        check_db_location(path)
+        Store(path, lock_timeout_s=settings.storage.lock_timeout_s).check_intact()
+    except StorageError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+class _Notes(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[yellow]note:[/yellow] {escape(record.getMessage())}", highlight=False)
+
+
+@contextlib.contextmanager
+def problem_notes() -> Iterator[None]:
+    """What the problem loaders warn about while a run is resolved (--dedupe: how many
+    lines were dropped) is said on the terminal, once."""
+    logger, handler = logging.getLogger("proofflow.problems"), _Notes(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -107,6 +144,39 @@ def log_path(title: str) -> Path:
     return db.parent / f"{db.stem}-logs" / f"{stamp}-{_slug(title)}.log"
 
 
+class _StoppingFileHandler(logging.FileHandler):
+    """A log file that stops at its first write error (a full disk) and remembers it,
+    instead of printing `--- Logging error ---` and a traceback for every later record
+    (17,199 of them on a full disk, then a RecursionError: issue 20.9)."""
+
+    failed: BaseException | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            self.failed = sys.exc_info()[1] or OSError("cannot write the log file")
+            self._drop_stream()
+
+    def _drop_stream(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.close()  # flushes what failed once more; the file is closed anyway
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:
+            if self.failed is None:
+                self.failed = exc
+            self._drop_stream()
+
+
 class _RunLog:
     """Every log record of this process at INFO and above (Prefect's flow and task logs
     with their tracebacks included) into one file; remembers the flow run's id."""
@@ -116,7 +186,7 @@ class _RunLog:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+        self.handler = _StoppingFileHandler(path, encoding="utf-8", delay=True)
         self.handler.setLevel(logging.INFO)
         self.handler.setFormatter(PrefectFormatter(
             LOG_FORMAT, flow_run_fmt="%(asctime)s | %(levelname)-7s | Flow run %(flow_run_name)r - %(message)s",
@@ -147,8 +217,12 @@ class _RunLog:
         self.handler.close()
 
 
-def _where_to_look(log: Path) -> None:
-    console.print(f"Full log: {log}")
+def _where_to_look(log: Path, resumable: bool = True, log_failed: BaseException | None = None) -> None:
+    if log_failed is None:
+        console.print(f"Full log: {log}")
+    else:
+        reason = getattr(log_failed, "strerror", None) or log_failed
+        console.print(escape(f"Log (incomplete, writing it failed: {reason}): {log}"), highlight=False)
     from proofflow.commands import local_prefect
 
     if _State.flow_run_id and local_prefect.current() is None:
@@ -157,6 +231,8 @@ def _where_to_look(log: Path) -> None:
         ui = get_current_settings().ui_url
         if ui:
             console.print(f"Prefect UI: {ui}/runs/flow-run/{_State.flow_run_id}")
+    if not resumable:  # a corrupt database, a path that cannot hold one: resuming cannot help
+        return
     command = shlex.join(["proofflow", *sys.argv[1:]])
     console.print(f"Everything stored before the error is kept; to resume, run the same command:\n  {command}")
 
@@ -178,7 +254,16 @@ def run_with_progress(
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
 
-    log = _RunLog(log_path(title))
+    try:
+        log = _RunLog(log_path(title))
+    except OSError as exc:  # the -logs folder cannot be made: nothing has been written yet
+        from proofflow.storage.errors import disk_full, no_space
+
+        path = log_path(title).parent
+        text = str(disk_full(_State.db_path or path)) if no_space(exc) else \
+            f"cannot create the log folder {path}: {exc.strerror or exc}"
+        console.print(f"[red]error:[/red] {escape(text)}", highlight=False)
+        raise typer.Exit(1) from None
     with log, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn(counted + " {task.fields[solved]}"), TimeElapsedColumn(), console=console,
@@ -192,28 +277,35 @@ def run_with_progress(
             # A model server that stops answering (llm/stall.py Stall): said above the bar.
             bar.console.print(f"[yellow]model server:[/yellow] {stall.message()}")
 
+        def fail(exc: BaseException, text: str) -> typer.Exit:
+            """One line for the failure (a full disk named once, wherever it surfaced),
+            then where to look and, if it can help, how to resume."""
+            from proofflow.storage.errors import disk_full, no_space
+
+            resumable = bool(getattr(exc, "resumable", True))
+            if no_space(exc) or no_space(log.handler.failed):
+                text = str(disk_full(_State.db_path or log.path))
+            bar.stop()
+            console.print(f"[red]error:[/red] {escape(text)}", highlight=False)
+            _where_to_look(log.path, resumable, log.handler.failed)
+            return typer.Exit(1)
+
         unsubscribe = flow_progress.subscribe(on_progress)
         unsubscribe_stalls = flow_progress.subscribe_stalls(on_stall)
         try:
             return run()
         except user_errors() + extra_errors as exc:
             logging.getLogger("proofflow.cli").error("%s failed: %s", title, exc, exc_info=True)
-            bar.stop()
-            console.print(f"[red]error:[/red] {exc}")
-            _where_to_look(log.path)
-            raise typer.Exit(1) from None
+            raise fail(exc, str(exc)) from None
         except KeyboardInterrupt:
             logging.getLogger("proofflow.cli").warning("%s interrupted", title)
             bar.stop()
             console.print("[yellow]interrupted[/yellow]")
-            _where_to_look(log.path)
+            _where_to_look(log.path, True, log.handler.failed)
             raise typer.Exit(130) from None
         except Exception as exc:  # not the input's fault: the traceback goes to the log
             logging.getLogger("proofflow.cli").exception("%s failed", title)
-            bar.stop()
-            console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-            _where_to_look(log.path)
-            raise typer.Exit(1) from None
+            raise fail(exc, f"{type(exc).__name__}: {exc}") from None
         finally:
             unsubscribe()
             unsubscribe_stalls()

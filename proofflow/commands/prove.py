@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit
+from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit, storage_or_exit
 from proofflow.strategies.registry import help_text as strategy_help
 
 
@@ -47,6 +47,8 @@ def prove(
     run: str | None = typer.Option(None, "--run", help="run name; an existing run resumes"),
     wait: bool = typer.Option(False, "--wait", help="another process holds this run: wait for it, then resume"),
     extend: bool = typer.Option(False, "--extend", help="add problems the file gained since the run started"),
+    dedupe: bool = typer.Option(False, "--dedupe",
+        help="repeated ids or theorem names: keep the first, say how many were dropped [default: refuse the file]"),
     config: Path | None = typer.Option(None, help="TOML config file (\\[prove] section)"),
     name: str | None = typer.Option(
         None, "--name",
@@ -64,6 +66,7 @@ def prove(
         "prove.kimina_url": kimina_url, "storage.db_path": str(db) if db else None,
         "storage.wait_for_run": wait or None, "storage.extend_run": extend or None,
         "runner.kind": runner, "runner.address": runner_address, "runner.workers": runner_workers,
+        "problems.dedupe": dedupe or None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     summary = _run_with_progress(problems, run, config, overrides, name)
@@ -79,6 +82,7 @@ def _run_with_progress(problems: str, run: str | None, config: Path | None, over
     from proofflow.flows.prove import ProveSetupError, prepare_prove, run_prepared
 
     settings = settings_or_exit(config, overrides)
+    storage_or_exit(settings)
     spec = prepared_or_exit(lambda: prepare_prove(problems, run, settings=settings, problem_set=problem_set),
                             (ProveSetupError,))
     summary = run_with_progress(f"prove {spec.name}", "proved", lambda: run_prepared(spec),

@@ -10,8 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit, user_errors
+from proofflow.commands.common import (
+    console,
+    problem_notes,
+    quiet_prefect,
+    run_with_progress,
+    settings_or_exit,
+    storage_or_exit,
+    user_errors,
+)
 from proofflow.config import DEFAULT_PORT, default_db_path
+from proofflow.strategies.registry import help_text as strategy_help
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -20,7 +29,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
-from proofflow.strategies.registry import help_text as strategy_help
 
 
 def _default_db() -> Path:
@@ -55,6 +63,8 @@ def solve(
         help="run name; an existing run resumes [default: derived from file, model, n, r]"),
     wait: bool = typer.Option(False, "--wait", help="another process holds this run: wait for it, then resume"),
     extend: bool = typer.Option(False, "--extend", help="add problems the file gained since the run started"),
+    dedupe: bool = typer.Option(False, "--dedupe",
+        help="repeated ids or problems: keep the first, say how many were dropped [default: refuse the file]"),
     config: Path | None = typer.Option(None, help="TOML config file (see docs/configuration.md)"),
     name: str | None = typer.Option(
         None, "--name",
@@ -72,6 +82,7 @@ def solve(
         "storage.db_path": str(db) if db else None,
         "storage.wait_for_run": wait or None, "storage.extend_run": extend or None,
         "runner.kind": runner, "runner.address": runner_address, "runner.workers": runner_workers,
+        "problems.dedupe": dedupe or None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     summary = _run_with_progress(problems, run, config, overrides, name)
@@ -84,6 +95,7 @@ def _run_with_progress(problems: Path, run: str | None, config: Path | None, ove
     from proofflow.flows.solve import prepare_solve, run_prepared
 
     settings = settings_or_exit(config, overrides)
+    storage_or_exit(settings)
     spec = prepared_or_exit(lambda: prepare_solve(str(problems), run, settings=settings, problem_set=problem_set))
     summary = run_with_progress(f"run {spec.name}", "solved", lambda: run_prepared(spec))
     summary["run"] = spec.name
@@ -92,12 +104,14 @@ def _run_with_progress(problems: Path, run: str | None, config: Path | None, ove
 
 
 def prepared_or_exit(prepare: Callable[[], Any], extra_errors: tuple[type[BaseException], ...] = ()) -> Any:
-    """A run resolved before Prefect starts: a bad problem file is one clear line."""
-    try:
-        return prepare()
-    except user_errors() + extra_errors as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    """A run resolved before Prefect starts: a bad problem file is one clear line; what
+    the loaders say about it (--dedupe: how many lines were dropped) is a note."""
+    with problem_notes():
+        try:
+            return prepare()
+        except user_errors() + extra_errors as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -161,7 +161,8 @@ def hold_run(store: Store, spec: RunSpec) -> RunLease:
         # know the file they were read from.
         first = spec.problems[0] if spec.problems else None
         source = getattr(first, "source", None) or getattr(getattr(first, "formal", None), "source", None)
-        check_problem_file(store, run_id, spec.name, source or spec.problem_file, extend=storage.extend_run)
+        check_problem_file(store, run_id, spec.name, source or spec.problem_file, extend=storage.extend_run,
+                           max_line_bytes=spec.settings.problems.max_line_bytes)
     except BaseException:
         lease.release()
         raise

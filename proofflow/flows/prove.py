@@ -50,7 +50,9 @@ def resolve_problem_file(problem_file: str) -> str:
 
 def load_proof_problems(problem_file: str, settings: Settings) -> list[ProofProblem]:
     """miniF2F (DeepSeek / yangky11), plain or Coq-example JSONL; the backend must match."""
-    problems = load_formal_problems(resolve_problem_file(problem_file), limit=settings.prove.limit)
+    problems = load_formal_problems(resolve_problem_file(problem_file), limit=settings.prove.limit,
+                                    dedupe=settings.problems.dedupe,
+                                    max_line_bytes=settings.problems.max_line_bytes)
     want = backend_named(settings.prove.backend).name  # `kimina` checks `lean` problems
     wrong = [p.name for p in problems if p.backend != want]
     if wrong:

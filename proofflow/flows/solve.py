@@ -69,7 +69,8 @@ def prepare_solve(
 ) -> RunSpec:
     """Resolve a solve run once: settings, problems (validated), the expanded name."""
     settings = settings or load_settings(Path(config_file) if config_file else None, overrides)
-    problems = load_problems(problem_file, limit=settings.solve.limit)
+    problems = load_problems(problem_file, limit=settings.solve.limit, dedupe=settings.problems.dedupe,
+                             max_line_bytes=settings.problems.max_line_bytes)
     label = problem_set_name(problem_file, problem_set)
     name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings, problem_set)
     return RunSpec("solve", str(problem_file), label, name, settings, problems,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from proofflow.keys import problem_id
-from proofflow.problems.jsonl import ProblemFileError, read_jsonl
+from proofflow.problems.jsonl import DEFAULT_MAX_LINE_BYTES, Duplicates, ProblemFileError, read_jsonl
 
 _GSM8K_FINAL = re.compile(r"####\s*(?P<answer>.+?)\s*$", re.S)
 
@@ -141,17 +141,22 @@ def _chat_problem(obj: dict[str, Any], path: Path, line: int) -> Problem:
     )
 
 
-def load_problems(path: str | Path, limit: int | None = None) -> list[Problem]:
-    """Load and validate a whole file; raises ProblemFileError on the first bad line."""
+def load_problems(path: str | Path, limit: int | None = None, *, dedupe: bool = False,
+                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[Problem]:
+    """Load and validate a whole file; raises ProblemFileError on the first bad line.
+    A repeated id or problem (the same statement and answer) is an error naming both
+    lines, unless `dedupe` keeps the first (jsonl.Duplicates)."""
     path = Path(path)
     problems: list[Problem] = []
-    seen: dict[str, int] = {}
-    for number, obj in read_jsonl(path):
+    duplicates = Duplicates(path, dedupe)
+    for number, obj in read_jsonl(path, max_line_bytes):
         problem = parse_problem(obj, path, number)
-        if problem.id in seen:  # same content twice: one problem, not two
-            continue
-        seen[problem.id] = number
-        problems.append(problem)
+        keys = [(f"problem\0{problem.id}", "problem (the same statement and answer)")]
+        if not problem.source_id.startswith("line "):
+            keys.insert(0, (f"id\0{problem.source_id}", f"id {problem.source_id!r}"))
+        if duplicates.admit(number, keys):
+            problems.append(problem)
+    duplicates.report()
     if not problems:
         raise ProblemFileError(path, None, None, "no problems in file")
     return problems[:limit] if limit else problems

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proofflow.problems.jsonl import ProblemFileError, read_jsonl
+from proofflow.problems.jsonl import DEFAULT_MAX_LINE_BYTES, ProblemFileError, read_jsonl
 from proofflow.storage.db import Store
 from proofflow.storage.records import RunProblemLineRow
 
@@ -71,10 +71,10 @@ class FileChanges:
         return "\n".join(lines[:limit] + ([f"  … and {more} more"] if more > 0 else []))
 
 
-def file_lines(path: str | Path) -> list[FileLine]:
+def file_lines(path: str | Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[FileLine]:
     """Every non-blank line of a problem file, as digests (raises ProblemFileError)."""
     out = []
-    for number, value in read_jsonl(Path(path)):
+    for number, value in read_jsonl(Path(path), max_line_bytes):
         content = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         digest = hashlib.sha256(content.encode()).hexdigest()[:24]
         out.append(FileLine(number, digest, _label(value, number), content))
@@ -99,13 +99,13 @@ def compare(was: list[FileLine], now: list[FileLine]) -> FileChanges:
 
 
 def check_problem_file(store: Store, run_id: str, run_name: str, path: str | Path,
-                       extend: bool = False) -> FileChanges:
+                       extend: bool = False, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> FileChanges:
     """Refuse (ProblemFileChanged) a problem file that differs from the run's, unless it
     only adds lines and `extend` is set; record the file for a new run (or an old run
     stored before files were recorded) and for an extended one. Call it while holding
     the run's lease and before the run starts work; returns what changed (empty if
     nothing did)."""
-    now = file_lines(path)
+    now = file_lines(path, max_line_bytes)
     was = [FileLine(r.line, r.digest, r.label, r.content) for r in store.problem_file(run_id)]
     changes = compare(was, now) if was else FileChanges()
     if changes and not (extend and changes.only_additions):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from proofflow.problems.answer_set import example_path
-from proofflow.problems.jsonl import ProblemFileError, read_jsonl
+from proofflow.problems.jsonl import DEFAULT_MAX_LINE_BYTES, Duplicates, ProblemFileError, read_jsonl
 from proofflow.verifiers.formal import FormalProblem
 from proofflow.verifiers.registry import backend as backend_named
 from proofflow.verifiers.registry import languages
@@ -114,20 +114,23 @@ def parse_formal_problem(obj: Any, path: Path, line: int, backend: str | None = 
 
 
 def load_formal_problems(path: str | Path, limit: int | None = None, split: str | None = None, *,
+                         dedupe: bool = False, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                          backend: str | None = None) -> list[FormalProblem]:
-    """Load and validate a whole file (raises ProblemFileError on the first bad line).
-    `backend`: how a plain line without a `backend` field is read (default lean;
-    `proofflow check --backend`)."""
+    """Load and validate a whole file (raises ProblemFileError on the first bad line). A
+    repeated theorem name or id is an error naming both lines, unless `dedupe` keeps the
+    first (jsonl.Duplicates). `backend`: how a plain line without a `backend` field is read
+    (default lean; `proofflow check --backend`)."""
     path = Path(path)
     problems: list[FormalProblem] = []
-    names: dict[str, int] = {}
-    for number, obj in read_jsonl(path):
+    duplicates = Duplicates(path, dedupe)
+    for number, obj in read_jsonl(path, max_line_bytes):
         p = parse_formal_problem(obj, path, number, backend)
-        if p.name in names:
-            raise ProblemFileError(path, number, "name",
-                                   f"duplicate theorem name {p.name!r} (first on line {names[p.name]})")
-        names[p.name] = number
-        problems.append(p)
+        keys = [(f"name\0{p.name}", f"theorem name {p.name!r}")]
+        if p.metadata.get("id") not in (None, ""):
+            keys.insert(0, (f"id\0{p.metadata['id']}", f"id {p.metadata['id']!r}"))
+        if duplicates.admit(number, keys):
+            problems.append(p)
+    duplicates.report()
     if not problems:
         raise ProblemFileError(path, None, None, "no problems in file")
     if split is not None:

@@ -27,7 +27,7 @@ import duckdb
 from proofflow.storage import in_flight
 from proofflow.storage.bulk import clean_stale_batches, insert_rows
 from proofflow.storage.bulk import select_rows as _select
-from proofflow.storage.errors import DatabaseLockedError, StorageError
+from proofflow.storage.errors import DatabaseCorruptError, DatabaseLockedError, StorageError
 from proofflow.storage.journal import Journal
 from proofflow.storage.journal import replay as replay_journals
 from proofflow.storage.lease import current_holder
@@ -61,12 +61,24 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.ConnectionException) and "different configuration" in str(exc)
 
 
+_DAMAGE_MARKERS = ("Could not read enough bytes", "not a valid DuckDB", "Corrupt", "checksum")
+# A DuckDB file is 3 header blocks of 4 KiB, then `total_blocks` blocks of `block_size`:
+# a file shorter than that was cut short (a copy interrupted, a full disk).
+_HEADER_BYTES = 3 * 4096
+
+
 def _damaged(exc: BaseException) -> str:
     text = str(exc)
-    if any(k in text for k in ("Could not read enough bytes", "not a valid DuckDB", "Corrupt", "checksum")):
+    if any(k in text for k in _DAMAGE_MARKERS):
         return (" — the file looks truncated or damaged (a copy cut short, a full disk). Point --db "
                 "at another file, or restore this one from a copy.")
     return ""
+
+
+def _corrupt(path: Path, detail: str) -> str:
+    return (f"database {path} is corrupt ({detail}); it was not modified. Restore it from a backup, "
+            "or start a new database (--db NEW.duckdb or PROOFFLOW_DB_PATH=NEW.duckdb); "
+            "resuming on this file is not possible.")
 
 
 # The connection a user's own SQL runs on (Store.user_query): no file outside the
@@ -96,9 +108,12 @@ class Store:
     def connect(
         self, read_only: bool = False, config: Mapping[str, Any] | None = None
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file, retrying while another process holds its lock."""
+        """Open the file, retrying while another process holds its lock. The first
+        write of this Store checks the file first, read-only (check_intact)."""
         if read_only and not self.path.exists():
             raise StorageError(f"database {self.path} does not exist")
+        if not read_only and not self._schema_ready:
+            self.check_intact()
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.01
         start = time.monotonic()
@@ -127,6 +142,28 @@ class Store:
             raise StorageError(f"database {self.path}: {exc}{_damaged(exc)}") from exc
         finally:
             con.close()
+
+    def check_intact(self) -> None:
+        """DatabaseCorruptError for an existing file that fails its checks, found with a
+        read-only open: opening a damaged file for writing modified it (DuckDB wrote its
+        schema and a checkpoint into it) before the damage was found (issue 20.11)."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return  # a new database (DuckDB creates a missing or empty file)
+        try:
+            with self.connect(read_only=True) as con:
+                row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+                con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
+        except DatabaseLockedError:
+            raise
+        except StorageError as exc:
+            if any(k in str(exc) for k in _DAMAGE_MARKERS):
+                raise DatabaseCorruptError(_corrupt(self.path, str(exc.__cause__ or exc))) from exc
+            raise
+        size = self.path.stat().st_size
+        expected = _HEADER_BYTES + int(row[0]) * int(row[1]) if row else 0
+        if size < expected:
+            raise DatabaseCorruptError(_corrupt(
+                self.path, f"the file is {size:,} bytes, its header says {expected:,}: it was cut short"))
 
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         sql = resources.files("proofflow.storage").joinpath("schema.sql").read_text()
