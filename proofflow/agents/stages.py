@@ -113,12 +113,15 @@ def do_step(ctx: RunContext, item: WorkItem, spec: AgentSpec, number: int, step:
         client = resources.model_client(ctx.settings.endpoint, ctx.settings.sampling, ctx.settings.reasoning)
         rows, end = ask_turn(client, step, episode, ctx.run_id, item.problem.id, spec.tools, spec.caps)
         out.add(*rows)
+        out.figures["agent_turns_asked"] = 1  # in this process: a resumed run shows what it redid
         if end is not None:
             out.add(*end_rows(end, episode, ctx.run_id, item.problem.id, spec.candidate_stage,
                               spec.candidate(item, episode)))
     elif isinstance(step, RunTools):
         executors = spec.executors(ctx, item, out, extra)
-        out.add(*run_tools(step, episode, ctx.run_id, item.problem.id, executors, spec.caps))
+        runs = run_tools(step, episode, ctx.run_id, item.problem.id, executors, spec.caps)
+        out.add(*runs)
+        out.figures["agent_tool_runs"] = len(runs)
     else:
         assert isinstance(step, End)
         out.add(*end_rows(step, episode, ctx.run_id, item.problem.id, spec.candidate_stage,

@@ -150,6 +150,9 @@ def show(
     run: str = typer.Argument(..., help="run name or id"),
     db: Path | None = typer.Option(None, help="DuckDB file [default: ./proofflow.duckdb]"),
     problems: bool = typer.Option(True, help="also list every problem"),
+    problem: str | None = typer.Option(None, "--problem", help="one problem (its id in the problem file)"),
+    conversation: bool = typer.Option(
+        False, "--conversation", help="with --problem: print its agent conversations as rebuilt from the database"),
 ) -> None:
     """Solved / total, pass@1, pass@N, tokens and cost of a run, per problem and in total."""
     from proofflow.storage.db import StorageError, Store
@@ -164,6 +167,9 @@ def show(
     if record is None:
         console.print(f"[red]error:[/red] no run named {run!r} in {store.path}")
         raise typer.Exit(1)
+    if conversation:
+        _show_conversation(store, record.run_id, problem)
+        return
     if problems:
         table = Table(title=f"problems of run {record.name}")
         for col in ("problem", "samples", "passed", "selected answer", "reference", "correct",
@@ -181,6 +187,26 @@ def show(
     summary["run"] = record.name
     summary["db"] = str(store.path)
     _print_summary(summary)
+
+
+def _show_conversation(store: Any, run_id: str, problem: str | None) -> None:
+    """An agent run's conversations of one problem (agents/transcript.py)."""
+    from proofflow.agents.transcript import render
+    from proofflow.storage.conversations import problem_conversations
+    from proofflow.storage.db import StorageError
+
+    if not problem:
+        console.print("[red]error:[/red] --conversation needs --problem ID")
+        raise typer.Exit(2)
+    try:
+        data = problem_conversations(store, run_id, problem)
+    except StorageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if not data.episode_numbers:
+        console.print(f"problem {problem}: no conversation stored (not an agent run, or not started)")
+        return
+    console.print(render(data, run_id), markup=False, highlight=False)
 
 
 def demo(

@@ -87,6 +87,8 @@ BUILTINS = {
     "csv": "proofflow.strategies.csv:CodeSelfVerification",
     "whole": "proofflow.strategies.whole:WholeProof",
     "dsp": "proofflow.strategies.dsp:DraftSketchProve",
+    "tir": "proofflow.strategies.tir:ToolIntegratedReasoning",
+    "agent": "proofflow.strategies.agent:ProofAgent",
 }
 
 

@@ -35,6 +35,7 @@ class Reply:
     when: str | None = None  # matches a substring of the request's last message
     turn: int | None = None  # or: matches the number of assistant messages already sent
     reasoning_tokens: int | None = None  # reported in usage.completion_tokens_details
+    delay_s: float = 0.0  # answer this late (a test kills the client meanwhile)
 
 
 @dataclass
@@ -102,6 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
             s.received.append(body)
         n = int(body.get("n") or 1)
         reply = s.answer(body)
+        if reply.delay_s:
+            time.sleep(reply.delay_s)
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if reply.reasoning is not None:
             message["reasoning"] = reply.reasoning
@@ -159,8 +162,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8012)
     parser.add_argument("--model", default="scripted")
     parser.add_argument("--tool-turns", type=int, default=3)
+    parser.add_argument("--slow-turn", type=int, default=None, help="answer this turn only after --delay-s")
+    parser.add_argument("--delay-s", type=float, default=0.0)
     args = parser.parse_args()
-    server = ScriptedChatServer(tir_script(args.tool_turns, args.model), args.port)
+    script = tir_script(args.tool_turns, args.model)
+    for reply in script.replies:
+        if reply.turn == args.slow_turn:
+            reply.delay_s = args.delay_s
+    server = ScriptedChatServer(script, args.port)
     print(f"stand-in scripted chat server on {server.base_url}", flush=True)
     with server:
         server._thread.join()

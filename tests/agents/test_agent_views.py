@@ -15,7 +15,7 @@ from proofflow.agents.standard_tools import RUN_PYTHON
 from proofflow.config import EndpointConfig, SamplingConfig
 from proofflow.llm.client import ModelClient
 from proofflow.storage.db import Store
-from proofflow.storage.records import ProblemRow, SampleRow, VerdictRow
+from proofflow.storage.records import ProblemRow, RunProblemRow, RunRow, SampleRow, VerdictRow
 from proofflow.testing.scripted_chat import Reply, Script, ScriptedChatServer
 
 RUN, PID = "r_views", "p_views"
@@ -45,7 +45,10 @@ def test_episode_views(tmp_path: Path) -> None:
                            problem_id=PID, outcome="pass" if "42" in (c.completion or "") else "fail", reason=None,
                            answer=None, feedback=None, details=None, duration_s=0.0) for c in candidates]
     store = Store(tmp_path / "a.duckdb")
-    store.write([ProblemRow(problem_id=PID, source=None, source_id="q1", split=None, kind="answer",
+    store.write([RunRow(run_id=RUN, name="agent-run", strategy="tir", problem_set="t", model="scripted", config="{}",
+                        config_hash="h", code_version="0", status="completed"),
+                 RunProblemRow(run_id=RUN, problem_id=PID, position=0, source_id="q1"),
+                 ProblemRow(problem_id=PID, source=None, source_id="q1", split=None, kind="answer",
                             statement="6*7?", formal_statement=None, header=None, reference_answer="42",
                             metadata=None), *stored.all, *verdicts])
     with store.connect(read_only=True) as con:
@@ -65,3 +68,20 @@ def test_episode_views(tmp_path: Path) -> None:
     first = next(s for s in stored.samples.values() if s.stage == "turn" and s.idx == 0 and s.round == 1)
     assert first.completion == "\\boxed{42}" and first.reasoning == "so 42"
     assert json.loads(first.prompt or "[]")[0]["role"] == "user"
+
+    # The conversation, rebuilt from the database and printed by the CLI.
+    from typer.testing import CliRunner
+
+    from proofflow.cli import app
+
+    result = CliRunner().invoke(app, ["show", "agent-run", "--db", str(tmp_path / "a.duckdb"), "--problem", "q1",
+                                      "--conversation"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "## episode 0: 2 turns, 1 tool calls, answered" in text
+    assert "## episode 1: 1 turns, 0 tool calls, budget_exhausted" in text
+    assert "(thinking, not sent back) six sevens" in text and "Result of run_python (block 1):" in text
+    assert "[tool run_python #0 · ok" in text
+    missing = CliRunner().invoke(app, ["show", "agent-run", "--db", str(tmp_path / "a.duckdb"), "--problem", "nope",
+                                       "--conversation"])
+    assert missing.exit_code == 1 and "no problem 'nope'" in missing.output
