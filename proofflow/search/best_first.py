@@ -81,6 +81,7 @@ class Tried:
     child: int | None = None      # the new node (open), or the node it merged into (duplicate)
     goals: tuple[str, ...] = ()
     error: str | None = None
+    child_path: tuple[str, ...] | None = None  # that node's tactic path
 
 
 @dataclass
@@ -166,14 +167,17 @@ def best_first_search(
                 tried.append(Tried(best, tactic, p.logprob, kind, error=r.error))
                 continue
             if r.pp in seen:
-                tried.append(Tried(best, tactic, p.logprob, "duplicate", child=seen[r.pp], goals=r.goals))
+                same = nodes[seen[r.pp]]
+                tried.append(Tried(best, tactic, p.logprob, "duplicate", child=same.index, goals=r.goals,
+                                   child_path=same.path))
                 continue
             child = SearchNode(len(nodes), r, best, (*node.path, tactic), node.logprob_sum + p.logprob)
             nodes.append(child)
             seen[r.pp] = child.index
             order += 1
             heapq.heappush(frontier, (-score(child), order, child.index))
-            tried.append(Tried(best, tactic, p.logprob, "open", child=child.index, goals=r.goals))
+            tried.append(Tried(best, tactic, p.logprob, "open", child=child.index, goals=r.goals,
+                               child_path=child.path))
         result.tried.extend(tried)
         if on_expansion is not None:
             on_expansion(node, tried)

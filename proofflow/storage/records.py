@@ -144,6 +144,9 @@ class SampleRow(Row):
     budget_exhausted: bool | None = None  # stopped on length while still thinking
     # An agent turn's tool calls as the server returned them (OpenAI shape, JSON); agents/.
     tool_calls: str | None = None
+    # The completion's log-probability (sum over its tokens), when asked for: a step
+    # search's tactic priority, kept so a resumed search ranks stored tactics the same.
+    logprob: float | None = None
 
 
 @dataclass
@@ -236,9 +239,34 @@ class EpisodeRow(Row):
     created_at: datetime = field(default_factory=utcnow)
 
 
+@dataclass
+class SearchNodeRow(Row):
+    """One node of a step search's tree (proofflow/search/): the root state of a goal, or
+    one tactic tried on a state and what it did. The tactic came from the expansion sample
+    `sample_id` (stage 'search', parent_id = the state it expanded)."""
+
+    table: ClassVar[str] = "search_nodes"
+    primary_key: ClassVar[tuple[str, ...]] = ("node_id",)
+    node_id: str  # search/stage.py node_key(run, problem, origin, tactic path)
+    run_id: str
+    problem_id: str
+    origin: str  # the goal searched: "theorem", or "<sketch sample id>#<hole>"
+    parent_node_id: str | None  # the state the tactic was applied to (NULL: the root)
+    sample_id: str | None  # the expansion sample that proposed the tactic
+    tactic: str | None
+    depth: int
+    logprob: float | None  # the tactic's log-probability
+    score: float | None  # the search priority of the resulting state (cumulative log-probability)
+    status: str  # root | open | proved | error | duplicate | timeout | crash
+    goals: str | None  # JSON list of the resulting state's goals (pretty-printed, hypotheses included)
+    error: str | None
+    merged_into: str | None  # duplicate: the node with the same goals
+    created_at: datetime = field(default_factory=utcnow)
+
+
 # Write order inside one flush: a verdict or result never lands without its sample. Every
 # table's row type is here, so a journal replay knows them all without importing anything.
 WRITE_ORDER: tuple[type[Row], ...] = (
     RunRow, ProblemRow, RunProblemRow, CallRow, SampleRow, VerdictRow, ResultRow, CheckCacheRow,
-    ToolRunRow, EpisodeRow,
+    ToolRunRow, EpisodeRow, SearchNodeRow,
 )

@@ -187,3 +187,29 @@ CREATE TABLE IF NOT EXISTS check_cache (
     created_at TIMESTAMP,
     PRIMARY KEY (checker, header_hash, source_hash)
 );
+
+-- A completion's log-probability (sum over its tokens) when the stage asked for it: the
+-- step search's tactic priority (proofflow/search/).
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS logprob DOUBLE;
+
+-- A step search's tree (proofflow/search/, docs/proving.md "Tactic-level proving"): the
+-- root state of each goal searched, and every tactic tried on a state with what it did
+-- (the new state's goals, or the error). The tactic's expansion sample is a `samples` row
+-- (stage 'search') whose parent_id is the node it expanded.
+CREATE TABLE IF NOT EXISTS search_nodes (
+    node_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    problem_id VARCHAR NOT NULL,
+    origin VARCHAR NOT NULL,         -- theorem | <sketch sample id>#<hole>
+    parent_node_id VARCHAR,          -- NULL for the root state
+    sample_id VARCHAR,               -- the expansion sample that proposed the tactic
+    tactic VARCHAR,
+    depth INTEGER NOT NULL,
+    logprob DOUBLE,
+    score DOUBLE,                    -- priority of the resulting state
+    status VARCHAR NOT NULL,         -- root | open | proved | error | duplicate | timeout | crash
+    goals JSON,                      -- the resulting state's goals
+    error VARCHAR,
+    merged_into VARCHAR,             -- duplicate: the node with the same goals
+    created_at TIMESTAMP
+);

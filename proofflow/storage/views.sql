@@ -472,6 +472,17 @@ LEFT JOIN v_run_usage u ON u.run_id = r.run_id
 LEFT JOIN v_cost_of_pass cp ON cp.run_id = r.run_id
 LEFT JOIN v_tokens_of_pass tp ON tp.run_id = r.run_id;
 
+-- Step search: which tactics were tried on which state and what they did, one row per
+-- tried tactic, with the goals it was tried on and the model that proposed it.
+CREATE OR REPLACE VIEW v_search_tactics AS
+SELECT n.run_id, r.name AS run_name, n.problem_id, n.origin, n.parent_node_id, p.goals AS parent_goals,
+       n.depth, n.tactic, n.logprob, n.score, n.status, n.goals, n.error, n.merged_into,
+       n.node_id, n.sample_id, s.model, s.completion_tokens
+FROM search_nodes n
+JOIN search_nodes p ON p.node_id = n.parent_node_id
+LEFT JOIN samples s ON s.sample_id = n.sample_id
+LEFT JOIN runs r ON r.run_id = n.run_id;
+
 -- Reasoning models, per run: thinking tokens and their share of the completion tokens,
 -- how many samples were counted inexactly, and how many stopped on length while still
 -- thinking (budget_exhausted: no answer at all, not a wrong one).

@@ -139,6 +139,9 @@ class _Prover:
                 closed, filled, new = self.attempt(base, sid, source, k, text, goal, len(holes))
                 if closed:
                     break
+            if not closed:  # DSP+'s order: automation, then the step search, then the hole-proof model
+                from proofflow.search.runtime import dsp_step_search
+                closed, filled, new, n = dsp_step_search(self, base, source, k, goal, len(holes), n, round_, result)
             if not closed and self.cfg.hole_budget:
                 ids = [sample_id(run, pid, "prove_hole", base.sample_id, n + i) for i in range(self.cfg.hole_budget)]
                 indices = list(range(n, n + self.cfg.hole_budget))
