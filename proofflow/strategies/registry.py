@@ -87,6 +87,7 @@ BUILTINS = {
     "csv": "proofflow.strategies.csv:CodeSelfVerification",
     "whole": "proofflow.strategies.whole:WholeProof",
     "dsp": "proofflow.strategies.dsp:DraftSketchProve",
+    "search": "proofflow.strategies.search:StepSearch",
     "tir": "proofflow.strategies.tir:ToolIntegratedReasoning",
     "agent": "proofflow.strategies.agent:ProofAgent",
 }
