@@ -15,7 +15,8 @@ is resumed to completion. Prints, against the clean run:
     requests the server answered (the latter includes requests in flight when the process
     died, whose answers nobody received);
   - calls stored as `interrupted` (recorded before they were sent, issue 20.14): each
-    request a kill cut off shows as one, so they should equal the requests beyond clean;
+    request a kill cut off shows as one, so they are at least the requests beyond clean (more
+    when a kill fell between a call's record and its send: the server never got those);
   - after each kill: whether `proofflow runs` shows the run `interrupted` (its lease is
     free) and whether the next attempt could start (no "held by" refusal).
 
