@@ -24,7 +24,7 @@ from proofflow.verifiers.lean.install import find_wasm_lean
 from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
 from proofflow.verifiers.registry import audit
 
-pytestmark = [pytest.mark.lean, pytest.mark.slow]
+pytestmark = [pytest.mark.lean, pytest.mark.slow, pytest.mark.timeout(1800)]  # five process starts
 
 P = FormalProblem(name="add_comm_nat", header="", statement="theorem add_comm_nat (a b : Nat) : a + b = b + a := by",
                   backend="lean")
@@ -107,12 +107,29 @@ def test_a_process_killed_mid_check_is_replaced(checker):
     th.start()
     time.sleep(3.0)  # the request is in and the process is sleeping in the tactic
     os.killpg(victim, signal.SIGKILL)  # the wrapper execs node: its group is the Lean process
+    # It died after earlier checks, so the check runs again on a fresh process (issue 20.1);
+    # killed there too, the crash is the candidate's own verdict.
+    second = wait_for_request_on_a_new_process(checker, victim)
+    time.sleep(3.0)
+    os.killpg(second, signal.SIGKILL)
     th.join(timeout=60)
     assert not th.is_alive()
     assert box[0].status == "crash", (box[0].status, box[0].detail)
+    assert checker.rechecks == 1
     passes(checker.check(P, GOOD))
     now = pids(checker)
-    assert len(now) == 1 and now[0] != victim and checker.starts == 3
+    assert len(now) == 1 and now[0] not in (victim, second) and checker.starts == 4
+
+
+def wait_for_request_on_a_new_process(checker: LeanProgramChecker, old: int, limit_s: float = 900.0) -> int:
+    """The pid of a process other than `old` once a check request has been sent to it."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        for w in checker.pool.workers():
+            if w.child.alive() and w.child.pid not in (None, old) and w.checks_done == 1:
+                return int(w.child.pid)  # type: ignore[arg-type]
+        time.sleep(0.2)
+    raise AssertionError("the check was not sent again to a fresh process")
 
 
 def test_a_check_over_the_memory_cap_is_stopped_and_the_next_check_passes(checker):

@@ -1,10 +1,12 @@
 """The Lean checker program (proofflow/verifiers/lean/Checker.lean) against a REAL Lean 4:
 the wasm build scripts/test.sh installs (python -m proofflow.verifiers.lean.install).
 
-Every case of this module is checked in ONE checker process (program.check_batch: the
-header and all requests in a file on its stdin), because a wasm Lean process costs 30-120 s
-to start on this busy 2-core machine. The warm pool (LeanProgramChecker) is tested in
-test_lean_pool.py.
+Every case of this module is checked in ONE batch (program.check_batch: the header and
+the requests in a file on a process's stdin), because a wasm Lean process costs 30-120 s
+to start on this busy 2-core machine. The batch needs one more process per candidate that
+runs code of its own (the macro and native_decide tricks: the program ends its process
+after them, issue 20.1). The warm pool (LeanProgramChecker) is tested in test_lean_pool.py
+and test_lean_isolation.py.
 """
 
 from __future__ import annotations

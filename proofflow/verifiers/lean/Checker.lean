@@ -12,9 +12,16 @@ per line on stdout.
               -> {"id": .., "messages": [..], "holes": [..], "facts": {..}, "time_ms": ..}
 
 The header is imported once. Every request is elaborated from the header's command state
-(environment, `open`s, options), so nothing a candidate declares survives into the next
-request. The facts are what the Python audit (verifiers/lean/program.py) turns into
-rejection reasons; this program decides nothing itself.
+(environment, `open`s, options, and with the environment every parser, macro, attribute and
+extension table), so nothing a candidate declares survives into the next request. What the
+command state cannot restore is the process's own global state (the interpreter's and the
+runtime's): a candidate that may have run code of its own inside this process (a macro,
+syntax, notation or elaborator it declares, `#eval`, `run_cmd`, `initialize`, `native_decide`,
+an attribute outside a short list of inert ones, any command outside the list of declaring
+and scoping commands) is answered with `"recycle": true` and the program then exits, so
+that no later request runs in a process it touched (the driver starts a fresh one). The
+facts are what the Python audit (verifiers/lean/program.py) turns into rejection reasons;
+this program decides nothing itself.
 -/
 module
 
@@ -152,6 +159,71 @@ partial def scanSyntax (acc : List String × List String) (stx : Syntax) : List 
   | .node _ _ args => arrFold scanSyntax args 0 acc
   | .missing => acc
 
+/-! Isolation. Elaborating a candidate from the header's command state undoes everything
+kept in the environment and the command state. Code the candidate runs inside this process
+can reach further (global refs of the runtime and the interpreter: one candidate's macro made
+a later candidate's `native_decide` kill the process, issue 20). So the program lists what in
+a candidate may have run code of its own, and after such a candidate the process is not
+reused. It is a list of what is known to be inert, not of what is known to be harmful: a
+command or attribute it does not know counts as running code. -/
+
+/-- Commands that only declare, scope, set options or query (`in` and `mutual` are looked
+into; Mathlib's `lemma` is a `theorem`). -/
+def inertCommands : List Name :=
+  [`Lean.Parser.Command.declaration, `Lean.Parser.Command.namespace, `Lean.Parser.Command.end,
+   `Lean.Parser.Command.section, `Lean.Parser.Command.noncomputableSection, `Lean.Parser.Command.open,
+   `Lean.Parser.Command.variable, `Lean.Parser.Command.universe, `Lean.Parser.Command.set_option,
+   `Lean.Parser.Command.check, `Lean.Parser.Command.check_failure, `Lean.Parser.Command.print,
+   `Lean.Parser.Command.printAxioms, `Lean.Parser.Command.attribute, `Lean.Parser.Command.moduleDoc,
+   `Lean.Parser.Command.eoi, `Lean.Parser.Command.exit, `Lean.Parser.Command.import]
+
+/-- Attributes that only record something in the environment (simp sets, reducibility,
+instances, compiler hints). `implemented_by` and `extern` run nothing by themselves (the
+code they name runs only when something evaluates it, which counts on its own). -/
+def inertAttributes : List String :=
+  ["simp", "reducible", "irreducible", "semireducible", "instance", "inline", "noinline",
+   "specialize", "match_pattern", "ext", "norm_cast", "push_cast", "grind", "refl", "symm",
+   "trans", "congr", "elab_as_elim", "induction_eliminator", "cases_eliminator",
+   "implemented_by", "extern", "deprecated", "local", "scoped"]
+
+/-- Atoms and identifier endings that evaluate code: tactics and terms that run the
+candidate's code or the compiler's output inside the elaborator. -/
+def runningAtoms : List String :=
+  ["native_decide", "run_tac", "by_elab", "#eval", "#eval!", "run_cmd", "run_elab", "run_meta"]
+def runningIdents : List String :=
+  ["native", "ofReduceBool", "reduceBool", "ofReduceNat", "reduceNat", "trustCompiler"]
+
+def lastString (n : Name) : String := match n with | .str _ s => s | _ => ""
+
+def attrName (attr : Syntax) : String :=
+  if attr.getKind == `Lean.Parser.Attr.simple then lastString (attr.getArg 0).getId
+  else lastString attr.getKind
+
+/-- Inside one command: attributes outside the inert list, running atoms and identifiers. -/
+partial def runningParts (acc : List String) (stx : Syntax) : List String :=
+  match stx with
+  | .atom _ val => if runningAtoms.contains val then val :: acc else acc
+  | .ident _ _ n _ => if runningIdents.contains (lastString n) then lastString n :: acc else acc
+  | .node _ k args =>
+    let acc := if k == `Lean.Parser.Term.attrInstance then
+        let a := attrName (stx.getArg 1)
+        if inertAttributes.contains a then acc else s!"@[{a}]" :: acc
+      else acc
+    arrFold runningParts args 0 acc
+  | .missing => acc
+
+/-- Why a command may have run code of the candidate's own (empty: it cannot have). -/
+partial def commandTaint (acc : List String) (stx : Syntax) : List String :=
+  let k := stx.getKind
+  if k == `Lean.Parser.Command.in then
+    commandTaint (commandTaint acc (stx.getArg 0)) (stx.getArg 2)
+  else if k == `Lean.Parser.Command.mutual then
+    arrFold commandTaint (stx.getArg 1).getArgs 0 acc
+  else if stx.isMissing || inertCommands.contains k || lastString k == "lemma" then
+    runningParts acc stx
+  else
+    lastString k :: acc
+
 /-- Constants `root` reaches that the header's environment does not have, and the axioms
 it depends on. `trustImports`: stop at constants of imported modules and report only the
 core library's real axioms among them (the wasm build, see coreAxioms). -/
@@ -280,8 +352,9 @@ def check (h : Header) (cache : RefCache) (req : Json) : IO Json := do
   -- The audit's facts, on the elaborated environment.
   let env := s.commandState.env
   let (tokens, options) := arrFold scanSyntax s.commands 0 ([], [])
+  let runsCode := arrFold commandTaint s.commands 0 []
   let mut facts : List (String × Json) :=
-    [("search_tactics", strArr tokens), ("options", strArr options),
+    [("search_tactics", strArr tokens), ("options", strArr options), ("runs_code", strArr runsCode),
      ("axiom_walk", Json.str (if trustImports then "trusted_imports" else "full"))]
   let name := resolve env name
   match env.find? name with
@@ -314,7 +387,7 @@ def check (h : Header) (cache : RefCache) (req : Json) : IO Json := do
   let t2 ← IO.monoMsNow
   return Json.mkObj [("id", (req.getObjVal? "id").toOption.getD Json.null),
     ("messages", Json.arr (toArr #[] messages)), ("holes", Json.arr holes), ("facts", Json.mkObj facts),
-    ("time_ms", Json.num (t2 - t0)), ("audit_ms", Json.num (t2 - t1))]
+    ("recycle", Json.bool (match runsCode with | [] => false | _ => true)), ("time_ms", Json.num (t2 - t0)), ("audit_ms", Json.num (t2 - t1))]
 
 def loadHeader (text : String) : IO (Header × List Json) := do
   let inputCtx := inputContext text "<header>"
@@ -355,9 +428,15 @@ partial def serve (stdin : IO.FS.Stream) (dir : Option System.FilePath) (n : Nat
     match Json.parse line with
     | .error e => reply <| Json.mkObj [("error", Json.str s!"bad request: {e}")]
     | .ok req =>
-      try reply (← check h cache req)
-      catch e => reply <| Json.mkObj [("id", (req.getObjVal? "id").toOption.getD Json.null),
-                                      ("error", Json.str (toString e))]
+      try
+        let answer ← check h cache req
+        reply answer
+        -- The candidate may have run code of its own here: end, the driver starts afresh.
+        if (answer.getObjValAs? Bool "recycle").toOption.getD false then return
+      catch e =>
+        reply <| Json.mkObj [("id", (req.getObjVal? "id").toOption.getD Json.null),
+                             ("error", Json.str (toString e)), ("recycle", Json.bool true)]
+        return  -- the process's state is unknown after an exception: not reused
   serve stdin dir (n + 1) h cache
 
 end ProofflowChecker

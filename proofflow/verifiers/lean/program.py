@@ -13,11 +13,17 @@ per request on stdout. Requests go in as files, `<request dir>/<n>.json` (writte
 renamed, so complete when seen), which the program polls for: under the wasm build a live
 pipe to Lean's stdin loses bytes (node's stdin handling takes them; Lean's read(0) then gets
 EAGAIN forever), a regular file does not; a native Lean reads them the same way. Each answer is
-one JSON line on stdout; every request starts again from the header's state, so a candidate leaves
-nothing behind. A check prefers a process that already has its header; a process with
-another header is restarted with this one. Timeout: the process group is killed and the
-pool replaces it (paying the start-up again); RLIMIT_AS caps each process; a process is
-recycled after `recycle_after` checks.
+one JSON line on stdout; every request starts again from the header's state, so nothing a candidate
+declares reaches the next one; a candidate that may have run code of its own in the process
+(its macros, `#eval`, `native_decide`, ...: the program's `runs_code` fact) is answered and
+then the process ends (`recycle`), so no later check runs where it ran. A check prefers a
+process that already has its header; a process with another header is restarted with this
+one. A check whose process dies (or answers an exception) after earlier checks is checked
+again on a fresh process; only a crash on a fresh process is the candidate's own verdict.
+Timeout: the process group is killed and the pool replaces it (paying the start-up again);
+RLIMIT_AS caps each process; a process is recycled after `recycle_after` checks. A header
+the environment cannot elaborate is never a verdict on a candidate: it is a `crash` (not
+cached, never a `fail`), and `check_header` lets a run find out before it starts.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ PROGRAM = Path(__file__).with_name("Checker.lean")
 _COMPILER_AXIOMS = {"Lean.ofReduceBool", "Lean.ofReduceNat", "Lean.trustCompiler"}
 _PRIVATE = re.compile(r"^_private\.(?:[\w.]+\.)?\d+\.")
 _SERIAL = itertools.count()  # request directories of this Python process
+# What may make the program recycle its process (it decides; this only orders a batch so
+# that such candidates come last and the clean ones share one process).
+_MAY_RUN_CODE = re.compile(r"\b(?:macro|macro_rules|syntax|elab|elab_rules|notation|infix[lr]?|prefix|postfix|"
+                           r"initialize|builtin_initialize|declare_syntax_cat|run_cmd|run_tac|run_elab|run_meta|"
+                           r"native_decide|native|by_elab|attribute|deriving|register_\w+)\b|#eval|@\[")
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,19 @@ def memory_limits(config: ProgramConfig) -> tuple[Rlimits, dict[str, str]]:
     if config.memory_mb:
         env["LEAN_WASM_MEMORY_MB"] = str(min(config.memory_mb, WASM_MAX_MEMORY_MB))
     return Rlimits(), env
+
+
+def may_run_code(source: str) -> bool:
+    """Whether the program may recycle its process after `source` (a guess for ordering
+    a batch only; the program's `runs_code` fact decides)."""
+    return _MAY_RUN_CODE.search(source) is not None
+
+
+def header_crash_detail(errors: list[dict[str, Any]]) -> str:
+    """A header that does not elaborate, as a crash's detail: the environment's failure,
+    not the candidate's."""
+    first = errors[0].get("text", "") if errors else ""
+    return f"environment: the problem's header does not elaborate here: {first}"
 
 
 def program_text() -> str:
@@ -194,6 +218,11 @@ class LeanProgram:
         self.header_errors = info.get("header_errors", [])
         self.start_s = time.monotonic() - t0
 
+    @property
+    def checks_done(self) -> int:
+        """Requests sent to this process since it started (0: fresh, only the header)."""
+        return max(0, self.sent - 1)
+
     def ensure(self, header: str) -> None:
         if self.header != header or not self.child.alive():
             self.start(header)
@@ -286,6 +315,8 @@ class LeanProgramChecker:
                                             recycle_after=config.recycle_after, name="lean checker")
         self.starts = 0
         self.start_seconds: list[float] = []
+        self.rechecks = 0               # checks run again on a fresh process after a crash
+        self.recycled_after_code = 0    # processes ended after a candidate that ran code
 
     def __enter__(self) -> LeanProgramChecker:
         return self
@@ -298,13 +329,42 @@ class LeanProgramChecker:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {"starts": self.starts, "start_s": list(self.start_seconds), "recycled": self.pool.recycled}
+        return {"starts": self.starts, "start_s": list(self.start_seconds), "recycled": self.pool.recycled,
+                "rechecks": self.rechecks, "recycled_after_code": self.recycled_after_code}
 
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         if self.config.per_check_process:
             return check_batch(self.config, problem, [proof_source], self.version)[0]
         t0 = time.monotonic()
+        result, again = self._attempt(problem, proof_source, t0, fresh=False)
+        if again:
+            # The process died (or threw) after earlier checks: what killed it may be what
+            # they left behind, so the candidate is checked once more on a fresh process,
+            # and only a crash there is its own.
+            self.rechecks += 1
+            result, _ = self._attempt(problem, proof_source, t0, fresh=True)
+        return result
 
+    def check_header(self, header: str) -> list[str]:
+        """Elaborate `header` in a process of the pool (kept warm for the run): the text of
+        each error, none when it elaborates."""
+        worker = self.pool.acquire(timeout_s=self.config.start_timeout_s + self.config.timeout_s * 4,
+                                   prefer=lambda w: w.header == header and w.child.alive())
+        broken = True
+        try:
+            if worker.header != header or not worker.child.alive():
+                worker.ensure(header)
+                self.starts += 1
+                self.start_seconds.append(worker.start_s)
+            broken = False
+            return [str(e.get("text", "")) for e in worker.header_errors]
+        finally:
+            self.pool.release(worker, broken=broken)
+
+    def _attempt(self, problem: FormalProblem, proof_source: str, t0: float,
+                 fresh: bool) -> tuple[CheckResult, bool]:
+        """One check on one process (`fresh`: one that has checked nothing yet). The bool:
+        whether the process crashed after earlier checks (check again on a fresh one)."""
         def result(status: Any, **kw: Any) -> CheckResult:
             return CheckResult(status=status, backend="lean", version=self.version,
                                duration_s=time.monotonic() - t0, **kw)
@@ -313,17 +373,22 @@ class LeanProgramChecker:
                                        prefer=lambda w: w.header == problem.header and w.child.alive())
         except NoWorkerFree as exc:
             # Every process busy: out of time, as for Coq and the REPL (procs.Pool.lease), not a crash.
-            return result("timeout", detail=str(exc))
+            return result("timeout", detail=str(exc)), False
         broken = True
+        first = True
         try:
-            if worker.header != problem.header or not worker.child.alive():
-                worker.ensure(problem.header)
+            if (worker.header != problem.header or not worker.child.alive()
+                    or (fresh and worker.checks_done > 0)):
+                worker.start(problem.header)
                 self.starts += 1
                 self.start_seconds.append(worker.start_s)
             if worker.header_errors:
+                # The environment cannot elaborate the header: not a fact about the proof.
                 broken = False
-                return result("error", messages=[Message("error", "[header] " + e.get("text", ""))
-                                                 for e in worker.header_errors])
+                return result("crash", detail=header_crash_detail(worker.header_errors),
+                              messages=[Message("error", "[header] " + e.get("text", ""))
+                                        for e in worker.header_errors]), False
+            first = worker.checks_done == 0
             request: dict[str, Any] = {"id": 0, "source": proof_source, "name": problem.name,
                                        "statement": problem.statement}
             if self.config.trust_imports is not None:
@@ -331,51 +396,105 @@ class LeanProgramChecker:
             t1 = time.monotonic()
             answer = worker.ask(request, self.config.timeout_s)
             if "error" in answer:
-                return result("crash", detail=f"checker program: {answer['error']}")
-            broken = False
+                return result("crash", detail=f"checker program: {answer['error']}"), not first
+            # A candidate that ran code of its own: its process ends here (the program exits).
+            broken = bool(answer.get("recycle"))
+            if broken:
+                self.recycled_after_code += 1
             out = to_result(answer, self.version, time.monotonic() - t1)
             out.duration_s = time.monotonic() - t0
-            return out
+            return out, False
         except ReadTimeout:
-            return result("timeout", detail=f"no answer within {self.config.timeout_s}s; process killed")
+            return result("timeout", detail=f"no answer within {self.config.timeout_s}s; process killed"), False
         except ChildDied as exc:
-            return result("crash", detail=str(exc), rejections=crash_reasons(exc.stderr))
+            # Out of memory is the candidate's allocation (its cap is per process): not re-checked.
+            reasons = crash_reasons(exc.stderr)
+            return result("crash", detail=str(exc), rejections=reasons), not first and not reasons
         except CheckerStartError as exc:
-            return result("crash", detail=str(exc))
+            return result("crash", detail=str(exc)), False
         finally:
             self.pool.release(worker, broken=broken)
 
 
 def run_batch(config: ProgramConfig, header: str, requests: list[dict[str, Any]],
               path: Path | None = None) -> list[dict[str, Any]]:
-    """One checker process for a batch: header and requests in a file on its stdin, the
-    answers in order. Used by `proofflow check` and the audit tests, where every source is
-    known up front; the per-process start-up is paid once per batch."""
+    """Checker processes for a batch: header and requests in a file on the process's stdin,
+    the answers in request order. Used by `proofflow check` and the audit tests, where every
+    source is known up front; the start-up is paid once per process, and a batch needs more
+    than one process only when a candidate ends one:
+    - a candidate that ran code of its own (`recycle`) ends its process: the rest go to a
+      fresh one (candidates that may do so are sent last, so the others share a process);
+    - a process that dies (or answers an exception) on a candidate after earlier ones: that
+      candidate and the rest are checked again on a fresh process; a crash on a fresh
+      process's first candidate is that candidate's answer (`{"error": ...}`), and only its;
+    - a batch that runs out of time: the candidate it was on gets `{"error", "timeout"}`.
+    A header that does not elaborate gives every request `{"error", "header_errors"}`."""
     prog = path or program_file(config.workdir)
+    # Stable: the requests' own order among those that may run code and among the rest.
+    pending = sorted(range(len(requests)), key=lambda i: may_run_code(str(requests[i].get("source", ""))))
+    answers: dict[int, dict[str, Any]] = {}
+    while pending:
+        got, ready, fault = _batch_process(config, prog, header, [(i, requests[i]) for i in pending])
+        if ready.get("header_errors"):
+            errors = list(ready["header_errors"])
+            return [{"error": header_crash_detail(errors), "header_errors": errors} for _ in requests]
+        # An exception answer after earlier candidates is checked again like a crash.
+        for i in pending[1:]:
+            if "error" in got.get(i, {}):
+                del got[i]
+        answers.update(got)
+        rest = [i for i in pending if i not in got]
+        if not rest:
+            break
+        if rest[0] == pending[0]:  # the fresh process's first candidate: its own answer
+            answers[rest[0]] = got.get(rest[0]) or fault
+            rest = rest[1:]
+        elif "timeout" in fault:  # ran out of time on rest[0], not a crash to retry
+            answers[rest[0]] = fault
+            rest = rest[1:]
+        pending = rest
+    return [answers[i] for i in range(len(requests))]
+
+
+def _batch_process(config: ProgramConfig, prog: Path, header: str, batch_requests: list[tuple[int, dict[str, Any]]]
+                   ) -> tuple[dict[int, dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """One process over `batch_requests` (ids kept): its answers by id, its ready line, and
+    what stopped it early (for the first unanswered request)."""
     batch = prog.parent / f"batch-{os.getpid()}-{time.monotonic_ns()}.jsonl"
-    lines_out = [json.dumps({"header": header})] + [json.dumps({"id": i, **r}, ensure_ascii=False)
-                                                    for i, r in enumerate(requests)]
+    lines_out = [json.dumps({"header": header})] + [json.dumps({**r, "id": i}, ensure_ascii=False)
+                                                    for i, r in batch_requests]
     batch.write_text("\n".join(lines_out) + "\n", encoding="utf-8")
     limits, env = memory_limits(config)
     argv = limits.wrap([*config.lean_command, "--run", str(prog)])
+    timed_out = False
     try:
         with batch.open("rb") as stdin:
             proc = subprocess.run(argv, stdin=stdin, capture_output=True, cwd=config.project_dir or str(prog.parent),
                                   env=env, start_new_session=True,
-                                  timeout=config.start_timeout_s + config.timeout_s * max(1, len(requests)))
+                                  timeout=config.start_timeout_s + config.timeout_s * max(1, len(batch_requests)))
+        stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        stdout, stderr, code, timed_out = exc.stdout or b"", exc.stderr or b"", None, True
     finally:
         batch.unlink(missing_ok=True)
     answers: dict[int, dict[str, Any]] = {}
-    for raw in proc.stdout.decode("utf-8", "replace").splitlines():
+    ready: dict[str, Any] = {}
+    for raw in stdout.decode("utf-8", "replace").splitlines():
         try:
             obj = json.loads(raw)
         except ValueError:
             continue
-        if isinstance(obj.get("id"), int):
+        if not isinstance(obj, dict):
+            continue
+        if obj.get("ready"):
+            ready = obj
+        elif isinstance(obj.get("id"), int):
             answers[obj["id"]] = obj
-    tail = proc.stderr.decode("utf-8", "replace").strip()[-600:]
-    missing = f"no answer (exit code {proc.returncode})" + (f": {tail}" if proc.returncode else "")
-    return [answers.get(i, {"error": missing}) for i in range(len(requests))]
+    tail = stderr.decode("utf-8", "replace").strip()[-600:]
+    if timed_out:
+        return answers, ready, {"error": f"no answer within the batch's {config.timeout_s}s per check",
+                                "timeout": True}
+    return answers, ready, {"error": f"no answer (exit code {code})" + (f": {tail}" if code else "")}
 
 
 def check_batch(config: ProgramConfig, problem: FormalProblem, sources: list[str],
@@ -391,7 +510,14 @@ def check_batch(config: ProgramConfig, problem: FormalProblem, sources: list[str
     share = (time.monotonic() - t0) / max(1, len(sources))
     out = []
     for a in answers:
-        if "error" in a:
+        if a.get("timeout"):
+            out.append(CheckResult(status="timeout", backend="lean", version=ver, duration_s=share,
+                                   detail=f"checker program: {a['error']}"))
+        elif "header_errors" in a:  # the environment's failure, not the candidate's (never cached)
+            out.append(CheckResult(status="crash", backend="lean", version=ver, duration_s=share, detail=a["error"],
+                                   messages=[Message("error", "[header] " + e.get("text", ""))
+                                             for e in a["header_errors"]]))
+        elif "error" in a:
             out.append(CheckResult(status="crash", backend="lean", version=ver, duration_s=share,
                                    detail=f"checker program: {a['error']}", rejections=crash_reasons(str(a["error"]))))
         else:

@@ -236,6 +236,12 @@ class LeanReplChecker:
         infos = [m.get("data", "") for m in answer.get("messages", []) if m.get("severity") == "info"]
         return " ".join(infos[-1].split()) if infos else None
 
+    def check_header(self, header: str) -> list[str]:
+        """Elaborate `header` in a REPL of the pool (kept for the run): its errors' text."""
+        with self._pool.lease(self.config.acquire_timeout_s,
+                              prefer=lambda r: r.header == header and r.alive()) as repl:
+            return [m.text.removeprefix("[header] ") for m in repl.ensure_header(header)]
+
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         t0 = time.monotonic()
         # An exception out of the check leaves the REPL's state unknown: the lease replaces it.
@@ -254,8 +260,10 @@ class LeanReplChecker:
                                duration_s=time.monotonic() - t0, **kw)
         try:
             header_errors = repl.ensure_header(problem.header)
-            if header_errors:
-                return result("error", messages=header_errors)
+            if header_errors:  # the environment's failure, not the candidate's: never a cached `fail`
+                return result("crash", messages=header_errors,
+                              detail="environment: the problem's header does not elaborate here: "
+                                     + header_errors[0].text.removeprefix("[header] "))
             repl.checks_done += 1
             answer = repl.command({"cmd": proof_source, "env": repl.header_env}, self.config.timeout_s)
             if "env" not in answer:
