@@ -118,13 +118,17 @@ def prove_chain(ctx: RunContext, item: WorkItem, known: KnownChecks, persist: An
 def execute_prove(spec: RunSpec) -> dict[str, Any]:
     """Run (or resume) a resolved prove run in the current flow."""
     from proofflow.tasks import resources
+    from proofflow.tasks.environment_check import require_headers
 
     logger = get_run_logger()
     settings = spec.settings
     try:
         try:  # before the run starts: a checker that cannot start here fails nothing
             checker = resources.formal_checker(settings.prove)
-        except RuntimeError as exc:  # CoqNotFound, "Lean backend unavailable: ..."
+            # ... nor one that cannot elaborate the problems' headers: no model call, no verdict
+            require_headers(checker, [p.formal for p in spec.problems if isinstance(p, ProofProblem)],
+                            settings.prove.backend)
+        except RuntimeError as exc:  # CoqNotFound, "Lean backend unavailable: ...", a header
             raise ProveSetupError(str(exc)) from exc
         with RunSession(spec, counted="proved") as session:
             ctx = RunContext(session.run_id, spec.name, spec.problem_set, settings)
