@@ -23,6 +23,13 @@ def plan_generate(ctx: RunContext, items: list[WorkItem]) -> list[Plan]:
     plans: list[Plan] = []
     for item in items:
         prompt = partial(chosen.prompt, "generate", problem=item.answer_problem.statement)
-        plans += missing_indices(ctx, item, STAGE, ctx.settings.solve.samples, prompt)
+        new = missing_indices(ctx, item, STAGE, ctx.settings.solve.samples, prompt)
+        chat = item.answer_problem.metadata.get("messages")
+        if isinstance(chat, list) and len(chat) > 1:
+            # A chat-format problem (problems/answer_set.py): its system prompt and few-shot
+            # turns start the conversation; the question goes last, in the strategy's prompt.
+            for plan in new:
+                plan.messages = [dict(m) for m in chat[:-1]] + plan.messages
+        plans += new
     return plans
 

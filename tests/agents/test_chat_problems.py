@@ -50,3 +50,18 @@ def test_bad_chat_lines_name_line_and_field(tmp_path: Path, line: dict[str, obje
         load_problems(path)
     text = str(err.value)
     assert str(path) in text and "line 2" in text and field in text
+
+
+def test_chat_messages_start_the_generate_request(tmp_path: Path) -> None:
+    """gvr/pot/csv: the file's system prompt and few-shot turns go first; the question is
+    the last user turn, in the strategy's own prompt."""
+    from proofflow.config import Settings
+    from proofflow.tasks.context import RunContext, WorkItem
+    from proofflow.tasks.generate import plan_generate
+
+    (problem,) = load_problems(_write(tmp_path, {"id": "a", "input": FEW_SHOT, "ideal": "5"}))
+    ctx = RunContext("r_chat", "chat", "chat", Settings())
+    (plan,) = plan_generate(ctx, [WorkItem(problem)])
+    assert plan.messages[:3] == FEW_SHOT[:3]
+    assert plan.messages[3]["role"] == "user" and "What is 2+3?" in plan.messages[3]["content"]
+    assert len(plan.messages) == 4 and not plan.one_user_turn
