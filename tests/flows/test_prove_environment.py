@@ -55,3 +55,19 @@ def test_the_line_names_the_missing_module_and_the_way_out() -> None:
     assert "\n" not in line
     assert "2 of 5 problem(s) (first: p1)" in line and "Mathlib, Aesop" in line
     assert "--lean-project DIR" in line and 'lean_project_dir = "DIR"' in line
+
+
+def test_a_missing_toolchain_during_a_run_is_never_a_cached_fail() -> None:
+    from proofflow.verifiers.formal import FormalProblem, VerdictCache
+    from proofflow.verifiers.lean.program import LeanProgramChecker, ProgramConfig
+    from proofflow.verifiers.registry import check_cached
+
+    problem = FormalProblem(name="t", header="", statement="theorem t : True := by", backend="lean")
+    stored: list[object] = []
+    cache = VerdictCache(persist=lambda key, result: stored.append(result))
+    cfg = ProgramConfig(lean_command=("/nonexistent/lean",), version="gone", workers=1, start_timeout_s=5)
+    with LeanProgramChecker(cfg) as checker:
+        result, verdict, was_cached = check_cached(checker, problem, "theorem t : True := by\n  trivial\n", cache)
+    assert result.status == "crash" and "No such file" in result.detail, result
+    assert verdict.outcome.value == "error" and not was_cached
+    assert stored == [] and len(cache) == 0
