@@ -412,6 +412,8 @@ class LeanProgramChecker:
             return result("crash", detail=str(exc), rejections=reasons), not first and not reasons
         except CheckerStartError as exc:
             return result("crash", detail=str(exc)), False
+        except OSError as exc:  # the toolchain is gone: the environment's failure, never the candidate's
+            return result("crash", detail=f"environment: the checker cannot start: {exc}"), False
         finally:
             self.pool.release(worker, broken=broken)
 
