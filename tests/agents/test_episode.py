@@ -158,3 +158,17 @@ def test_resume_after_a_tool_ran_asks_nothing_twice(server: tuple[Script, ModelC
     assert sorted(resumed.samples) == sorted(clean.samples) and sorted(resumed.runs) == sorted(clean.runs)
     assert [resumed.samples[k].completion for k in sorted(clean.samples)] == \
         [clean.samples[k].completion for k in sorted(clean.samples)]
+
+
+def test_task_runs_are_named_with_the_turn() -> None:
+    from proofflow.agents.episode import Ask, End
+    from proofflow.agents.stages import label
+    from proofflow.config import Settings
+    from proofflow.problems.answer_set import Problem
+    from proofflow.tasks.context import RunContext, WorkItem
+
+    ctx = RunContext("r", "run", "gsm8k", Settings())
+    item = WorkItem(Problem(id="p", source="f", source_id="gsm8k-3", statement="q", reference_answer="1"))
+    ask = Ask(3, "s", "t", [], [], 64)
+    assert label(ctx, item, 1, ask) == f"turn 3 · gsm8k · {ctx.model} · gsm8k-3 · episode 1"
+    assert label(ctx, item, 0, End("max_turns")).startswith("end (max_turns) · gsm8k")
