@@ -71,6 +71,5 @@ def disk_full(db_path: Path) -> DiskFullError:
     free = free_bytes(folder)
     shown = f"{free:,} bytes free" if free is not None else "free space unknown"
     return DiskFullError(
-        f"no space left on the device holding {folder} (database {db_path}; {shown}). "
-        "Everything stored before is kept: free space (or point --db at another disk), "
-        "then run the same command again to resume.")
+        f"no space left on the device holding {folder} (database {db_path}; {shown}); "
+        "free space there, or point --db at another disk")
