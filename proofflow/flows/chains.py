@@ -20,7 +20,8 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from proofflow.flows.common import RunSession, problem_label
+from proofflow.flows.naming import problem_label
+from proofflow.flows.session import RunSession
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem
 from proofflow.tasks.sampling import Plan
 

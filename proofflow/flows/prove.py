@@ -17,14 +17,9 @@ from prefect import flow, get_run_logger
 
 from proofflow.config import Settings, load_settings
 from proofflow.flows.chains import Chain, Names, drive
-from proofflow.flows.common import (
-    RunConfigMismatch,
-    RunSession,
-    RunSpec,
-    expand_run_name,
-    problem_set_name,
-)
+from proofflow.flows.naming import expand_run_name, problem_set_name
 from proofflow.flows.runners import runner_from_environment, task_runner_for
+from proofflow.flows.session import RunConfigMismatch, RunSession, RunSpec
 from proofflow.problems import example_path, load_formal_problems
 from proofflow.storage.check_cache import CheckCacheRow, load_all
 from proofflow.storage.records import ProblemRow, Row, RunProblemRow

@@ -33,7 +33,9 @@ from typing import Any
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from proofflow.config import EndpointConfig, RunnerConfig, Settings
-from proofflow.tasks.resources import GLOBAL_LIMITS_ENV, close_all, limit_name, open_count
+from proofflow.tasks.prefect_limits import limit_name
+from proofflow.tasks.resource_cache import close_all, open_count
+from proofflow.tasks.resources import GLOBAL_LIMITS_ENV
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 
 This module only orchestrates: which units run, how many at once. The order of stages
 is the strategy's (proofflow/strategies/), looked up by name; the stages themselves are
-in proofflow/tasks/, the run's bookkeeping in flows/common.py.
+in proofflow/tasks/, the run's bookkeeping in flows/session.py.
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ from prefect import flow, get_run_logger
 
 from proofflow.config import Settings, load_settings
 from proofflow.flows.chains import Chain, Names, drive
-from proofflow.flows.common import (
-    RunSession,
-    RunSpec,
-    expand_run_name,
-    problem_set_name,
-)
+from proofflow.flows.naming import expand_run_name, problem_set_name
 from proofflow.flows.runners import runner_from_environment, task_runner_for
+from proofflow.flows.session import RunSession, RunSpec
 from proofflow.problems import Problem, load_problems
 from proofflow.storage.records import ProblemRow, Row, RunProblemRow
 from proofflow.strategies.registry import ChainEnv, strategy

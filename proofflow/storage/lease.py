@@ -99,10 +99,6 @@ class RunLease:
         self._fd: int | None = None
         self.previous: Holder | None = None  # who held it last (a killed run's process)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def acquire(self, wait: bool = False, timeout_s: float | None = None,
                 poll_s: float = 0.5,
                 on_wait: Callable[[Holder | None], None] | None = None) -> RunLease:

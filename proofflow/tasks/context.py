@@ -4,7 +4,7 @@ stage returns.
 A stage is a pure function of what it is handed (the run context, the problems with the
 samples and verdicts stored so far) to the new rows it made (`StageOutput`). It holds no
 database handle and changes nothing it was handed: the flow process is the one writer,
-and folds the returned rows into its state (flows/common.py, RunSession.persist).
+and folds the returned rows into its state (flows/session.py, RunSession.persist).
 Per-process resources (the model client, checker pools) come from tasks/resources.py.
 """
 

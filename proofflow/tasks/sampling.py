@@ -57,16 +57,21 @@ class Plan:
 
 
 def missing_indices(ctx: RunContext, item: WorkItem, stage: str, n: int,
-                    prompt: Callable[[], str]) -> list[Plan]:
+                    prompt: Callable[[], str],
+                    conversation: Callable[[str], list[Message]] | None = None) -> list[Plan]:
     """Request the indices 0..n-1 of `stage` not stored yet, in one request (n = missing,
-    seeded from the first missing sample's key): a rerun of a finished problem asks nothing."""
+    seeded from the first missing sample's key): a rerun of a finished problem asks nothing.
+    `conversation(prompt)` makes the request's messages around the prompt (a system turn,
+    earlier turns); without it the request is the prompt alone."""
     have = {s.idx for s in item.samples(stage)}
     missing = [i for i in range(n) if i not in have]
     if not missing:
         return []
     pid = item.problem.id
     ids = [sample_id(ctx.run_id, pid, stage, None, i) for i in missing]
-    return [Plan(pid, prompt(), stage, ids, missing, None, 0)]
+    text = prompt()
+    return [Plan(pid, text, stage, ids, missing, None, 0,
+                 messages=conversation(text) if conversation is not None else None)]
 
 
 def children_of(ctx: RunContext, item: WorkItem, stage: str, parents: Iterable[str],

@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flows.test_prove_flow import coq
+from flows.test_prove_flow import problem_file as coq_problems
 
 from proofflow.flows.prove import run_prove
 from proofflow.flows.solve import run_solve
-from proofflow.problems import coq_examples, example_path
+from proofflow.problems import example_path
 from proofflow.storage.db import Store
 from proofflow.testing.instant_server import Behaviour, InstantServer
 from proofflow.testing.recorded_server import RecordedServer, Recording
@@ -41,7 +43,6 @@ pytestmark = pytest.mark.prefect
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "behaviour_golden.json"
 RECORD = os.environ.get("PROOFFLOW_RECORD_GOLDEN") == "1"
-FENCE = "```"
 
 SAMPLES_SQL = """SELECT sample_id, stage, parent_id, idx, round, seed, model, prompt, completion,
                         finish_reason, prompt_tokens, completion_tokens
@@ -96,21 +97,6 @@ def solve_run(db: Path, behaviour: Behaviour, strategy: str | None, **extra: obj
     with InstantServer(behaviour=behaviour) as srv:
         overrides.update({"endpoint.model": behaviour.model, "endpoint.base_urls": [srv.base_url]})
         run_solve(str(example_path()), "kept-solve", overrides=overrides)
-
-
-def coq(text: str) -> str:
-    return f"Here is the proof.\n{FENCE}coq\n{text.strip()}\n{FENCE}\n"
-
-
-def coq_problems(tmp: Path, ids: list[str]) -> Path:
-    by_id = {p.metadata["id"]: p for p in coq_examples()}
-    path = tmp / "problems.jsonl"
-    with path.open("w") as f:
-        for i in ids:
-            p = by_id[i]
-            f.write(json.dumps({"id": i, "backend": "coq", "header": p.header, "statement": p.statement,
-                                "informal": p.informal}) + "\n")
-    return path
 
 
 def prove_run(db: Path, problems: str, answers: dict[str, str], **extra: object) -> None:

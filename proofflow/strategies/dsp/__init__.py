@@ -4,26 +4,21 @@ then the prover model (the shared APOLLO piece), the assembled proof checked."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from proofflow.strategies.registry import Chain, ChainEnv, Strategy
-from proofflow.strategies.shared.proofs import holes, proof_identity
+from proofflow.strategies.registry import Chain, ChainEnv
+from proofflow.strategies.shared.proofs import ProofStrategy, holes
 
 if TYPE_CHECKING:
-    from proofflow.config import Settings
     from proofflow.tasks.context import RunContext, WorkItem
 
 
-class DraftSketchProve(Strategy):
+class DraftSketchProve(ProofStrategy):
     name = "dsp"
-    kind = "proof"
     help = "draft → sketch → prove holes (automation, then the prover model) → assemble"
     # The views counted 'generate' for every run before strategies said otherwise; a
     # dsp run has no 'generate' samples, so its pass@k rows stay empty as before.
     candidate_stages = ("generate",)
-
-    def identity_keys(self, settings: Settings) -> dict[str, Any]:
-        return proof_identity(self.name, settings)
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.flows.chains import Call, asks

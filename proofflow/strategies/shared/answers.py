@@ -4,9 +4,9 @@ whether the sandbox runs the sample's code first; the stages are the same tasks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from proofflow.strategies.registry import Chain, ChainEnv
+from proofflow.strategies.registry import Chain, ChainEnv, Strategy
 
 if TYPE_CHECKING:
     from proofflow.config import Settings
@@ -51,3 +51,18 @@ def answer_identity(label: str, settings: Settings) -> dict[str, object]:
         "exec_timeout_s": s.exec_timeout_s,
         "allow_last_number": s.allow_last_number,
     }
+
+
+class AnswerStrategy(Strategy):
+    """An answer strategy on the shared chain: set `name`, `help`, `runs_code` (the
+    sandbox runs the sample's code before the answer check) and its prompts/generate.txt
+    and prompts/repair.txt ($problem; $problem, $attempt, $feedback)."""
+
+    kind = "answer"
+    runs_code: ClassVar[bool] = False
+
+    def identity_keys(self, settings: Settings) -> dict[str, Any]:
+        return answer_identity(self.run_label, settings)
+
+    def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
+        return answer_chain(ctx, items, env, runs_code=self.runs_code)

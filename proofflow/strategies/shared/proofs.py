@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from proofflow.strategies.registry import Chain, ChainEnv
+from proofflow.strategies.registry import Chain, ChainEnv, Strategy
 
 if TYPE_CHECKING:
     from proofflow.config import Settings
@@ -24,6 +24,16 @@ def proof_identity(name: str, settings: Settings) -> dict[str, Any]:
         "hole_budget": p.hole_budget, "stop_on_first_complete": p.stop_on_first_complete,
         "use_informal_proof": p.use_informal_proof,
     }
+
+
+class ProofStrategy(Strategy):
+    """A proof strategy: `kind` proof and the proof identity keys; the subclass writes
+    its chain."""
+
+    kind = "proof"
+
+    def identity_keys(self, settings: Settings) -> dict[str, Any]:
+        return proof_identity(self.name, settings)
 
 
 def holes(ctx: RunContext, item: WorkItem, mode: str, env: ChainEnv) -> Chain:

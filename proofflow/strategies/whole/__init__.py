@@ -3,24 +3,19 @@ prove holes (APOLLO repair of the failing proofs) → finalize."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from proofflow.strategies.registry import Chain, ChainEnv, Strategy
-from proofflow.strategies.shared.proofs import holes, proof_identity
+from proofflow.strategies.registry import Chain, ChainEnv
+from proofflow.strategies.shared.proofs import ProofStrategy, holes
 
 if TYPE_CHECKING:
-    from proofflow.config import Settings
     from proofflow.tasks.context import RunContext, WorkItem
 
 
-class WholeProof(Strategy):
+class WholeProof(ProofStrategy):
     name = "whole"
-    kind = "proof"
     help = "whole proofs, repaired with the checker's feedback, then APOLLO-style hole repair"
     candidate_stages = ("generate",)
-
-    def identity_keys(self, settings: Settings) -> dict[str, Any]:
-        return proof_identity(self.name, settings)
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.flows.chains import Call, asks

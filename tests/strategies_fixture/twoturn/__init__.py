@@ -6,10 +6,10 @@ candidates, so pass@k counts them. Its settings are the `[solve.twoturn]` sectio
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from proofflow.config import Settings
-from proofflow.keys import sample_id
 from proofflow.strategies.registry import Chain, ChainEnv, Strategy, StrategyConfig
 from proofflow.tasks.context import RunContext, WorkItem
 
@@ -36,27 +36,25 @@ class TwoTurn(Strategy):
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.flows.chains import Call, asks
         from proofflow.tasks.ask import ask
-        from proofflow.tasks.sampling import Plan
+        from proofflow.tasks.sampling import Message, missing_indices
         from proofflow.tasks.select import select
         from proofflow.tasks.verify import verify
 
         cfg = self.config(ctx.settings)
         assert isinstance(cfg, TwoTurnConfig)
-        plans = []
-        for item in items:
-            have = {s.idx for s in item.samples(STAGE)}
-            missing = [i for i in range(cfg.attempts) if i not in have]
-            if not missing:
-                continue
-            question = self.prompt("ask", problem=item.answer_problem.statement)
-            messages = [
+
+        def conversation(question: str) -> list[Message]:
+            return [
                 {"role": "system", "content": cfg.system},
                 {"role": "user", "content": question},
                 {"role": "assistant", "content": "Let me work it out step by step."},
                 {"role": "user", "content": "Now state only the final answer."},
             ]
-            ids = [sample_id(ctx.run_id, item.problem.id, STAGE, None, i) for i in missing]
-            plans.append(Plan(item.problem.id, question, STAGE, ids, missing, None, 0, messages=messages))
+
+        plans = []
+        for item in items:
+            question = partial(self.prompt, "ask", problem=item.answer_problem.statement)
+            plans += missing_indices(ctx, item, STAGE, cfg.attempts, question, conversation)
         yield asks(ask, ctx, plans, env.names, STAGE)
         yield [Call(verify, (ctx, items, env.names("verify")))]
         yield [Call(select, (ctx, items, env.names("select")))]
