@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows.test_prove_flow import coq
+from flows.test_prove_flow import DSP, coq
 from flows.test_prove_flow import problem_file as coq_problems
 
 from proofflow.flows.prove import run_prove
@@ -126,26 +126,9 @@ Proof.
 Qed.
 """),
 }
-DSP_COQ = {
-    "Z_scope.\nTheorem am_gm_two": coq("""
-Theorem am_gm_two : forall a b : Z, 2 * a * b <= a * a + b * b.
-Proof.
-  intros a b.
-  assert (h1 : (a - b) * (a - b) = a * a - 2 * a * b + b * b) by admit.
-  assert (h2 : 0 <= (a - b) * (a - b)) by apply Z.square_nonneg.
-  admit.
-Qed.
-"""),
-    "Z_scope.\nTheorem consecutive_sum_odd": coq("""
-Theorem consecutive_sum_odd : forall n : Z, exists k, n + (n + 1) = 2 * k + 1.
-Proof.
-  intros n.
-  exists n.
-  assert (h1 : n + (n + 1) = 2 * n + 1) by reflexivity.
-  apply Z.no_such_lemma_here.
-Qed.
-"""),
-}
+DSP_COQ = DSP  # test_prove_flow's sketches: one closed by automation, one masked first
+
+
 def scenario_solve_default(tmp: Path, db: Path) -> None:
     solve_run(db, Behaviour(model="instant"), None)
 
