@@ -62,8 +62,9 @@ def _is_lock_error(exc: BaseException) -> bool:
 
 
 _DAMAGE_MARKERS = ("Could not read enough bytes", "not a valid DuckDB", "Corrupt", "checksum")
-# A DuckDB file is 3 header blocks of 4 KiB, then `total_blocks` blocks of `block_size`:
-# a file shorter than that was cut short (a copy interrupted, a full disk).
+# A DuckDB file is 3 header blocks of 4 KiB, then blocks of `block_size`, each block in
+# use at its own offset: a file shorter than its used blocks was cut short (a copy
+# interrupted, a full disk).
 _HEADER_BYTES = 3 * 4096
 
 
@@ -151,7 +152,7 @@ class Store:
             return  # a new database (DuckDB creates a missing or empty file)
         try:
             with self.connect(read_only=True) as con:
-                row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+                row = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
                 con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
         except DatabaseLockedError:
             raise
@@ -161,9 +162,12 @@ class Store:
             raise
         size = self.path.stat().st_size
         expected = _HEADER_BYTES + int(row[0]) * int(row[1]) if row else 0
+        # Every block in use is stored at its own offset, so a file shorter than the used
+        # blocks was cut short. Not total_blocks: free blocks past the file's last block
+        # need not be on disk (a healthy file after tables shrank; every real run's file).
         if size < expected:
             raise DatabaseCorruptError(_corrupt(
-                self.path, f"the file is {size:,} bytes, its header says {expected:,}: it was cut short"))
+                self.path, f"the file is {size:,} bytes, its used blocks need {expected:,}: it was cut short"))
 
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         sql = resources.files("proofflow.storage").joinpath("schema.sql").read_text()
