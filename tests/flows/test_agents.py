@@ -24,7 +24,7 @@ from proofflow.agents.transcript import messages as rebuilt_messages
 from proofflow.flows.solve import run_solve
 from proofflow.storage.conversations import problem_conversations
 from proofflow.storage.db import Store
-from proofflow.testing.scripted_chat import ScriptedChatServer, tir_script
+from proofflow.testing.scripted_chat import Reply, Script, ScriptedChatServer, tir_script
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -166,3 +166,49 @@ def test_tir_on_the_bundled_examples_with_the_real_model(prefect_api: str, tmp_p
                  "(SELECT 1 FROM verdicts v WHERE v.sample_id = s.sample_id AND v.verifier = 'answer')") == [(0,)]
     assert q(db, "SELECT count(*) FROM results") == [(2,)]
     sent_equals_stored(db, "tir-real", vllm_proxy.chat_requests)
+
+
+
+def lean_settings(url: str, model: str, db: Path, **agent: object) -> dict[str, object]:
+    return {"endpoint.model": model, "endpoint.base_urls": [url], "endpoint.max_retries": 0,
+            "storage.db_path": str(db), "storage.flush_interval_s": 0.05,
+            "prove.backend": "lean", "prove.lean_checker": "program", "prove.check_timeout_s": 240,
+            "prove.workers": 1, "prove.limit": 1, "prove.strategy": "agent",
+            "prove.agent": {"episodes": 1, "max_turns": 3, "max_tokens_per_turn": 64, **agent}}
+
+
+WRONG = """```lean
+theorem linear_two_vars (x y : Int) (h₁ : x + y = 10) (h₂ : x - y = 2) : x = 6 := by
+  exact h₁
+```"""
+FIXED = """```lean
+theorem linear_two_vars (x y : Int) (h₁ : x + y = 10) (h₂ : x - y = 2) : x = 6 := by
+  omega
+```"""
+
+
+@pytest.mark.lean
+def test_agent_fixes_a_lean_proof_on_turn_2_from_the_real_lean_message(prefect_api: str, tmp_path: Path) -> None:
+    """Scripted: turn 0 submits a wrong proof; the REAL Lean (wasm) rejects it and its
+    message goes back in the conversation; turn 1 submits the fixed proof, the check
+    passes the audit and the episode ends `proved`; the candidate is checked and audited
+    like every proof (a cache hit: no second Lean run)."""
+    from proofflow.flows.prove import run_prove
+
+    db = tmp_path / "agent.duckdb"
+    script = Script(replies=[Reply(turn=0, content=WRONG), Reply(turn=1, content=FIXED)])
+    with ScriptedChatServer(script) as srv:
+        summary = run_prove("lean-examples", "agent-scripted", overrides=lean_settings(srv.base_url, "scripted", db))
+    assert summary["done"] == 1 and summary["solved"] == 1
+    runs = q(db, "SELECT turn, tool, outcome, output FROM tool_runs ORDER BY turn")
+    assert [(t, tool, outcome) for t, tool, outcome, _ in runs] == [(0, "check", "fail"), (1, "check", "pass")]
+    lean_message = runs[0][3]
+    assert "error at line" in lean_message and "compile_error" in lean_message
+    # The real Lean's message is what the model got back on turn 1.
+    assert lean_message in script.received[1]["messages"][-1]["content"]
+    assert q(db, "SELECT ended, turns, tool_calls FROM episodes") == [("proved", 2, 2)]
+    assert q(db, "SELECT v.outcome FROM samples s JOIN verdicts v USING (sample_id) "
+                 "WHERE s.stage = 'agent' AND v.verifier = 'formal_audit'") == [("pass",)]
+    assert summary.get("cache_hits", 0) >= 1
+    sent_equals_stored(db, "agent-scripted", script.received)
+
