@@ -83,19 +83,3 @@ def agent_vllm() -> Iterator[_local_server.ServerStatus]:
     _local_server.setup(cfg)
     with _local_server.session_server(cfg) as st:  # dies with the session (issue 20.15)
         yield st
-
-
-# --- the local vLLM server for agents (session; tests/agents, tests/flows/test_agents.py) ---
-@pytest.fixture(scope="session")
-def agent_vllm() -> Iterator[_local_server.ServerStatus]:
-    """The real vLLM (SmolLM2-135M on CPU) with `--enable-auto-tool-choice
-    --tool-call-parser hermes --chat-template llm/templates/hermes_tools.jinja
-    --reasoning-parser think_text` (llm/agent_server.py), on $PROOFFLOW_AGENT_PORT
-    (default 8011), never the shared server's port. One already answering is reused and
-    left running; one this fixture started is stopped at the end."""
-    from proofflow.llm.agent_server import AGENT_PORT, agent_server_config
-
-    cfg = agent_server_config(int(os.environ.get("PROOFFLOW_AGENT_PORT") or AGENT_PORT))
-    _local_server.setup(cfg)
-    with _local_server.session_server(cfg) as st:  # dies with the session (issue 20.15)
-        yield st
