@@ -212,3 +212,22 @@ def test_agent_fixes_a_lean_proof_on_turn_2_from_the_real_lean_message(prefect_a
     assert summary.get("cache_hits", 0) >= 1
     sent_equals_stored(db, "agent-scripted", script.received)
 
+
+
+@pytest.mark.lean
+@pytest.mark.vllm
+def test_agent_on_core_lean_with_the_real_model(prefect_api: str, tmp_path: Path, vllm_proxy: Any) -> None:
+    from proofflow.flows.prove import run_prove
+
+    db = tmp_path / "agent-real.duckdb"
+    cfg = lean_settings(vllm_proxy.base_url, "smollm2-135m-instruct", db, max_turns=2, max_tokens_per_turn=48)
+    summary = run_prove("lean-examples", "agent-real", overrides=cfg)
+    assert summary["done"] == 1
+    (turns,) = q(db, "SELECT count(*) FROM samples WHERE stage = 'turn'")[0]
+    assert turns == len(vllm_proxy.chat_requests) >= 1
+    assert q(db, "SELECT count(*) FROM episodes") == [(1,)]
+    # The candidate was checked and audited by the real Lean, like any proof.
+    assert q(db, "SELECT count(*) FROM samples s JOIN verdicts v USING (sample_id) "
+                 "WHERE s.stage = 'agent' AND v.verifier = 'formal_audit'") == [(1,)]
+    assert q(db, "SELECT count(*) FROM results") == [(1,)]
+    sent_equals_stored(db, "agent-real", vllm_proxy.chat_requests)
