@@ -141,7 +141,8 @@ class ReasoningConfig(ConfigModel):
     think_tags: tuple[str, str] = Field(
         ("<think>", "</think>"), description="open and close tag of the thinking, when the server does not split it")
     prompt_opens_thinking: bool = Field(
-        False, description="the chat template ends the prompt inside an open think block (a text without tags is all thinking)")
+        False,
+        description="the chat template ends the prompt inside an open think block (untagged text is all thinking)")
     chat_template_kwargs: dict[str, Any] = Field(
         default_factory=dict, description='sent to vLLM with every chat request, e.g. {enable_thinking = false}')
     count_with_tokenizer: bool = Field(
@@ -165,6 +166,8 @@ class StrategySections(ConfigModel):
     a strategy installed through the entry point group has its section too."""
 
     kind: ClassVar[Literal["answer", "proof"]]
+    # keys that moved from the flat section into a strategy's own: key -> strategy
+    moved: ClassVar[dict[str, str]] = {}
     strategy: str
     sections: dict[str, Any] = Field(default_factory=dict, description="per-strategy sections, by name")
 
@@ -188,6 +191,10 @@ class StrategySections(ConfigModel):
         from proofflow.strategies.registry import names
 
         data = dict(data)
+        for key, owner in cls.moved.items():
+            if key in data:
+                section = "solve" if cls.kind == "answer" else "prove"
+                raise ValueError(f"{key} is a key of [{section}.{owner}] now ({section}.{owner}.{key})")
         sections = dict(data.pop("sections", None) or {})
         for name in names(cls.kind):
             if name in data and name not in cls.model_fields:
@@ -277,6 +284,7 @@ class ProveConfig(StrategySections):
     """The formal proving flows (docs/proving.md): whole-proof or draft → sketch → prove."""
 
     kind: ClassVar[Literal["answer", "proof"]] = "proof"
+    moved: ClassVar[dict[str, str]] = {"repair_candidates": "whole", "use_informal_proof": "dsp"}
     strategy: str = Field("whole", description="a registered proof strategy (proofflow/strategies/)")
     backend: Literal["coq", "lean", "kimina"] = "coq"
     samples: int = Field(4, ge=1, description="whole: proofs per problem (N); dsp: drafts/sketches per problem")
@@ -284,15 +292,11 @@ class ProveConfig(StrategySections):
     repair_depth: int = Field(
         1, ge=0, description="APOLLO-style mask → holes → reassemble rounds on a failing proof (0: off)"
     )
-    repair_candidates: int = Field(2, ge=0, description="whole: failing proofs per problem sent to APOLLO-style repair")
     automation_coq: list[str] = Field(default_factory=_coq_automation)
     automation_lean: list[str] | None = Field(None, description="Lean tactics tried on holes [default: by environment]")
     hole_budget: int = Field(2, ge=0, description="prover-model samples per hole that automation left open")
     max_holes: int = Field(12, ge=1, description="a sketch with more holes than this is not worth proving")
     stop_on_first_complete: bool = Field(True, description="stop checking a problem's candidates once one is complete")
-    use_informal_proof: bool = Field(
-        True, description="dsp: take the data set's informal proof as the draft when present"
-    )
     check_timeout_s: float = Field(20.0, gt=0)
     workers: int = Field(2, ge=1, description="checker processes (Coq sessions / Lean checker processes or REPLs)")
     lean_project_dir: str = "."

@@ -1,7 +1,7 @@
 """Stage (DSP+): an informal, step-structured proof per sketch to come.
 
 When the data set carries an informal proof (metadata `informal_proof`) and
-use_informal_proof is on, it is the one draft: a sample with model='dataset' and zero
+[prove.dsp] use_informal_proof is on, it is the one draft: a sample with model='dataset' and zero
 tokens, no model call (`given_drafts`, made in the flow: nothing to wait for)."""
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ STAGE = "draft"
 
 def _given(ctx: RunContext, item: WorkItem) -> str | None:
     given = item.formal.metadata.get("informal_proof")
-    if ctx.settings.prove.use_informal_proof and isinstance(given, str) and given.strip():
+    # [prove.dsp] use_informal_proof (looked up by name: the strategy's module imports this one)
+    use_given = strategy("dsp", "proof").config(ctx.settings).model_dump()["use_informal_proof"]
+    if use_given and isinstance(given, str) and given.strip():
         return given
     return None
 

@@ -26,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 
 from proofflow.keys import sample_id
 from proofflow.storage.records import SampleRow, VerdictRow
+from proofflow.strategies.registry import strategy
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, render_prompt, to_json
 from proofflow.tasks.formal_runtime import AUDIT, FormalRuntime, KnownChecks, prompt_name, solved
 from proofflow.tasks.proof_text import clip, extract_proof, extract_tactic
@@ -194,7 +195,8 @@ def parents_for(ctx: RunContext, item: WorkItem, mode: str) -> list[SampleRow]:
     failed = [s for s in item.samples() if s.stage in ("generate", "repair")
               and (v := item.verdict(s.sample_id, AUDIT)) is not None and not passed(v)]
     failed.sort(key=lambda s: (-s.round, s.idx))
-    return failed[: ctx.settings.prove.repair_candidates]
+    # [prove.whole] repair_candidates (looked up by name: the strategy's module imports this one)
+    return failed[: strategy("whole", "proof").config(ctx.settings).model_dump()["repair_candidates"]]
 
 
 def open_parents(ctx: RunContext, item: WorkItem, mode: str) -> list[str]:

@@ -144,7 +144,7 @@ def scenario_solve_pot(tmp: Path, db: Path) -> None:
 def scenario_prove_coq_whole(tmp: Path, db: Path) -> None:
     prove_run(db, str(coq_problems(tmp, ["linear_two_vars", "consecutive_sum_odd"])), dict(WHOLE_COQ),
               **{"prove.strategy": "whole", "prove.repair_rounds": 1, "prove.repair_depth": 1,
-                 "prove.repair_candidates": 1})
+                 "prove.whole.repair_candidates": 1})
 
 
 def scenario_prove_coq_dsp(tmp: Path, db: Path) -> None:

@@ -99,3 +99,12 @@ def test_entry_point_strategy_runs_end_to_end_and_its_candidates_reach_pass_at_k
     assert outcomes == [(3, 3), (3, 0)]
     stored = json.loads(store.query("SELECT config FROM runs")[1][0][0])
     assert stored["identity"]["attempts"] == 3
+
+
+def test_builtin_sections_hold_their_keys_and_a_moved_flat_key_names_its_new_place() -> None:
+    settings = load_settings(None, {"prove.strategy": "dsp", "prove.whole.repair_candidates": 1,
+                                    "prove.dsp.use_informal_proof": False})
+    assert registry.strategy("whole", "proof").config(settings).model_dump() == {"repair_candidates": 1}
+    assert registry.strategy("dsp", "proof").config(settings).model_dump() == {"use_informal_proof": False}
+    with pytest.raises(ValueError, match=r"prove\.whole\.repair_candidates"):
+        load_settings(None, {"prove.repair_candidates": 1})

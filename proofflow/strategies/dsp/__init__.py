@@ -6,11 +6,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from proofflow.strategies.registry import Chain, ChainEnv
+from pydantic import Field
+
+from proofflow.strategies.registry import Chain, ChainEnv, StrategyConfig
 from proofflow.strategies.shared.proofs import ProofStrategy, holes
 
 if TYPE_CHECKING:
     from proofflow.tasks.context import RunContext, WorkItem
+
+
+class DspConfig(StrategyConfig):
+    """[prove.dsp]"""
+
+    use_informal_proof: bool = Field(True, description="take the data set's informal proof as the draft when present")
 
 
 class DraftSketchProve(ProofStrategy):
@@ -19,6 +27,7 @@ class DraftSketchProve(ProofStrategy):
     # The views counted 'generate' for every run before strategies said otherwise; a
     # dsp run has no 'generate' samples, so its pass@k rows stay empty as before.
     candidate_stages = ("generate",)
+    config_model = DspConfig
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.flows.chains import Call, asks

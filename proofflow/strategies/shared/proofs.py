@@ -16,13 +16,18 @@ if TYPE_CHECKING:
 def proof_identity(name: str, settings: Settings) -> dict[str, Any]:
     """The keys every proof strategy adds to a run's identity (the keys and values runs
     stored before strategies had folders, so those runs resume)."""
+    from proofflow.strategies.registry import strategy
+
     p = settings.prove
+    # Two keys live in the strategies' own sections now ([prove.whole], [prove.dsp]); every
+    # proof run's identity keeps both, with the same values, so stored runs resume.
+    whole, dsp = strategy("whole", "proof").config(settings), strategy("dsp", "proof").config(settings)
     return {
         "strategy": name, "samples": p.samples,
         "repair_rounds": p.repair_rounds, "repair_depth": p.repair_depth,
-        "repair_candidates": p.repair_candidates, "automation": p.automation(),
+        "repair_candidates": whole.model_dump()["repair_candidates"], "automation": p.automation(),
         "hole_budget": p.hole_budget, "stop_on_first_complete": p.stop_on_first_complete,
-        "use_informal_proof": p.use_informal_proof,
+        "use_informal_proof": dsp.model_dump()["use_informal_proof"],
     }
 
 
