@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,18 +349,13 @@ class LeanProgramChecker:
     def check_header(self, header: str) -> list[str]:
         """Elaborate `header` in a process of the pool (kept warm for the run): the text of
         each error, none when it elaborates."""
-        worker = self.pool.acquire(timeout_s=self.config.start_timeout_s + self.config.timeout_s * 4,
-                                   prefer=lambda w: w.header == header and w.child.alive())
-        broken = True
-        try:
+        with self.pool.lease(timeout_s=self.config.start_timeout_s + self.config.timeout_s * 4,
+                             prefer=lambda w: w.header == header and w.child.alive()) as worker:
             if worker.header != header or not worker.child.alive():
                 worker.ensure(header)
                 self.starts += 1
                 self.start_seconds.append(worker.start_s)
-            broken = False
             return [str(e.get("text", "")) for e in worker.header_errors]
-        finally:
-            self.pool.release(worker, broken=broken)
 
     def _attempt(self, problem: FormalProblem, proof_source: str, t0: float,
                  fresh: bool) -> tuple[CheckResult, bool]:
@@ -369,11 +365,17 @@ class LeanProgramChecker:
             return CheckResult(status=status, backend="lean", version=self.version,
                                duration_s=time.monotonic() - t0, **kw)
         try:
-            worker = self.pool.acquire(timeout_s=self.config.start_timeout_s + self.config.timeout_s * 4,
-                                       prefer=lambda w: w.header == problem.header and w.child.alive())
+            with self.pool.lease(timeout_s=self.config.start_timeout_s + self.config.timeout_s * 4,
+                                 prefer=lambda w: w.header == problem.header and w.child.alive()) as worker:
+                return self._attempt_on(worker, problem, proof_source, t0, fresh, result)
         except NoWorkerFree as exc:
             # Every process busy: out of time, as for Coq and the REPL (procs.Pool.lease), not a crash.
             return result("timeout", detail=str(exc)), False
+
+    def _attempt_on(self, worker: LeanProgram, problem: FormalProblem, proof_source: str, t0: float,
+                    fresh: bool, result: Callable[..., CheckResult]) -> tuple[CheckResult, bool]:
+        """`_attempt` on a lent process; one that timed out, died, broke protocol or ran
+        code of its own is marked broken, so the lease replaces it."""
         broken = True
         first = True
         try:
@@ -415,7 +417,8 @@ class LeanProgramChecker:
         except OSError as exc:  # the toolchain is gone: the environment's failure, never the candidate's
             return result("crash", detail=f"environment: the checker cannot start: {exc}"), False
         finally:
-            self.pool.release(worker, broken=broken)
+            if broken:
+                self.pool.mark_broken(worker)
 
 
 def run_batch(config: ProgramConfig, header: str, requests: list[dict[str, Any]],
