@@ -286,7 +286,7 @@ class ProveConfig(StrategySections):
     kind: ClassVar[Literal["answer", "proof"]] = "proof"
     moved: ClassVar[dict[str, str]] = {"repair_candidates": "whole", "use_informal_proof": "dsp"}
     strategy: str = Field("whole", description="a registered proof strategy (proofflow/strategies/)")
-    backend: Literal["coq", "lean", "kimina"] = "coq"
+    backend: str = Field("coq", description="a registered formal backend (verifiers/registry.py): coq | lean | kimina")
     samples: int = Field(4, ge=1, description="whole: proofs per problem (N); dsp: drafts/sketches per problem")
     repair_rounds: int = Field(1, ge=0, description="whole: model repair rounds with checker feedback (R)")
     repair_depth: int = Field(
@@ -313,6 +313,16 @@ class ProveConfig(StrategySections):
     kimina_api_key: str | None = None
     problems_in_flight: int = Field(2, ge=1, description="Prefect task-runner workers")
     limit: int | None = Field(None, ge=1, description="only the first N problems")
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, value: str) -> str:
+        # The registry is the one list of backends: a new one is a folder and a registry line.
+        from proofflow.verifiers.registry import names
+
+        if value not in names():
+            raise ValueError(f"unknown backend {value!r}; registered: {' | '.join(names())}")
+        return value
 
     def automation(self, header: str = "") -> list[str]:
         """The tactics tried on a hole: the key `automation_<backend>` when set, else the

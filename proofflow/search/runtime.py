@@ -15,6 +15,7 @@ from proofflow.search.settings import SearchConfig
 from proofflow.search.stage import STAGE, GoalSearch, ModelProposer, node_key, search_goal, stored_expansions
 from proofflow.storage.records import SampleRow
 from proofflow.tasks.context import RunContext, WorkItem
+from proofflow.verifiers import registry
 from proofflow.verifiers.lean.proofstate import LeanError, ProofStates, TacticState
 
 
@@ -45,8 +46,8 @@ def proof_states(prove: ProveConfig, cfg: SearchConfig) -> ProofStates:
     from proofflow.verifiers.lean.toolchain import lean_command
 
     def make() -> ProofStates:
-        if prove.backend != "lean":
-            raise RuntimeError(f"the step search needs the Lean backend (proof states), not {prove.backend!r}")
+        if not registry.backend(prove.backend).proof_states:
+            raise RuntimeError(f"the step search needs a backend with proof states (Lean), not {prove.backend!r}")
         command, cwd = lean_command(tuple(prove.lean_command), prove.lean_project_dir)
         # One process: a search asks one tactic at a time (wasm: 2-3 GB and ~30 s a start).
         config = ProgramConfig(lean_command=command, project_dir=cwd, timeout_s=cfg.tactic_timeout_s, workers=1,
@@ -81,7 +82,7 @@ def dsp_step_search(prover: Any, base: SampleRow, source: str, hole: int, goal: 
     source, its check result, next attempt index)."""
     ctx, item = prover.ctx, prover.item
     cfg = search_config(ctx)
-    if not cfg.dsp_step_search or ctx.settings.prove.backend != "lean":
+    if not cfg.dsp_step_search or not registry.backend(ctx.settings.prove.backend).proof_states:
         return False, source, result, n
     states = proof_states(ctx.settings.prove, cfg)
     holes = states.holes(item.formal.header, source)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from proofflow.verifiers import registry
 from proofflow.verifiers.formal import FormalProblem
 
 # The libraries every Lean toolchain ships; any other import needs a Lean project.
@@ -81,15 +82,10 @@ def failure_line(failures: Sequence[HeaderFailure], total: int, backend: str) ->
     count = sum(len(f.problems) for f in failures)
     error = " ".join(first.errors[0].split())[:200]
     missing = missing_modules(first.header, first.errors)
-    if backend == "coq":
-        way_out = "install the Coq libraries the header requires"
-        lacks = f"; missing: {', '.join(missing)}" if missing else ""
-    else:
-        plural = "s" if len(missing) > 1 else ""
-        what = f"the module{plural} {', '.join(missing)}" if missing else "what the header needs"
-        lacks = f"; this Lean environment does not have {what}"
-        way_out = ("point proofflow at a Lean project that has it: --lean-project DIR "
-                   "or [prove] lean_project_dir = \"DIR\" (a Lake project with Mathlib)")
+    plural = "s" if len(missing) > 1 else ""
+    what = f"the module{plural} {', '.join(missing)}" if missing else "what the header needs"
+    lacks = f"; this {backend} environment does not have {what}"
+    way_out = registry.backend(backend).environment_help
     return (f"the configured {backend} environment cannot elaborate the header of {count} of {total} problem(s) "
             f"(first: {first.problems[0]}): {error}{lacks}; nothing was generated or checked; {way_out}")
 

@@ -74,3 +74,18 @@ def test_check_command_reads_the_line_as_its_backend_flag(tmp_path: Path) -> Non
     ok = runner.invoke(app, ["check", str(proof), "--problem", f"{problems}:one", "--backend", "coq", "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output.strip().splitlines()[-1])["outcome"] == "pass"
+
+
+def test_the_backend_setting_accepts_exactly_the_registered_backends() -> None:
+    import pydantic
+
+    from proofflow.config import ProveConfig
+    from proofflow.verifiers import registry
+
+    for name in registry.names():
+        assert ProveConfig(backend=name).backend == name
+    with pytest.raises(pydantic.ValidationError, match="registered: coq"):
+        ProveConfig(backend="isabelle")
+    # What only some backends have is a backend attribute, never a branch on a name.
+    assert registry.backend("lean").proof_states and not registry.backend("coq").proof_states
+    assert "--lean-project" in registry.backend("lean").environment_help

@@ -23,6 +23,8 @@ class CoqBackend(rules.CoqSyntax):
     allowed_axioms: frozenset[str] = frozenset()  # "Closed under the global context"
     text_rules: Sequence[TextRule] = rules.TEXT_RULES
     statement_form = "`Theorem NAME : ... .`"
+    environment_help = "install the Coq libraries the header requires"
+    proof_states = False
     # The language's text and hole functions (rules.py, holes.py), as methods.
     statement_core = staticmethod(rules.statement_core)
     declaration = staticmethod(rules.declaration)

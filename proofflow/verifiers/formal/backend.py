@@ -68,6 +68,11 @@ class FormalBackend(Protocol):
     text_rules: Sequence[TextRule]
     # How a statement starts, for error messages: "`theorem NAME ...`".
     statement_form: str
+    # What to do when the configured environment cannot elaborate a problem's header (the
+    # end of the one line a prove run stops with before any model call).
+    environment_help: str
+    # Whether this language has a proof-state program for tactic-level search.
+    proof_states: bool
 
     # -- text ------------------------------------------------------------------------
     def strip_comments(self, source: str) -> str:

@@ -30,6 +30,9 @@ class LeanBackend:
     hole_pattern = rules.HOLES
     text_rules: Sequence[TextRule] = rules.TEXT_RULES
     statement_form = "`theorem NAME ...`"
+    environment_help = ("point proofflow at a Lean project that has it: --lean-project DIR "
+                        "or [prove] lean_project_dir = \"DIR\" (a Lake project with Mathlib)")
+    proof_states = True
     # The language's text and hole functions (rules.py, holes.py), as methods.
     strip_comments = staticmethod(rules.strip_comments)
     statement_core = staticmethod(rules.statement_core)
