@@ -258,15 +258,6 @@ class SolveConfig(StrategySections):
     problems_per_task: int = Field(1, ge=1, description="problems per Prefect task run")
     limit: int | None = Field(None, ge=1, description="only the first N problems")
 
-    @property
-    def repair_verifier(self) -> str:
-        if self.repair_on is not None:
-            return self.repair_on
-        return "self_verify" if self.strategy == "csv" else "answer"
-
-    @property
-    def runs_code(self) -> bool:
-        return self.strategy in ("pot", "csv")
 
 
 def _coq_automation() -> list[str]:

@@ -11,9 +11,10 @@ from proofflow.tasks.verify import judge_unjudged
 from proofflow.verifiers import Outcome, Verdict
 from proofflow.verifiers import sandbox as python_exec
 from proofflow.verifiers.sandbox.code_blocks import last_code_block
+from proofflow.verifiers.verdict import PYTHON_EXEC, SELF_VERIFY
 
-POT_VERIFIER = "python_exec"
-CSV_VERIFIER = "self_verify"
+POT_VERIFIER = PYTHON_EXEC
+CSV_VERIFIER = SELF_VERIFY
 
 
 def verifier_for(strategy: str) -> str:

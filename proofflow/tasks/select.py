@@ -11,13 +11,14 @@ from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed
 from proofflow.tasks.verify import VERIFIER
 from proofflow.verifiers import Outcome
 from proofflow.verifiers import answer as answer_verifier
+from proofflow.verifiers.verdict import SELF_VERIFY
 
 
 def vote_weight(item: WorkItem, sample_id: str, weights: VoteWeights | None) -> float:
     """1 for a plain majority vote; by the sample's self-verification for a weighted one."""
     if weights is None:
         return 1.0
-    check = item.verdict(sample_id, "self_verify")
+    check = item.verdict(sample_id, SELF_VERIFY)
     if check is None or check.outcome in (Outcome.ERROR.value, Outcome.TIMEOUT.value):
         return weights.unverified
     return weights.verified if passed(check) else weights.refuted

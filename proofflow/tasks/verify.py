@@ -12,8 +12,9 @@ from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed, to_json
 from proofflow.verifiers import Outcome, Verdict
 from proofflow.verifiers import answer as answer_verifier
+from proofflow.verifiers.verdict import ANSWER, PYTHON_EXEC
 
-VERIFIER = "answer"
+VERIFIER = ANSWER
 
 
 def judge_unjudged(
@@ -56,7 +57,7 @@ def candidate_text(ctx: RunContext, item: WorkItem, sample_id: str, completion: 
     program's printed answer (boxed, so the checker takes it whole)."""
     if ctx.settings.solve.strategy != "pot":
         return completion
-    run = item.verdict(sample_id, "python_exec")
+    run = item.verdict(sample_id, PYTHON_EXEC)
     if run is None or not passed(run) or not run.answer:
         return ""  # no output: no answer, a fail verdict
     return "\\boxed{" + run.answer + "}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from proofflow.strategies.registry import Chain, ChainEnv, Strategy
+from proofflow.verifiers.verdict import ANSWER
 
 if TYPE_CHECKING:
     from proofflow.config import Settings
@@ -39,6 +40,8 @@ def answer_chain(ctx: RunContext, items: list[WorkItem], env: ChainEnv, runs_cod
 def answer_identity(label: str, settings: Settings) -> dict[str, object]:
     """The keys every answer strategy adds to a run's identity (the keys and values runs
     stored before strategies had folders, so those runs resume)."""
+    from proofflow.tasks.repair import repair_verifier
+
     s = settings.solve
     return {
         "strategy": label,
@@ -47,7 +50,7 @@ def answer_identity(label: str, settings: Settings) -> dict[str, object]:
         "repair_after_pass": s.repair_after_pass,
         "selection": s.selection,
         "vote_weights": s.vote_weights.model_dump(),
-        "repair_on": s.repair_verifier,
+        "repair_on": repair_verifier(settings),
         "exec_timeout_s": s.exec_timeout_s,
         "allow_last_number": s.allow_last_number,
     }
@@ -60,6 +63,7 @@ class AnswerStrategy(Strategy):
 
     kind = "answer"
     runs_code: ClassVar[bool] = False
+    repair_verifier: ClassVar[str] = ANSWER  # whose verdict sends a sample to repair by default
 
     def identity_keys(self, settings: Settings) -> dict[str, Any]:
         return answer_identity(self.run_label, settings)
