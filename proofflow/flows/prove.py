@@ -37,6 +37,8 @@ class ProveSetupError(ValueError):
     """The user's setup, not a bug: a problem file for another backend, or a checker
     that cannot start here (no coqtop, no Lean toolchain)."""
 
+    resumable = False  # raised before the run stores anything: the CLI offers no resume line
+
 
 def resolve_problem_file(problem_file: str) -> str:
     """`coq-examples` / `lean-examples` name the bundled sets; anything else is a path."""

@@ -6,9 +6,10 @@ A Lean without Mathlib judges every candidate of a miniF2F run `fail` ("unknown 
 sample looks like a result (issue 20.2). So each distinct header of the problem set is
 elaborated once, in the same checker (and the same warm processes) the run will use, and a
 header that fails stops the run with one line that names what is missing and how to point
-proofflow at a Lean project that has it. Checkers that cannot elaborate a header on its
-own (the REPL and Kimina clients, Coq) have no `check_header` and are not checked here;
-their header failures still reach candidates only as `crash` (never `fail`, never cached).
+proofflow at a Lean project that has it (Coq: the header alone through coqc). Checkers that
+cannot elaborate a header on its own (the REPL and Kimina clients) have no `check_header`
+and are not checked here; their header failures still reach candidates only as `crash`
+(never `fail`, never cached).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from proofflow.verifiers.formal import FormalProblem
 _CORE_LEAN = {"Init", "Std", "Lean", "Lake"}
 _IMPORT = re.compile(r"^\s*import\s+(.+?)\s*$", re.MULTILINE)
 _UNKNOWN_MODULE = re.compile(r"unknown module prefix '([\w.]+)'|module '?([\w.]+)'? (?:does not exist|not found)"
-                             r"|object file \S*?/([\w/]+)\.olean")
+                             r"|object file \S*?/([\w/]+)\.olean"
+                             r"|bound to logical path ([\w.]+)")  # Coq: a Require of a library not installed
 
 
 @runtime_checkable
@@ -37,6 +39,8 @@ class HeaderChecker(Protocol):
 
 class HeaderEnvironmentError(RuntimeError):
     """A problem header the configured environment cannot elaborate (one line)."""
+
+    resumable = False  # nothing was stored: the CLI offers no resume line (commands/common.py)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,8 @@ def imports_of(header: str) -> list[str]:
 def missing_modules(header: str, errors: Sequence[str]) -> list[str]:
     """The modules the environment lacks: named by the errors where they say so, else the
     header's imports beyond the core library."""
-    named = [next(g for g in m.groups() if g).replace("/", ".") for e in errors for m in _UNKNOWN_MODULE.finditer(e)]
+    named = [next(g for g in m.groups() if g).replace("/", ".").rstrip(".")
+             for e in errors for m in _UNKNOWN_MODULE.finditer(e)]
     if named:
         return list(dict.fromkeys(named))
     return [m for m in imports_of(header) if m.split(".")[0] not in _CORE_LEAN]

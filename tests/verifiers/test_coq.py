@@ -282,3 +282,34 @@ def test_acquire_gives_up_when_no_session_frees():
         assert waited < 5
         assert audit(P, OK, r).outcome is Outcome.TIMEOUT
         assert ch.check(P, OK).status == "complete"  # freed again once the loop was killed
+
+
+def test_a_header_coq_cannot_elaborate_stops_a_prove_run_before_any_model_call(tmp_path: Path) -> None:
+    # Issue 20.2 for Coq: the header alone goes through coqc before a run pays for a sample.
+    import os
+    import subprocess
+    import sys
+
+    with CoqChecker() as checker:
+        assert checker.check_header("Require Import ZArith Lia.\n") == []
+        errors = checker.check_header("Require Import NoSuchLibraryHere.\n")
+    assert len(errors) == 1 and "NoSuchLibraryHere" in errors[0]
+    problems = tmp_path / "p.jsonl"
+    problems.write_text(
+        '{"id": "needs_lib", "backend": "coq", "header": "Require Import NoSuchLibraryHere.\\n", '
+        '"statement": "Theorem needs_lib : 1 = 1."}\n'
+        '{"id": "fine", "backend": "coq", "header": "Require Import Arith.\\n", "statement": "Theorem fine : 2 = 2."}\n'
+    )
+    db = tmp_path / "x.duckdb"
+    # Port 9 answers nothing: a model call would fail differently, and slowly.
+    proc = subprocess.run([sys.executable, "-m", "proofflow.cli", "prove", str(problems), "--backend", "coq",
+                           "--base-url", "http://127.0.0.1:9/v1", "--db", str(db)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "COLUMNS": "1000"})  # one line on the terminal, unwrapped
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stdout
+    assert "cannot elaborate the header of 1 of 2 problem(s) (first: needs_lib)" in lines[0]
+    assert "does not have the module NoSuchLibraryHere;" in lines[0]
+    assert "to resume" not in proc.stdout
+    assert not db.exists()  # nothing asked, nothing stored

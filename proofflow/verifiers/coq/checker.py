@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from proofflow.verifiers.coq.common import CoqConfig, coq_version
-from proofflow.verifiers.coq.coqc import check_coqc
+from proofflow.verifiers.coq.coqc import check_coqc, header_errors
 from proofflow.verifiers.coq.rules import session_commands
 from proofflow.verifiers.coq.session import CoqSession
 from proofflow.verifiers.formal.types import CheckResult, FormalProblem, ProcessStats
@@ -39,6 +39,11 @@ class CoqChecker:
     @property
     def stats(self) -> dict[str, int]:
         return {"spawns": self._stats.spawns, "header_loads": self._stats.header_loads}
+
+    def check_header(self, header: str) -> list[str]:
+        """The header's errors in this Coq installation (none: it elaborates), so a run
+        whose environment lacks a library stops before any model call (issue 20.2)."""
+        return header_errors(self.config, header)
 
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         # Commands that would break the session's isolation or protocol (Reset, BackTo,

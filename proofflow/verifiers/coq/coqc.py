@@ -97,6 +97,40 @@ def check_coqc(config: CoqConfig, version: str, problem: FormalProblem, source: 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def header_errors(config: CoqConfig, header: str) -> list[str]:
+    """The header alone through coqc (a missing library, a typo in a Require): the error
+    text, or none when it elaborates. Asked once per distinct header before a run pays
+    for any sample (tasks/environment_check.py)."""
+    scratch = tempfile.mkdtemp(prefix="proofflow-coqc-")
+    try:
+        with open(os.path.join(scratch, "proofflow_header.v"), "w", encoding="utf-8") as f:
+            f.write(header.rstrip("\n") + "\n")
+        child = Child(ChildSpec(argv=(shutil.which(config.coqc) or config.coqc, "-q", "proofflow_header.v"),
+                                limits=Rlimits(memory_mb=config.memory_mb), cwd=scratch, stderr="stdout"))
+        child.start()
+        deadline = time.monotonic() + config.timeout_s * 4  # a header may load large libraries
+        code: int | None = None
+        try:
+            child.read_frame(_everything, deadline)
+        except ReadTimeout:
+            return [f"coqc did not finish the header alone within {config.timeout_s * 4:.0f}s"]
+        except ChildDied as exc:
+            code, out_b = exc.returncode, child.pending()
+            if code is None and child.proc is not None:
+                try:
+                    code = child.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    return [f"coqc did not finish the header alone within {config.timeout_s * 4:.0f}s"]
+        finally:
+            child.kill()
+        if code == 0:
+            return []
+        out = " ".join(out_b.decode("utf-8", "replace").split())
+        return [out or f"coqc exited with code {code} on the header alone"]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _errors(
     problem: FormalProblem,
     source: str,
