@@ -37,27 +37,14 @@ from typing import Any
 
 from proofflow.verifiers.procs import Child, ChildSpec, NoWorkerFree, Pool, ReadTimeout, Rlimits, length_prefixed
 from proofflow.verifiers.sandbox.result import (
-    SELF_VERIFY_VERSION,
-    VERSION,
     ExecResult,
     Limits,
-    exec_verdict,
     self_verify_verdict,
 )
 from proofflow.verifiers.verdict import Outcome, Verdict
 
-__all__ = [
-    "VERSION",
-    "SELF_VERIFY_VERSION",
-    "ExecResult",
-    "Limits",
-    "Sandbox",
-    "SandboxUnavailable",
-    "default_sandbox",
-    "exec_verdict",
-    "self_verify",
-    "self_verify_verdict",
-]
+# The result types and verdict builders are result.py's; the package re-exports both.
+__all__ = ["Sandbox", "SandboxUnavailable", "default_sandbox", "self_verify"]
 
 _ZYGOTE = Path(__file__).with_name("zygote.py")
 _BASE_PYTHON = getattr(sys, "_base_executable", None) or sys.executable
