@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -54,15 +53,11 @@ RESULTS_SQL = """SELECT problem_id, selection, selected_answer, selected_sample_
                  FROM results ORDER BY problem_id"""
 
 
-# The sandbox's per-run end marker reaches the csv repair prompt's feedback (a random
-# token; reported on issue 16): compared with the token blanked.
-SANDBOX_MARKER = re.compile(r"__proofflow_done_[0-9a-f]+")
-
-
 def stored(db: Path) -> dict[str, list[list[Any]]]:
+    # Compared as stored: the sandbox's random end marker once leaked into csv repair
+    # prompts (a different token each run); it no longer reaches the model.
     store = Store(db)
-    return {name: [[SANDBOX_MARKER.sub("__proofflow_done_", v) if isinstance(v, str) else v for v in r]
-                   for r in store.query(sql)[1]]
+    return {name: [list(r) for r in store.query(sql)[1]]
             for name, sql in (("samples", SAMPLES_SQL), ("verdicts", VERDICTS_SQL), ("results", RESULTS_SQL))}
 
 

@@ -296,8 +296,12 @@ def test_environment_is_scrubbed(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -
 def test_self_verify_requires_reaching_the_end(sb: Sandbox) -> None:
     before = sb.zygote_pids()
     assert self_verify("x = 3\nprint(x * 2 == 6)", sandbox=sb).outcome is Outcome.PASS
-    v = self_verify("print(2 + 2 == 5)", sandbox=sb)
+    v = self_verify("print('four is', 2 + 2)\nprint(2 + 2 == 5)", sandbox=sb)
     assert v.outcome is Outcome.FAIL and v.reason == "check_false"
+    # The program's own output comes back to the model (repair) and is stored; the
+    # harness's end marker is not part of it.
+    assert "four is 4" in v.feedback and "__proofflow_done" not in v.feedback
+    assert str(v.details["stdout"]).rstrip().endswith("False") and "__proofflow_done" not in str(v.details)
     # The check sits after sys.exit(0): it never ran, so this is not "checked".
     v = self_verify("import sys\nsys.exit(0)\nassert 1 == 2\nprint(True)", sandbox=sb)
     assert v.outcome is Outcome.FAIL and v.reason == "not_checked"

@@ -5,7 +5,7 @@ runs the programs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from proofflow.verifiers.verdict import PYTHON_EXEC, SELF_VERIFY, Outcome, Verdict
 
@@ -99,6 +99,10 @@ def self_verify_verdict(result: ExecResult, marker: str) -> Verdict:
     has_marker = marker in (line.strip() for line in lines)
     user_lines = lines[: max(i for i, line in enumerate(lines) if line.strip() == marker)] if has_marker else lines
     last = next((line.strip() for line in reversed(user_lines) if line.strip()), "")
+    # The marker is the harness's, not the program's: what is stored and what the model
+    # reads back in a repair prompt is the program's own output (the marker would also
+    # tell a later attempt what to print).
+    result = replace(result, stdout="\n".join(user_lines).rstrip("\n"))
     details = _exec_details(result)
     details["marker_seen"] = has_marker
     details["last_line"] = last[:200]
