@@ -254,6 +254,10 @@ class SolveConfig(StrategySections):
     allow_last_number: bool = Field(
         True, description="accept the last number in the text as the answer when nothing else is found"
     )
+    max_tokens_per_problem: int | None = Field(
+        None, ge=1, description="prompt + completion tokens (thinking included) of all a problem's samples: "
+        "once its stored samples reach it, no further repair round is asked (results.stopped_by = token_budget)"
+    )
     problems_in_flight: int = Field(4, ge=1, description="Prefect task-runner workers")
     problems_per_task: int = Field(1, ge=1, description="problems per Prefect task run")
     limit: int | None = Field(None, ge=1, description="only the first N problems")

@@ -46,6 +46,8 @@ def solve(
         None, help=f"{escape(strategy_help('answer'))} [default: gvr]"),
     selection: str | None = typer.Option(None, help="majority | weighted (by self-verification)"),
     max_tokens: int | None = typer.Option(None, help="max completion tokens per sample [default: 512]"),
+    max_tokens_per_problem: int | None = typer.Option(
+        None, help="gvr/pot/csv: a problem's token budget (all its samples); reached, no more repairs [default: none]"),
     temperature: float | None = typer.Option(None),
     top_p: float | None = typer.Option(None),
     limit: int | None = typer.Option(None, help="only the first N problems"),
@@ -75,6 +77,7 @@ def solve(
     overrides = {
         "endpoint.model": model, "endpoint.base_urls": base_url, "solve.samples": samples,
         "solve.repair_rounds": repair_rounds, "sampling.max_tokens": max_tokens,
+        "solve.max_tokens_per_problem": max_tokens_per_problem,
         "solve.strategy": strategy, "solve.selection": selection,
         "sampling.temperature": temperature, "sampling.top_p": top_p, "solve.limit": limit,
         "solve.problems_in_flight": problems_in_flight, "endpoint.price.input_per_mtok": price_in,

@@ -181,6 +181,7 @@ class ResultRow(Row):
     n_samples: int
     n_passed: int
     created_at: datetime = field(default_factory=utcnow)
+    stopped_by: str | None = None  # token_budget: the problem's token budget stopped its repairs
 
 
 @dataclass

@@ -175,6 +175,7 @@ CREATE TABLE IF NOT EXISTS results (
     created_at TIMESTAMP,
     PRIMARY KEY (run_id, problem_id)
 );
+ALTER TABLE results ADD COLUMN IF NOT EXISTS stopped_by VARCHAR;  -- token_budget: [solve] max_tokens_per_problem stopped its repairs
 
 -- Formal checker results by (checker + version, header hash, statement + source hash),
 -- so the same proof is never checked twice, across runs (storage/check_cache.py).

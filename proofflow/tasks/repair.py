@@ -50,13 +50,9 @@ def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Pla
     chosen = strategy(solve.strategy, "answer")  # its prompts/repair.txt
     plans: list[Plan] = []
     for item in items:
-        if not solve.repair_after_pass and _solved_before(item, verifier, round_):
+        failed = _to_repair(ctx.settings, item, verifier, round_)
+        if not failed or over_budget(ctx.settings, item, round_):
             continue
-        failed: dict[str, tuple[SampleRow, VerdictRow]] = {}
-        for parent in item.samples(round_=round_ - 1):
-            verdict = item.verdict(parent.sample_id, verifier)
-            if verdict is not None and not passed(verdict):
-                failed[parent.sample_id] = (parent, verdict)
 
         def prompt(parent_id: str, item: WorkItem = item,
                    failed: dict[str, tuple[SampleRow, VerdictRow]] = failed) -> str:
@@ -71,10 +67,53 @@ def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Pla
     return plans
 
 
+def _to_repair(settings: Settings, item: WorkItem, verifier: str,
+               round_: int) -> dict[str, tuple[SampleRow, VerdictRow]]:
+    """The samples of round `round_ - 1` that round `round_` repairs (their failing
+    verdict beside them): none once the problem is solved, unless repair_after_pass."""
+    if not settings.solve.repair_after_pass and _solved_before(item, verifier, round_):
+        return {}
+    failed: dict[str, tuple[SampleRow, VerdictRow]] = {}
+    for parent in item.samples(round_=round_ - 1):
+        verdict = item.verdict(parent.sample_id, verifier)
+        if verdict is not None and not passed(verdict):
+            failed[parent.sample_id] = (parent, verdict)
+    return failed
+
+
+def tokens_before(item: WorkItem, round_: int) -> int:
+    """Prompt + completion tokens (the thinking is part of the completion) of the
+    problem's samples of the rounds before `round_`. Only earlier rounds: a run killed in
+    the middle of round `round_` has some of its repairs stored, and a clean run decided
+    the whole round before any of them existed, so the resumed one must decide the same."""
+    return sum((s.prompt_tokens or 0) + (s.completion_tokens or 0)
+               for s in item.state.samples.values() if s.round < round_)
+
+
+def over_budget(settings: Settings, item: WorkItem, round_: int) -> bool:
+    """`[solve] max_tokens_per_problem` is spent before round `round_`: it is not asked."""
+    budget = settings.solve.max_tokens_per_problem
+    return budget is not None and tokens_before(item, round_) >= budget
+
+
+def stopped_by_budget(settings: Settings, item: WorkItem) -> bool:
+    """Whether the token budget stopped a repair round the problem would otherwise have
+    had (its result says so: results.stopped_by). From the stored rows alone, like the
+    planning, so a resumed run records the same."""
+    if settings.solve.max_tokens_per_problem is None:
+        return False
+    verifier = repair_verifier(settings)
+    for round_ in range(1, settings.solve.repair_rounds + 1):
+        if not _to_repair(settings, item, verifier, round_):
+            return False
+        if over_budget(settings, item, round_):
+            return True
+    return False
+
+
 def _solved_before(item: WorkItem, verifier: str, round_: int) -> bool:
     """Solved by a sample of an earlier round. Not `item.solved`: a run killed in the
     middle of this round resumes with some of its repairs stored, and one of them may
     pass; a clean run planned the whole round before any of them was checked, so the
     resumed one must still ask the rest (same rows as a clean run)."""
     return any(passed(item.verdict(s.sample_id, verifier)) for s in item.samples() if s.round < round_)
-

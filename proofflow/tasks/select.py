@@ -5,9 +5,11 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from proofflow.agents.episode import TOKEN_BUDGET
 from proofflow.config import VoteWeights
 from proofflow.storage.records import ResultRow
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem, passed
+from proofflow.tasks.repair import stopped_by_budget
 from proofflow.tasks.verify import VERIFIER
 from proofflow.verifiers import Outcome
 from proofflow.verifiers import answer as answer_verifier
@@ -42,6 +44,14 @@ def majority_vote(item: WorkItem, weights: VoteWeights | None = None) -> tuple[s
     return first[best]
 
 
+def stopped_by(ctx: RunContext, item: WorkItem) -> str | None:
+    """token_budget when the problem's token budget stopped work it would have had: a
+    repair round of gvr / pot / csv, or an agent episode (tir), else None."""
+    if any(e.ended == TOKEN_BUDGET for e in item.state.episodes.values()):
+        return TOKEN_BUDGET
+    return TOKEN_BUDGET if stopped_by_budget(ctx.settings, item) else None
+
+
 def select_answers(ctx: RunContext, items: list[WorkItem]) -> StageOutput:
     solve = ctx.settings.solve
     out = StageOutput()
@@ -55,6 +65,7 @@ def select_answers(ctx: RunContext, items: list[WorkItem]) -> StageOutput:
             run_id=ctx.run_id, problem_id=item.problem.id, selection=solve.selection,
             selected_answer=answer, selected_sample_id=chosen, correct=passed(chosen_verdict),
             solved=n_passed > 0, n_samples=len(verdicts), n_passed=n_passed,
+            stopped_by=stopped_by(ctx, item),
         ))
     return out
 

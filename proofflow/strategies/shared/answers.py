@@ -43,7 +43,11 @@ def answer_identity(label: str, settings: Settings) -> dict[str, object]:
     from proofflow.tasks.repair import repair_verifier
 
     s = settings.solve
+    # The token budget changes which repairs are asked: part of the identity when set (only
+    # then, so runs stored before it existed keep theirs and resume).
+    budget = {} if s.max_tokens_per_problem is None else {"max_tokens_per_problem": s.max_tokens_per_problem}
     return {
+        **budget,
         "strategy": label,
         "samples": s.samples,
         "repair_rounds": s.repair_rounds,
