@@ -6,10 +6,10 @@ A Lean without Mathlib judges every candidate of a miniF2F run `fail` ("unknown 
 sample looks like a result (issue 20.2). So each distinct header of the problem set is
 elaborated once, in the same checker (and the same warm processes) the run will use, and a
 header that fails stops the run with one line that names what is missing and how to point
-proofflow at a Lean project that has it (Coq: the header alone through coqc). Checkers that
-cannot elaborate a header on its own (the REPL and Kimina clients) have no `check_header`
-and are not checked here; their header failures still reach candidates only as `crash`
-(never `fail`, never cached).
+proofflow at a Lean project that has it (Coq: the header alone through coqc; the REPL
+pool: a REPL loads it; Kimina: the header alone sent to the server, whose own Lean project
+decides). A checker without `check_header` is not checked here; its header failures
+reach candidates only as `crash` (never `fail`, never cached).
 """
 
 from __future__ import annotations

@@ -284,6 +284,23 @@ def test_acquire_gives_up_when_no_session_frees():
         assert ch.check(P, OK).status == "complete"  # freed again once the loop was killed
 
 
+def test_a_header_that_fails_during_a_run_is_the_environments_error_not_a_cached_fail(checker):
+    # The check before a run catches this; a header that still fails in a run (a library
+    # removed since) says nothing about the candidate: ERROR, not `fail`, never cached.
+    broken = FormalProblem(name="h1", header="Require Import NoSuchLibraryHere.\n",
+                           statement="Theorem h1 : 1 = 1.", backend="coq")
+    src = broken.statement + "\nProof. reflexivity. Qed.\n"
+    r = checker.check(broken, src)
+    assert r.status == "crash" and "header does not elaborate here" in r.detail
+    assert "NoSuchLibraryHere" in r.detail
+    cache = VerdictCache()
+    _, v, cached = check_cached(checker, broken, src, cache)
+    assert v.outcome is Outcome.ERROR and not cached
+    _, v, cached = check_cached(checker, broken, src, cache)
+    assert not cached  # asked again: the environment may have been fixed meanwhile
+    assert checker.check(P, OK).status == "complete"  # the checker is fine afterwards
+
+
 def test_a_header_coq_cannot_elaborate_stops_a_prove_run_before_any_model_call(tmp_path: Path) -> None:
     # Issue 20.2 for Coq: the header alone goes through coqc before a run pays for a sample.
     import os

@@ -5,10 +5,13 @@ checks nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +149,41 @@ def test_real_lean_repl():
         assert audit(P, bad, ch.check(P, bad)).reason == "hole"
         cheat = OK.replace("linarith", "native_decide")
         assert audit(P, cheat, ch.check(P, cheat)).outcome is Outcome.FAIL
+
+
+def test_kimina_header_check_before_a_run():
+    """Kimina's header check, against a RECORDED Kimina server reply (a stand-in: the
+    Kimina Lean Server needs a native Lean REPL and Mathlib, which cannot run here)."""
+    import httpx
+
+    from proofflow.tasks.environment_check import HeaderEnvironmentError, require_headers
+    from proofflow.verifiers.lean.kimina import KiminaUnavailable
+
+    sent: list[dict[str, Any]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        code = body["snippet"]["code"]
+        messages = [] if "import Mathlib" not in code else [
+            {"severity": "error", "pos": {"line": 1, "column": 0}, "endPos": None,
+             "data": "unknown module prefix 'Mathlib'\n\nNo directory 'Mathlib' or file 'Mathlib.olean'"}]
+        return httpx.Response(200, json={"id": body["snippet"]["id"], "time": 0.1,
+                                          "response": {"env": 0, "messages": messages}})
+
+    k = KiminaChecker(KiminaConfig(url="http://kimina.test"), transport=httpx.MockTransport(server))
+    assert k.check_header("import Lean") == []
+    assert sent[-1]["snippet"]["code"] == "import Lean\n"  # the header alone, no candidate
+    errors = k.check_header("import Mathlib\nopen BigOperators")
+    assert errors and "Mathlib" in errors[0]
+    # The flow's precheck: one line naming the missing module, before any model call.
+    with pytest.raises(HeaderEnvironmentError, match=r"cannot elaborate the header of 1 of 2 .*Mathlib"):
+        require_headers(k, [P, dataclasses.replace(P, name="u", header="import Lean")], "kimina")
+    # A server that cannot be asked is not a header verdict: one line naming the URL.
+    down = KiminaChecker(KiminaConfig(url="http://127.0.0.1:9"))
+    with pytest.raises(KiminaUnavailable, match=r"Kimina Lean Server at http://127.0.0.1:9 could not check"):
+        down.check_header("import Lean")
+    failing = KiminaChecker(KiminaConfig(url="http://kimina.test"), transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, json={"id": "header", "error": "Lean REPL crashed"})))
+    with pytest.raises(KiminaUnavailable, match="failed on the header: Lean REPL crashed"):
+        failing.check_header("import Lean")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proofflow.verifiers.coq import lex as coq_lex
+from proofflow.verifiers.formal import Message
 
 
 class CoqNotFound(RuntimeError):
@@ -48,6 +49,13 @@ ERROR = re.compile(r"(?m)^Error:")
 GOALS = re.compile(r"^\s*(\d+ goals?|No more goals)", re.S)
 # Errors that are a consequence of a hole, not a mistake: the proof is incomplete.
 HOLE_ERRORS = ("Attempt to save a proof with given up goals", "There are pending proofs")
+
+
+def header_crash_detail(errors: list[Message]) -> str:
+    """A header (or the statement on it) that does not elaborate, as a crash's detail: the
+    environment's failure, not the candidate's, so never a cached `fail` (as in Lean)."""
+    first = errors[0].text.removeprefix("[header] ") if errors else ""
+    return f"environment: the problem's header does not elaborate here: {' '.join(first.split())[:300]}"
 
 
 def is_hole_error(text: str) -> bool:

@@ -14,6 +14,7 @@ from proofflow.verifiers.coq import lex as coq_lex
 from proofflow.verifiers.coq.common import (
     CoqConfig,
     ends_open,
+    header_crash_detail,
     is_hole_error,
     parse_axioms,
     reference_module,
@@ -165,6 +166,9 @@ def _errors(
         a = len(raw[: int(m.group(2))].decode("utf-8", "ignore"))
         b = len(raw[: int(m.group(3))].decode("utf-8", "ignore"))
         messages.append(Message("error", text, line, a, line, b))
+    header = [msg for msg in messages if msg.text.startswith("[header] ")]
+    if header:
+        return result("crash", messages=messages, detail=header_crash_detail(header))
     if not messages and not hole_stop:
         messages.append(Message("error", out.strip()[-500:] or f"coqc exit {code}"))
     return result("error" if messages else "incomplete", messages=messages, holes=holes)

@@ -24,6 +24,7 @@ from proofflow.verifiers.coq.common import (
     TOPLEVEL_POS,
     CoqConfig,
     first_goal,
+    header_crash_detail,
     hole_goal,
     is_hole_error,
     parse_axioms,
@@ -166,7 +167,7 @@ class CoqSession:
             # starts once the header state is ready, as with Lean's header_timeout_s.
             header_errors = self._ensure_header(problem.header, time.monotonic() + self.config.startup_timeout_s)
             if header_errors:
-                return result("error", messages=list(header_errors))
+                return result("crash", messages=list(header_errors), detail=header_crash_detail(header_errors))
             deadline = time.monotonic() + self.config.timeout_s
             self.checks_done += 1
             # The statement elaborated on the header alone, before the source (common.py).

@@ -19,6 +19,12 @@ class KiminaConfig:
     reuse: bool = True         # let the server reuse a REPL with the same header
 
 
+class KiminaUnavailable(RuntimeError):
+    """The Kimina server could not be asked at all (not a verdict on anything)."""
+
+    resumable = False  # raised before any sample: nothing stored, no resume line
+
+
 class KiminaChecker:
     """FormalChecker over a Kimina Lean Server: POST /check {"snippet": {"id", "code"},
     "timeout", "reuse"} → {"id", "time", "error", "response": {"env", "messages",
@@ -27,13 +33,38 @@ class KiminaChecker:
 
     name = "lean"
 
-    def __init__(self, config: KiminaConfig):
+    def __init__(self, config: KiminaConfig, transport: Any = None):
         import httpx  # only needed for this backend
 
         self.config = config
         self.version = config.version
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = httpx.Client(base_url=config.url, headers=headers, timeout=config.timeout_s + 30)
+        # `transport`: an httpx transport (tests answer with a recorded server reply).
+        self._client = httpx.Client(base_url=config.url, headers=headers, timeout=config.timeout_s + 30,
+                                    transport=transport)
+
+    def check_header(self, header: str) -> list[str]:
+        """The header alone through the server, before a run pays for any sample: its
+        errors' text (none: the server's Lean project has what it imports). A server that
+        cannot be asked is not a header error: KiminaUnavailable, one line with the URL."""
+        import httpx
+
+        code = header.rstrip("\n") + "\n"
+        payload = {"snippet": {"id": "header", "code": code}, "timeout": int(self.config.timeout_s),
+                   "reuse": self.config.reuse}
+        try:
+            resp = self._client.post("/check", json=payload)
+            resp.raise_for_status()
+            body = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise KiminaUnavailable(
+                f"the Kimina Lean Server at {self.config.url} could not check the problems' header "
+                f"({type(exc).__name__}: {exc}); start it or set prove.kimina_url") from None
+        if body.get("error"):
+            raise KiminaUnavailable(f"the Kimina Lean Server at {self.config.url} failed on the header: "
+                                    f"{' '.join(str(body['error']).split())[:300]}")
+        messages = (body.get("response") or {}).get("messages", [])
+        return [str(m.get("data", "")) for m in messages if m.get("severity") == "error"]
 
     def request_body(self, problem: FormalProblem, proof_source: str, snippet_id: str) -> tuple[dict[str, Any], int]:
         header = problem.header.rstrip("\n") + "\n"
