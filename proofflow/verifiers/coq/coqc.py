@@ -166,9 +166,9 @@ def _errors(
         a = len(raw[: int(m.group(2))].decode("utf-8", "ignore"))
         b = len(raw[: int(m.group(3))].decode("utf-8", "ignore"))
         messages.append(Message("error", text, line, a, line, b))
-    header = [msg for msg in messages if msg.text.startswith("[header] ")]
-    if header:
-        return result("crash", messages=messages, detail=header_crash_detail(header))
+    in_header = [msg for msg in messages if msg.text.startswith("[header] ")]
+    if in_header:
+        return result("crash", messages=messages, detail=header_crash_detail(in_header))
     if not messages and not hole_stop:
         messages.append(Message("error", out.strip()[-500:] or f"coqc exit {code}"))
     return result("error" if messages else "incomplete", messages=messages, holes=holes)
