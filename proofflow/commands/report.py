@@ -55,13 +55,17 @@ def report(
     out: Path | None = typer.Option(None, help="Folder for report.md and the PNGs "
                                                   "[default: ./reports/<run>]"),
     problems: int = typer.Option(30, help="Problems listed per run in the terminal (all in report.md)"),
+    conversation: list[str] | None = typer.Option(
+        None, "--conversation", help="agent runs: put this problem's conversations in report.md (its id in the "
+        "problem file; or solved / unsolved / all, up to --conversation-cap problems each); repeatable"),
+    conversation_cap: int = typer.Option(5, min=1, help="problems per solved / unsolved / all in --conversation"),
 ) -> None:
     """Print a run's tables and write report.md with plots (pass@k, cost-of-pass, tokens)."""
     store = _open(db)
     try:
         metrics.ensure_views(store)
         run_ids = metrics.resolve_runs(store, runs)
-        data = collect(store, run_ids)
+        data = collect(store, run_ids, conversations=conversation or (), conversation_cap=conversation_cap)
     except StorageError as exc:
         raise _fail(exc) from exc
     for grid in all_grids(data, problem_limit=problems):
@@ -72,6 +76,8 @@ def report(
     console.print(f"report: {files.markdown}")
     for path in files.plots.values():
         console.print(f"plot:   {path}")
+    if data.conversations:
+        console.print(f"conversations: {len(data.conversations)} in {files.markdown}")
 
 
 def export(

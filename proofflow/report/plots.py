@@ -23,14 +23,14 @@ from proofflow.report.tables import ReportData
 DPI = 120
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
 
 
-def _colors() -> list[str]:
+def colors() -> list[str]:
     import matplotlib as mpl
 
     return list(mpl.rcParams["axes.prop_cycle"].by_key()["color"])
@@ -41,10 +41,10 @@ def plot_pass_at_k(data: ReportData, path: Path) -> Path:
     (dotted), against k on a log2 axis."""
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.add_subplot()
-    colors = _colors()
+    palette = colors()
     n_max, y_max = 1, 0.0
     for i, run_id in enumerate(data.run_ids):
-        color = colors[i % len(colors)]
+        color = palette[i % len(palette)]
         name = data.name(run_id)
         for rows, key, style, label in (
             (data.pass_at_k, "pass_at_k", "-", "pass@k"),
@@ -75,7 +75,7 @@ def plot_pass_at_k(data: ReportData, path: Path) -> Path:
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _bars(data: ReportData, rows: list[dict[str, Any]], key: str, label: Callable[[float | None], str],
@@ -89,7 +89,7 @@ def _bars(data: ReportData, rows: list[dict[str, Any]], key: str, label: Callabl
     ax = fig.add_subplot()
     ypos = list(range(len(rows)))
     ax.barh(ypos, [v if v is not None and not math.isinf(v) else 0 for v in values],
-            color=_colors()[0])
+            color=colors()[0])
     top = max(finite, default=1.0) or 1.0
     for y, v in zip(ypos, values):
         ax.text((v if v is not None and not math.isinf(v) else 0) + top * 0.01, y,
@@ -102,7 +102,7 @@ def _bars(data: ReportData, rows: list[dict[str, Any]], key: str, label: Callabl
     ax.set_title(title)
     if not rows:
         ax.text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=ax.transAxes)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_cost_of_pass(data: ReportData, path: Path) -> Path:
@@ -142,12 +142,12 @@ def plot_tokens_by_stage(data: ReportData, path: Path) -> Path:
         totals[key] = totals.get(key, 0) + int(r["tokens"] or 0)
     fig = Figure(figsize=(max(4.5, 1.4 * len(data.run_ids) + 3), 4.5))
     ax = fig.add_subplot()
-    colors = _colors()
+    palette = colors()
     xs = list(range(len(data.run_ids)))
     bottom = [0] * len(xs)
     for j, stage in enumerate(stages):
         heights = [totals.get((run_id, stage), 0) for run_id in data.run_ids]
-        ax.bar(xs, heights, bottom=bottom, label=stage, color=colors[j % len(colors)], width=0.6)
+        ax.bar(xs, heights, bottom=bottom, label=stage, color=palette[j % len(palette)], width=0.6)
         bottom = [b + h for b, h in zip(bottom, heights)]
     for x, total in zip(xs, bottom):
         ax.text(x, total, f"{total:,}", ha="center", va="bottom", fontsize=8)
@@ -158,7 +158,7 @@ def plot_tokens_by_stage(data: ReportData, path: Path) -> Path:
     ax.set_ylim(0, max(bottom, default=0) * 1.12 or 1)
     if stages:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def write_plots(data: ReportData, out_dir: Path) -> dict[str, Path]:

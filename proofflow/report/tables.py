@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from proofflow.report import display as fmt
+from proofflow.report.conversations import DEFAULT_CAP, Conversation, collect_conversations
 from proofflow.storage import metrics
 from proofflow.storage.db import Store
 
@@ -36,6 +37,12 @@ class ReportData:
     verdict_reasons: list[Row]
     names: dict[str, str] = field(default_factory=dict)
     tokens_of_pass_by_model: list[Row] = field(default_factory=list)
+    # Agent runs (docs/agents.md): one row per episode, one per run; the token budget's stops.
+    episodes: list[Row] = field(default_factory=list)
+    agent_summary: list[Row] = field(default_factory=list)
+    token_budget: list[Row] = field(default_factory=list)
+    # The conversations asked for (report/conversations.py), in the report's order.
+    conversations: list[Conversation] = field(default_factory=list)
 
     def priced(self) -> bool:
         """Whether any (run, model) has a known cost-of-pass (a price was configured)."""
@@ -45,9 +52,13 @@ class ReportData:
         return self.names.get(run_id, run_id)
 
 
-def collect(store: Store, run_ids: Sequence[str], with_problems: bool = True) -> ReportData:
+def collect(store: Store, run_ids: Sequence[str], with_problems: bool = True,
+            conversations: Sequence[str] = (), conversation_cap: int = DEFAULT_CAP) -> ReportData:
+    """`conversations`: problem ids, or solved / unsolved / all (up to `conversation_cap`
+    problems each), whose agent conversations the Markdown report shows."""
     ids = list(run_ids)
     summary = metrics.run_summary_rows(store, ids)
+    episodes = metrics.episodes(store, ids)
     return ReportData(
         run_ids=ids,
         summary=summary,
@@ -62,6 +73,11 @@ def collect(store: Store, run_ids: Sequence[str], with_problems: bool = True) ->
         verdict_reasons=metrics.verdict_reasons(store, ids),
         names={r["run_id"]: r["name"] for r in summary},
         tokens_of_pass_by_model=metrics.tokens_of_pass_by_model(store, ids),
+        episodes=episodes,
+        agent_summary=metrics.agent_summary(store, ids),
+        token_budget=metrics.token_budget(store, ids),
+        conversations=collect_conversations(store, ids, episodes, conversations, conversation_cap)
+        if conversations else [],
     )
 
 
@@ -228,8 +244,49 @@ def reasons_grid(data: ReportData) -> Grid:
                 note="share: of that verifier's verdicts in the run.")
 
 
+# -- agents and budgets: one column per run, like the summary ---------------------------
+
+AGENT_FIELDS: list[SummaryField] = [
+    ("episodes", lambda r: fmt.count(r.get("episodes"))),
+    ("solved episodes", lambda r: fmt.count(r.get("solved_episodes"))),
+    ("pass@1 over episodes", lambda r: fmt.rate(r.get("pass_at_1"))),
+    ("turns per episode", lambda r: fmt.rate(r.get("turns_per_episode"), 2)),
+    ("turns-to-solve (solved episodes)", lambda r: fmt.rate(r.get("turns_to_solve"), 2)),
+    ("tokens-to-solve (solved episodes)", lambda r: fmt.tokens(r.get("tokens_to_solve"))),
+    ("tool calls (refused)", lambda r: f"{fmt.count(r.get('tool_calls'))} ({fmt.count(r.get('refused_calls'))})"
+     if r.get("episodes") else fmt.NA),
+    ("reasoning share of completion tokens", lambda r: fmt.rate(r.get("reasoning_share"))),
+    ("turns cut in their thinking (budget_exhausted)", lambda r: fmt.count(r.get("budget_exhausted"))),
+    ("how episodes ended", lambda r: ", ".join(f"{k} {v}" for k, v in sorted((r.get("ended") or {}).items()))
+     or fmt.NA),
+    ("episodes ended by the token budget", lambda r: fmt.count(r.get("episodes_stopped", 0))),
+    ("problems whose repairs the token budget stopped", lambda r: fmt.count(r.get("problems_stopped", 0))),
+]
+
+
+def agent_grid(data: ReportData) -> Grid | None:
+    """Episodes and the per-problem token budget per run; None when no run has either."""
+    agents = {r["run_id"]: r for r in data.agent_summary}
+    budget = {r["run_id"]: r for r in data.token_budget}
+    if not agents and not budget:
+        return None
+    rows = [{**agents.get(run_id, {}), **budget.get(run_id, {})} for run_id in data.run_ids]
+    return Grid(
+        title="Agent episodes and token budgets",
+        headers=["", *[data.name(r) for r in data.run_ids]],
+        rows=[[label, *[get(r) for r in rows]] for label, get in AGENT_FIELDS],
+        numeric=frozenset(range(1, len(data.run_ids) + 1)),
+        note="An episode is one conversation; pass@k over episodes is the pass@k table of an agent run. "
+             "budget_exhausted: a turn stopped on length inside its thinking (no answer, not a wrong one); "
+             "token budget: max_tokens_per_problem ([solve], [solve.tir], [prove.agent]).",
+    )
+
+
 def all_grids(data: ReportData, problem_limit: int | None = None) -> list[Grid]:
     grids = [summary_grid(data.summary), pass_at_k_grid(data), cost_grid(data), usage_grid(data)]
+    agents = agent_grid(data)
+    if agents is not None:
+        grids.append(agents)
     if data.verifier_audit:
         grids.append(audit_grid(data))
     if data.verifier_agreement:

@@ -142,8 +142,22 @@ def verdict_reasons(store: Store, run_ids: Sequence[str]) -> Rows:
     return _view_rows(store, "v_verdict_reasons", run_ids, "verifier", "outcome", "reason")
 
 
+def episodes(store: Store, run_ids: Sequence[str]) -> Rows:
+    """v_episodes: one row per agent episode (turns, tools, tokens, how it ended, solved)."""
+    return _view_rows(store, "v_episodes", run_ids, "source_id", "problem_id", "episode")
+
+
+def agent_summary(store: Store, run_ids: Sequence[str]) -> Rows:
+    return _view_rows(store, "v_agent_summary", run_ids)
+
+
+def token_budget(store: Store, run_ids: Sequence[str]) -> Rows:
+    """v_token_budget: problems and episodes the per-problem token budget stopped."""
+    return _view_rows(store, "v_token_budget", run_ids)
+
+
 # The version views.sql records in schema_info; bump both together.
-VIEWS_VERSION = "8"
+VIEWS_VERSION = "9"
 
 
 def record_candidate_stages(store: Store, strategy: str, stages: Sequence[str]) -> None:

@@ -554,4 +554,17 @@ SELECT run_id, count(*) AS episodes,
 FROM v_episodes
 GROUP BY run_id;
 
-INSERT OR REPLACE INTO schema_info VALUES ('views_version', '8');
+-- The per-problem token budget, per run: problems whose budget stopped their repairs
+-- ([solve] max_tokens_per_problem: results.stopped_by) and agent episodes that ended on it
+-- ([solve.tir] / [prove.agent] max_tokens_per_problem). Runs with neither have no row.
+CREATE OR REPLACE VIEW v_token_budget AS
+WITH problems AS (
+    SELECT run_id, count(*) AS problems_stopped FROM results WHERE stopped_by = 'token_budget' GROUP BY run_id
+), eps AS (
+    SELECT run_id, count(*) AS episodes_stopped FROM episodes WHERE ended = 'token_budget' GROUP BY run_id
+)
+SELECT coalesce(p.run_id, e.run_id) AS run_id, coalesce(p.problems_stopped, 0) AS problems_stopped,
+       coalesce(e.episodes_stopped, 0) AS episodes_stopped
+FROM problems p FULL OUTER JOIN eps e ON e.run_id = p.run_id;
+
+INSERT OR REPLACE INTO schema_info VALUES ('views_version', '9');
