@@ -94,6 +94,14 @@ class EndpointConfig(ConfigModel):
     )
     max_retries: int = Field(4, ge=0, description="retries on connection errors, 429 and 5xx")
     backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry")
+    slot_block: int = Field(
+        8, ge=1,
+        description="flows sharing the endpoint (runner.global_concurrency): global slots a process takes at once",
+    )
+    slot_lease_s: float = Field(
+        60.0, ge=60, description="the lease of a block of global slots (Prefect's minimum: 60): renewed while held, "
+        "back this long after a kill",
+    )
     price: PriceConfig = Field(default_factory=PriceConfig)
 
     def request_timeout(self, max_tokens: int) -> float:

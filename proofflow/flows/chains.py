@@ -9,17 +9,40 @@ a stage (one per model request) depends on what the previous stage returned; no 
 waits for another while holding a worker; there are never "not ready" task runs; and on
 a failure nothing new starts while what is in flight settles, before shared resources
 close.
+
+Where a call runs is the call's own, typed (`Call.work`), never a branch on task names:
+- `Work.MODEL` (the stage waits on the model: `ask`, an agent's turn): a thread of the
+  driver's own ThreadPoolTaskRunner in the flow's process, whatever `runner.kind` is.
+  Waiting is I/O; the model client's per-endpoint semaphore bounds it (and, where flows
+  share an endpoint, Prefect's global slots taken in blocks: tasks/prefect_limits.py).
+  Shipping it to a Dask worker cost the flow process ~36 ms of CPU per sample and the
+  worker two Prefect API calls per request (issue 19).
+- `Work.COMPUTE` (verify, execute, formal checks, hole automation, select): the flow's
+  configured task runner (threads, Dask, Ray), which is what scales CPU work out.
+Every output is handed to the session in this process either way (the one writer).
+
+Granularity (measured here, flows/chains.py `MEASURED`): a model request is one task
+run. A task run in the driver's thread pool costs the flow process about
+`MEASURED.local_task_ms` of CPU; the request carries `n` samples (16 in the issue's
+benchmark), so per sample that is well under the 1 ms budget, and each answer is stored
+the moment it arrives (a crash loses no paid-for answer) and named in the Prefect UI by
+stage and problem (`turn N · …` for agents). Grouping a chunk's requests into one task
+run would save that cost only at the price of both; it is worth it only for n = 1
+requests on a very fast endpoint, which the figure says is not needed yet.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import enum
 import logging
 import queue
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from proofflow.config import Settings
 from proofflow.flows.naming import problem_label
 from proofflow.flows.session import RunSession
 from proofflow.tasks.context import RunContext, StageOutput, WorkItem
@@ -28,12 +51,20 @@ from proofflow.tasks.sampling import Plan
 log = logging.getLogger(__name__)
 
 
+class Work(enum.Enum):
+    """What a call's task spends its time on, which decides where it runs (module doc)."""
+
+    MODEL = "waits on the model"  # I/O: a thread of the flow's own process
+    COMPUTE = "computes"  # checks, sandbox runs, automation: the flow's task runner
+
+
 @dataclass(frozen=True)
 class Call:
-    """One task run to submit: `task.submit(*args)`."""
+    """One task run to submit: `task(*args)`, where `work` says (module doc)."""
 
     task: Any
     args: tuple[Any, ...]
+    work: Work = Work.COMPUTE
 
 
 # A unit's stages: yields the calls of each step (an empty step is skipped).
@@ -47,9 +78,62 @@ class _Running:
     futures: list[Any] = field(default_factory=list)
 
 
-def drive(session: RunSession, chains: Iterable[Chain], window: int) -> None:
-    """Run the chains, at most `window` at once. Raises the first stage failure, after
-    every task already in flight has returned and its rows are stored."""
+@dataclass(frozen=True)
+class ModelCalls:
+    """How this process runs the calls that wait on the model (`Work.MODEL`)."""
+
+    # The requests the endpoint takes at once (max_concurrency per base URL): more
+    # threads would only queue in the client's semaphore.
+    threads: int = 8
+    # Other flows share the endpoint (runner.global_limits): the process's requests also
+    # hold Prefect global slots, taken in blocks (tasks/prefect_limits.py SlotBlocks).
+    shared: bool = False
+    limits: tuple[tuple[str, int], ...] = ()  # the Prefect limits to create: (name, slots)
+
+    @classmethod
+    def of(cls, settings: Settings) -> ModelCalls:
+        from proofflow.flows.runners import endpoint_limits
+
+        e = settings.endpoint
+        shared = settings.runner.global_limits
+        return cls(e.max_concurrency * len(e.base_urls), shared,
+                   tuple(endpoint_limits(e).items()) if shared else ())
+
+
+def drive(session: RunSession, chains: Iterable[Chain], window: int, models: ModelCalls | None = None) -> None:
+    """Run the chains, at most `window` at once; calls that wait on the model run as
+    `models` says, in this process. Raises the first stage failure, after every task
+    already in flight has returned and its rows are stored."""
+    with _model_runner(models or ModelCalls()) as model_runner:
+        _drive(session, chains, window, model_runner)
+
+
+@contextmanager
+def _model_runner(models: ModelCalls) -> Iterator[Any]:
+    """The driver's own thread task runner for `Work.MODEL` calls. Its task runs belong to
+    the current flow run (the submitting thread's context is copied into each, so they
+    also see `sharing_endpoints`)."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from proofflow.flows.runners import upsert_limits
+    from proofflow.tasks.resources import sharing_endpoints
+
+    if models.shared:
+        upsert_limits(dict(models.limits))  # before the first request takes a slot of them
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, models.threads))
+    with sharing_endpoints(models.shared), runner:
+        yield runner
+
+
+def _submit(call: Call, model_runner: Any) -> Any:
+    if call.work is Work.MODEL:
+        from prefect.utilities.callables import get_call_parameters
+
+        return model_runner.submit(call.task, get_call_parameters(call.task.fn, call.args, {}))
+    return call.task.submit(*call.args)
+
+
+def _drive(session: RunSession, chains: Iterable[Chain], window: int, model_runner: Any) -> None:
     finished: queue.Queue[tuple[_Running, Any]] = queue.Queue()
     backlog = iter(chains)
     failure: BaseException | None = None
@@ -70,7 +154,7 @@ def drive(session: RunSession, chains: Iterable[Chain], window: int) -> None:
                 continue
             unit.outstanding = len(step)
             for call in step:
-                future = call.task.submit(*call.args)
+                future = _submit(call, model_runner)
                 future.add_done_callback(lambda f, unit=unit: finished.put((unit, f)))
             return True
 
@@ -111,7 +195,8 @@ def drive(session: RunSession, chains: Iterable[Chain], window: int) -> None:
 
 
 def asks(task: Any, ctx: RunContext, plans: list[Plan], names: Names, stage: str) -> list[Call]:
-    """One task per model request, so each answer is stored the moment it returns."""
+    """One task per model request, so each answer is stored the moment it returns; they
+    wait on the model, so they run in the flow's process (`Work.MODEL`)."""
     per_problem: dict[str, int] = {}
     for plan in plans:
         per_problem[plan.problem_id] = per_problem.get(plan.problem_id, 0) + 1
@@ -120,7 +205,7 @@ def asks(task: Any, ctx: RunContext, plans: list[Plan], names: Names, stage: str
         seen[plan.problem_id] += 1
         count = per_problem[plan.problem_id]
         suffix = f" · {seen[plan.problem_id]}/{count}" if count > 1 else ""
-        calls.append(Call(task, (ctx, plan, names(stage, plan.problem_id) + suffix)))
+        calls.append(Call(task, (ctx, plan, names(stage, plan.problem_id) + suffix), Work.MODEL))
     return calls
 
 

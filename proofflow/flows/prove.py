@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from proofflow.config import Settings
-from proofflow.flows.chains import Chain, Names, drive
+from proofflow.flows.chains import Chain, ModelCalls, Names, drive
 from proofflow.flows.prove_spec import (  # what a run is, resolved before Prefect starts
     BUNDLED,
     ProveSetupError,
@@ -75,7 +75,7 @@ def execute_prove(spec: RunSpec) -> dict[str, Any]:
             logger.info("run %s: %d problems, %d already done, %d to do",
                         spec.name, session.total, session.total - len(todo), len(todo))
             drive(session, (prove_chain(ctx, item, known, session.persist) for item in todo),
-                  settings.prove.problems_in_flight)
+                  settings.prove.problems_in_flight, ModelCalls.of(settings))
     finally:
         resources.close_all()  # only after every task has returned (drive settles them)
     logger.info("run %s: %s", spec.name, {k: session.figures.get(k) for k in ("checks_run", "cache_hits")})

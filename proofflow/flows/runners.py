@@ -2,6 +2,10 @@
 
 - `threads` (default): Prefect's ThreadPoolTaskRunner in the flow's own process, as
   before. The model client's per-process semaphore is the concurrency bound.
+
+Whatever the kind, the calls that wait on the model run in the flow's own process
+(flows/chains.py `Work.MODEL`, the driver's own thread runner); the runner gets the
+computing stages (checks, sandbox runs, hole automation).
 - `dask`: prefect-dask's DaskTaskRunner: a LocalCluster of `runner.workers` worker
   processes, or an existing cluster at `runner.address` (tcp://host:8786).
 - `ray`: prefect-ray's RayTaskRunner: a local Ray instance, or `runner.address`
@@ -13,10 +17,12 @@ What the distributed runners add to prefect-dask / prefect-ray (why the subclass
    PREFECT_API_URL talks to a temporary server that only the flow's process knows; the
    workers would each start their own temporary server (and time out doing so, measured
    here), so each submit carries the flow's API URL in its settings context.
-2. The per-endpoint bound holds across processes and machines: the flow upserts one
-   Prefect global concurrency limit per base URL (limit = endpoint.max_concurrency) when
-   the runner starts, and the workers' model clients hold a slot of it per request
-   (tasks/resources.py `prefect_slot`, enabled on workers by GLOBAL_LIMITS_ENV).
+2. The per-endpoint bound holds across processes and machines: one Prefect global
+   concurrency limit per base URL (limit = endpoint.max_concurrency), upserted by the
+   flow before its first request (flows/chains.py) and when the runner starts; a model
+   request on a worker (a stage that computes and asks, enabled by GLOBAL_LIMITS_ENV)
+   or in a flow sharing the endpoint holds a slot of it, taken from Prefect in blocks
+   (tasks/prefect_limits.py `SlotBlocks`: a few API calls per block, not two per request).
 3. Worker resources are closed when a Dask worker shuts down (a WorkerPlugin whose
    teardown calls tasks/resources.close_all: Coq sessions, sandbox zygotes, answer workers).
 """
@@ -121,6 +127,9 @@ def _dask_classes() -> tuple[type, type]:
         resources its tasks opened (Coq sessions, sandbox zygotes, answer workers)."""
 
         name = "proofflow-resources"
+        # Registered once per cluster: each run registers it again, and replacing it
+        # would tear down (close) the warm checkers the workers keep between runs.
+        idempotent = True
 
         def __init__(self, global_limits: bool) -> None:
             self.global_limits = global_limits

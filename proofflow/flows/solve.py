@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from proofflow.config import Settings
-from proofflow.flows.chains import Chain, Names, drive
+from proofflow.flows.chains import Chain, ModelCalls, Names, drive
 from proofflow.flows.naming import expand_run_name, problem_set_name
 from proofflow.flows.runners import runner_from_environment, task_runner_for
 from proofflow.flows.session import RunSession, RunSpec
@@ -56,7 +56,7 @@ def execute_solve(spec: RunSpec) -> dict[str, Any]:
                         spec.name, session.total, session.total - len(todo), len(todo))
             drive(session, (solve_chain(ctx, chunk, session.persist)
                             for chunk in chunked(todo, settings.solve.problems_per_task)),
-                  settings.solve.problems_in_flight)
+                  settings.solve.problems_in_flight, ModelCalls.of(settings))
     finally:
         resources.close_all()  # only after every task has returned (drive settles them)
     return session.summary

@@ -12,12 +12,16 @@ answering (the CLI's progress bar shows it).
 
 Time limits (docs/configuration.md): one attempt may take `EndpointConfig.request_timeout`
 (sized from max_tokens at a slow decode rate unless `timeout_s` is set); one request gives
-up after `EndpointConfig.give_up_after` seconds counted from when it was asked for —
-waiting for a concurrency slot, every attempt, the backoff between them and the split
-requests of a server without `n` included. A base URL on which a request gave up while
-the stall watcher found it not answering is declared frozen: later requests are not sent
-to it (another replica takes them, or they fail at once with the same line) until it
-answers a health probe again.
+up after `EndpointConfig.give_up_after` seconds of its own time — every attempt, the
+backoff between them and the split requests of a server without `n` included, but not
+its wait for a concurrency slot: queueing behind a server that keeps answering is not a
+reason to give up (a slow CPU server's demo stopped with "no concurrency slot came free
+in time" although the server was answering: issue 19.4). A queued request gives up only
+when the base URL has answered nothing for a whole give-up time while it waited (hung),
+so a hung server still fails the run within about one give-up time. A base URL on which
+a request gave up while the stall watcher found it not answering is declared frozen:
+later requests are not sent to it (another replica takes them, or they fail at once with
+the same line) until it answers a health probe again.
 
 Before an attempt is sent, a row for it (status `interrupted`, its prompt tokens) goes to
 `on_send` (default: the process's BatchWriter, storage/in_flight.py), so a process killed
@@ -160,6 +164,9 @@ class ModelClient:
         self._waiting_ids = itertools.count()
         self._watcher: StallWatcher | None = None
         self._slots = {url: threading.BoundedSemaphore(endpoint.max_concurrency) for url in endpoint.base_urls}
+        # url -> time.monotonic() of its last HTTP answer (any status): a request waiting
+        # for a slot keeps waiting while this is recent (the server answers, only busy).
+        self._answered: dict[str, float] = {}
         self._in_flight = {url: 0 for url in endpoint.base_urls}
         # url -> the line a request gave up with: a frozen base URL is sent nothing more
         # until the stall watcher finds it answering again.
@@ -188,14 +195,13 @@ class ModelClient:
     def complete(self, request: Request, give_up_at: float | None = None) -> Response:
         """One request (retried on transient failures). Raises EndpointError.
 
-        `give_up_at` (time.monotonic()): when it fails at the latest; default: the give-up
-        time from now."""
-        if give_up_at is None:
-            give_up_at = time.monotonic() + self.give_up_s
+        `give_up_at` (time.monotonic()): when it fails at the latest, not counting its
+        waits for a concurrency slot (module doc); default: the give-up time from now."""
+        clock = _Clock(time.monotonic() + self.give_up_s if give_up_at is None else give_up_at)
         # vLLM rejects n > 1 with greedy sampling (temperature 0): ask one at a time.
         if request.n > 1 and (not self.endpoint.supports_n or self.sampling.temperature == 0):
-            return self._merge_singles(request, give_up_at)
-        return self._call_with_retries(request, give_up_at)
+            return self._merge_singles(request, clock)
+        return self._call_with_retries(request, clock)
 
     def complete_many(self, requests: Sequence[Request]) -> list[Response | EndpointError]:
         """Run requests concurrently (bounded per replica); errors are returned in place.
@@ -217,14 +223,14 @@ class ModelClient:
 
     # -- internals ---------------------------------------------------------------
 
-    def _merge_singles(self, request: Request, give_up_at: float) -> Response:
+    def _merge_singles(self, request: Request, clock: _Clock) -> Response:
         """For servers without `n`: n requests with consecutive seeds, merged (one give-up
         time for all of them: they are one request to the caller)."""
         parts: list[Response] = []
         for i in range(request.n):
             try:
                 parts.append(self._call_with_retries(
-                    dataclasses.replace(request, n=1, seed=request.seed + i), give_up_at))
+                    dataclasses.replace(request, n=1, seed=request.seed + i), clock))
             except EndpointError as exc:
                 # The answered parts were paid for: their calls go with the error.
                 raise EndpointError(str(exc), [c for p in parts for c in p.calls] + exc.calls) from exc
@@ -253,19 +259,33 @@ class ModelClient:
             self._in_flight[url] += 1
             return url
 
-    def _acquire(self, url: str, give_up_at: float) -> bool:
-        """Wait for a concurrency slot of `url` until the give-up time, or until `url` is
-        declared frozen (then nothing more is sent to it). True when one is held."""
+    def _acquire(self, url: str, clock: _Clock) -> bool:
+        """Wait for a concurrency slot of `url`; True when one is held. The wait is not
+        the request's own time while `url` answers (its clock is moved on by that part):
+        it fails when `url` is declared frozen, or has answered nothing for a whole
+        give-up time while this request waited (hung: module doc)."""
         slots = self._slots[url]
+        if url in self._frozen:
+            return False
+        if slots.acquire(blocking=False):  # the common case: no wait, nothing to count
+            return True
+        started = time.monotonic()
         while True:
-            left = give_up_at - time.monotonic()
-            if left <= 0 or url in self._frozen:
+            now = time.monotonic()
+            if url in self._frozen or now - max(started, self._answered.get(url, started)) >= self.give_up_s:
                 return False
-            if slots.acquire(timeout=min(left, 0.25)):
+            if slots.acquire(timeout=0.25):
                 if url in self._frozen:  # declared while we waited
                     slots.release()
                     return False
+                clock.extend(self._answering_since(url, started))
                 return True
+
+    def _answering_since(self, url: str, started: float) -> float:
+        """How much of a wait since `started` the server is known to have been answering
+        (up to its last answer): the part of a queue wait that is not the request's own
+        time. A hung server's wait counts in full, so its requests still give up in time."""
+        return max(0.0, self._answered.get(url, started) - started)
 
     def _declare_frozen(self, url: str) -> None:
         """An attempt at `url` got no answer in time: if the stall watcher finds it not
@@ -293,26 +313,33 @@ class ModelClient:
         with self._pick_lock:
             self._in_flight[url] -= 1
 
-    def _call_with_retries(self, request: Request, give_up_at: float) -> Response:
+    def _call_with_retries(self, request: Request, clock: _Clock) -> Response:
         attempts = self.endpoint.max_retries + 1
         last_error = ""
         tried: list[str] = []
         calls: list[CallRow] = []
         made = 0
         timed_out = False
+        hung = False
         for attempt in range(attempts):
-            if give_up_at - time.monotonic() <= 0:
+            if clock.left() <= 0:
                 break
             url = self._pick_replica()
             if url is None:  # every replica is declared frozen
                 break
             tried.append(url)
             try:
-                if not self._acquire(url, give_up_at):
-                    continue  # frozen meanwhile (another replica may take it), or out of time
+                if not self._acquire(url, clock):
+                    if url in self._frozen:
+                        continue  # frozen meanwhile: another replica may take it
+                    hung = True  # answered nothing for a give-up time while we queued
+                    break
                 try:
+                    waiting_since = time.monotonic()
                     with self._slot(url):
-                        left = give_up_at - time.monotonic()
+                        # A shared endpoint's slot (Prefect's, taken in blocks): queueing too.
+                        clock.extend(self._answering_since(url, waiting_since))
+                        left = clock.left()
                         if left <= 0:
                             break
                         made += 1
@@ -328,9 +355,9 @@ class ModelClient:
                     # (With one replica the retries go on until the give-up time: a server
                     # may come back, e.g. a SIGSTOPped one continued.)
                     self._declare_frozen(url)
-                if attempt + 1 < attempts and give_up_at - time.monotonic() > 0 and self._any_unfrozen():
+                if attempt + 1 < attempts and clock.left() > 0 and self._any_unfrozen():
                     delay = self.endpoint.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
-                    delay = min(delay, max(0.0, give_up_at - time.monotonic()))
+                    delay = min(delay, max(0.0, clock.left()))
                     log.warning("model call to %s failed (%s); retry %d/%d in %.1fs",
                                 url, exc, attempt + 1, attempts - 1, delay)
                     time.sleep(delay)
@@ -338,7 +365,7 @@ class ModelClient:
                 raise EndpointError(str(exc), calls) from exc
             finally:
                 self._release(url)
-        out_of_time = give_up_at - time.monotonic() <= 0
+        out_of_time = hung or clock.left() <= 0
         if out_of_time and timed_out:
             self._declare_frozen(tried[-1])  # the request gave up on a server that did not answer
         frozen = self.frozen()
@@ -416,11 +443,13 @@ class ModelClient:
                 texts = [(c.text or "", c.finish_reason, _token_count(c)) for c in raw.choices]
                 server_thinking = [None] * len(texts)
                 asked_tools = [None] * len(texts)
+            self._answered[url] = time.monotonic()
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             record("error", f"{type(exc).__name__}: {exc}")
             raise _Retryable(f"{type(exc).__name__}: {exc}",
                              timed_out=isinstance(exc, openai.APITimeoutError)) from exc
         except openai.APIStatusError as exc:
+            self._answered[url] = time.monotonic()  # busy or refusing, but answering
             record("error", f"HTTP {exc.status_code}: {_short(exc)}")
             if exc.status_code in RETRYABLE_STATUS:
                 raise _Retryable(f"HTTP {exc.status_code}") from exc
@@ -539,6 +568,19 @@ class ModelClient:
             # A saturated server shares the GPU among max_concurrency requests.
             return price.gpu_hour * latency_s / 3600.0 / self.endpoint.max_concurrency
         return None  # never guessed
+
+
+class _Clock:
+    """A request's give-up time, moved on by the time it queued for a slot."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def extend(self, seconds: float) -> None:
+        self.at += seconds
 
 
 class _Retryable(Exception):

@@ -10,15 +10,16 @@ stall events in tasks/events.py.
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from proofflow.config import EndpointConfig, ProveConfig, ReasoningConfig, SamplingConfig
 from proofflow.llm.client import ModelClient
 from proofflow.tasks.events import publish_stall
-from proofflow.tasks.prefect_limits import LimitMissing, limit_name, prefect_slot
+from proofflow.tasks.prefect_limits import LimitMissing, SlotBlocks, limit_name, prefect_slot
 from proofflow.tasks.resource_cache import cached, close_all, config_key, open_count, scoped
 
 if TYPE_CHECKING:
@@ -26,36 +27,62 @@ if TYPE_CHECKING:
     from proofflow.verifiers.sandbox import Sandbox
 
 __all__ = ["GLOBAL_LIMITS_ENV", "LimitMissing", "cached", "close_all", "config_key", "formal_checker",
-           "limit_name", "model_client", "open_count", "prefect_slot", "sandbox", "scoped"]
+           "limit_name", "model_client", "open_count", "prefect_slot", "sandbox", "scoped",
+           "sharing_endpoints", "slot_blocks"]
 
 # Set in a process whose model calls must also take a Prefect global concurrency slot
 # (Dask and Ray workers: many processes, maybe many machines, share one endpoint). The
 # Dask worker plugin (flows/runners.py) sets it on every worker it joins; the Ray runner
-# passes it in the workers' runtime environment. In the flow's own process (thread runner) the client's
-# per-process semaphore already is the exact bound, and no API round trip is paid.
+# passes it in the workers' runtime environment.
 GLOBAL_LIMITS_ENV = "PROOFFLOW_GLOBAL_CONCURRENCY"
+
+# The same for the model calls the flow's own process makes (flows/chains.py runs them
+# there): set by the driver while a run whose endpoint is shared with other flows
+# (runner.global_limits) drives its chains; the task threads inherit it (each task run
+# starts from a copy of the submitting thread's context). Not set: the client's
+# per-process semaphore is the bound, and no API call is paid.
+_SHARED: contextvars.ContextVar[bool] = contextvars.ContextVar("proofflow_shared_endpoints", default=False)
+
+
+@contextmanager
+def sharing_endpoints(shared: bool) -> Iterator[None]:
+    """Model clients got inside this block take Prefect's global slots (in blocks) when
+    `shared`: the endpoint is shared with other flows."""
+    token = _SHARED.set(shared)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 _get = cached  # the name callers used before the cache had its own module
 
 
 def model_client(endpoint: EndpointConfig, sampling: SamplingConfig,
                  reasoning: ReasoningConfig | None = None) -> ModelClient:
-    """The model client for these settings. In a worker process that shares the endpoint
-    with others (GLOBAL_LIMITS_ENV set), every request also holds a slot of the
-    endpoint's Prefect global concurrency limit (flows/runners.py creates the limits)."""
-    global_limits = os.environ.get(GLOBAL_LIMITS_ENV) == "1"
+    """The model client for these settings. In a process that shares the endpoint with
+    others (a worker: GLOBAL_LIMITS_ENV; the flow's process: `sharing_endpoints`), every
+    request also holds a slot of the endpoint's Prefect global concurrency limit, taken
+    from Prefect in blocks (`slot_blocks`; flows/runners.py creates the limits)."""
+    shared = os.environ.get(GLOBAL_LIMITS_ENV) == "1" or _SHARED.get()
     return cached(
-        "model_client", (endpoint, sampling, reasoning or ReasoningConfig()),
+        "model_client (shared endpoint)" if shared else "model_client",
+        (endpoint, sampling, reasoning or ReasoningConfig()),
         lambda: ModelClient(endpoint, sampling,
-                            slot=_slot_for(endpoint, sampling) if global_limits else None,
+                            slot=_slot_for(endpoint) if shared else None,
                             on_stall=publish_stall, reasoning=reasoning),
         ModelClient.close,
     )
 
 
-def _slot_for(endpoint: EndpointConfig, sampling: SamplingConfig) -> Callable[[str], AbstractContextManager[None]]:
-    lease_s = endpoint.give_up_after(sampling.max_tokens) + 60.0
-    return lambda url: prefect_slot(url, lease_s)
+def slot_blocks(url: str, block: int, lease_s: float) -> SlotBlocks:
+    """The process's block pool of one base URL's global slots (one per URL and sizes)."""
+    pool: SlotBlocks = cached(f"slot_blocks {url} {block} {lease_s}", (),
+                              lambda: SlotBlocks(url, block=block, lease_s=lease_s), SlotBlocks.close)
+    return pool
+
+
+def _slot_for(endpoint: EndpointConfig) -> Callable[[str], AbstractContextManager[None]]:
+    return lambda url: slot_blocks(url, endpoint.slot_block, endpoint.slot_lease_s).slot()
 
 
 def formal_checker(prove: ProveConfig) -> FormalChecker:
