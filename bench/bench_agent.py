@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,11 +32,29 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pipeline import free_port, wait_for  # noqa: E402
-
 SYSTEM = "Solve with Python when it helps; end with \\boxed{}."
 FENCE = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    """Until the stand-in server answers /models (this bench's own copy: bench_pipeline
+    is another bench, free to change)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/models", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"stand-in server at {url} did not come up")
 
 
 def problems_file(path: Path, n: int) -> Path:
