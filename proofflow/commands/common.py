@@ -14,15 +14,18 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperCommand, TyperOption
 
 if TYPE_CHECKING:
+    from typer._click import Context, HelpFormatter  # typer's own (vendored) click
+
     from proofflow.config import Settings
+    from proofflow.flows.session import RunSpec
 
 # Wider than any table we print: pipes and files get full names (issue 11.8).
 UNLIMITED_WIDTH = 10_000
@@ -74,6 +77,28 @@ def quiet_prefect() -> None:
         local_prefect.start()
 
 
+# `--strategy`'s help lists every registered strategy with its line. Loading them all
+# imports every strategy's module (some import the model client: seconds), so the list
+# is filled in only when a command's help is shown, not on every start (issue 19.3).
+STRATEGIES_PLACEHOLDER = "<registered strategies>"
+
+
+def strategy_help_command(kind: Literal["answer", "proof"]) -> type[TyperCommand]:
+    """A command class whose `--strategy` help gets the registry's list (`kind`'s
+    strategies) when the help is formatted."""
+
+    class StrategyHelpCommand(TyperCommand):
+        def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+            from proofflow.strategies.registry import help_text
+
+            for param in self.params:
+                if param.name == "strategy" and isinstance(param, TyperOption) and param.help:
+                    param.help = param.help.replace(STRATEGIES_PLACEHOLDER, escape(help_text(kind)))
+            super().format_help(ctx, formatter)
+
+    return StrategyHelpCommand
+
+
 def settings_or_exit(config: Path | None, overrides: dict[str, Any]) -> Settings:
     from proofflow.config import load_settings
 
@@ -119,6 +144,24 @@ def problem_notes() -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
+
+
+def answer_if_finished(spec: RunSpec) -> dict[str, Any] | None:
+    """A finished run's figures from the store (flows/session.py `finished_summary`),
+    said as such: resuming it has nothing to do, so no Prefect, no flow run, no log
+    file. None: the flow runs. A changed identity is one line and exit code 1, as the
+    flow's refusal is."""
+    from proofflow.flows.session import finished_summary
+
+    try:
+        summary = finished_summary(spec)
+    except user_errors() as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    if summary is not None:
+        console.print(f"run {escape(spec.name)}: all {len(spec.problems)} problems are done; nothing to do",
+                      highlight=False)
+    return summary
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -243,6 +286,8 @@ def run_with_progress(
 ) -> dict[str, Any]:
     """Run a flow under a progress bar (problems done / total, `counted` so far). A failure
     is one message on the terminal; its traceback is in the log file it names."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from proofflow.commands import local_prefect
     from proofflow.flows import progress as flow_progress
 

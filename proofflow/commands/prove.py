@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from proofflow.commands.common import console, quiet_prefect, run_with_progress, settings_or_exit, storage_or_exit
-from proofflow.strategies.registry import help_text as strategy_help
+from proofflow.commands.common import (
+    STRATEGIES_PLACEHOLDER,
+    answer_if_finished,
+    console,
+    quiet_prefect,
+    run_with_progress,
+    settings_or_exit,
+    storage_or_exit,
+    strategy_help_command,
+)
 
 
 def prove(
@@ -20,7 +27,7 @@ def prove(
              "or 'coq-examples' for the bundled Coq set"),
     backend: str | None = typer.Option(None, help="coq | lean | kimina [default: coq]"),
     strategy: str | None = typer.Option(  # choices and their help: the strategy registry
-        None, help=f"{escape(strategy_help('proof'))} [default: whole]"),
+        None, help=f"{STRATEGIES_PLACEHOLDER} [default: whole]"),
     samples: int | None = typer.Option(None, "--samples", "-n",
         help="whole: proofs per problem; dsp: drafts/sketches [default: 4]"),
     repair_rounds: int | None = typer.Option(None, "--repair-rounds", "-r",
@@ -55,7 +62,6 @@ def prove(
         help="the data set's name in labels [default: the file's directory for test/train files, else its stem]"),
 ) -> None:
     """Prove formal theorems (Coq here; Lean with a configured installation); resumable."""
-    quiet_prefect()
     overrides = {
         "prove.backend": backend, "prove.strategy": strategy, "prove.samples": samples,
         "prove.repair_rounds": repair_rounds, "prove.repair_depth": repair_depth,
@@ -79,14 +85,21 @@ def _run_with_progress(problems: str, run: str | None, config: Path | None, over
     run under a progress bar. A file for another backend or a checker that cannot start
     (no Lean toolchain, no coqtop) is one clear line; anything else keeps its traceback."""
     from proofflow.commands.solve import prepared_or_exit
-    from proofflow.flows.prove import ProveSetupError, prepare_prove, run_prepared
+    from proofflow.flows.prove_spec import ProveSetupError, prepare_prove
 
     settings = settings_or_exit(config, overrides)
     storage_or_exit(settings)
     spec = prepared_or_exit(lambda: prepare_prove(problems, run, settings=settings, problem_set=problem_set),
                             (ProveSetupError,))
-    summary = run_with_progress(f"prove {spec.name}", "proved", lambda: run_prepared(spec),
-                                extra_errors=(ProveSetupError,))
+    summary = answer_if_finished(spec)
+    if summary is not None:  # a finished run: the flow's no-op resume counts no checks either
+        summary.update(checks_run=0, cache_hits=0, cache_misses=0)
+    else:
+        quiet_prefect()  # before Prefect is imported: its logging is configured then
+        from proofflow.flows.prove import run_prepared
+
+        summary = run_with_progress(f"prove {spec.name}", "proved", lambda: run_prepared(spec),
+                                    extra_errors=(ProveSetupError,))
     summary["run"] = spec.name
     summary["db"] = str(settings.storage.db_path)
     return summary
@@ -123,4 +136,4 @@ def _print_results(summary: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(prove)
+    app.command(cls=strategy_help_command("proof"))(prove)

@@ -9,18 +9,17 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from proofflow.commands.common import make_console
 from proofflow.config import default_db_path
-from proofflow.report import display
-from proofflow.report.markdown import write_report
-from proofflow.report.tables import all_grids, collect, rich_table
-from proofflow.storage import metrics
-from proofflow.storage.db import StorageError, Store
-from proofflow.storage.export import FORMATS, export_runs
+
+# The report's modules (matplotlib, DuckDB) are imported by the commands that use them:
+# `proofflow --help` and every other command would pay ~1 s for them (issue 19.3).
+if TYPE_CHECKING:
+    from proofflow.storage.db import Store
 
 console = make_console()
 err = make_console(stderr=True)
@@ -33,6 +32,8 @@ def _db(path: Path | None) -> Path:
 
 
 def _open(path: Path | None) -> Store:
+    from proofflow.storage.db import Store
+
     db = _db(path)
     if not db.exists():
         err.print(f"[red]no database at {db}[/red] (run `proofflow solve` first, or pass --db)")
@@ -61,6 +62,11 @@ def report(
     conversation_cap: int = typer.Option(5, min=1, help="problems per solved / unsolved / all in --conversation"),
 ) -> None:
     """Print a run's tables and write report.md with plots (pass@k, cost-of-pass, tokens)."""
+    from proofflow.report.markdown import write_report
+    from proofflow.report.tables import all_grids, collect, rich_table
+    from proofflow.storage import metrics
+    from proofflow.storage.db import StorageError
+
     store = _open(db)
     try:
         metrics.ensure_views(store)
@@ -87,6 +93,10 @@ def export(
     out: Path | None = typer.Option(None, help="Folder [default: ./exports/<run>]"),
 ) -> None:
     """Write a run's rows, one file per table (runs, problems, samples, verdicts, …)."""
+    from proofflow.storage import metrics
+    from proofflow.storage.db import StorageError
+    from proofflow.storage.export import FORMATS, export_runs
+
     if file_format not in FORMATS:
         raise _fail(ValueError(f"--format must be one of {', '.join(FORMATS)}, not {file_format!r}"))
     store = _open(db)
@@ -132,6 +142,9 @@ def sql(
     if as_csv and as_json:
         raise _fail(ValueError("choose one of --csv and --json"))
     from proofflow.commands.common import settings_or_exit
+    from proofflow.report import display
+    from proofflow.storage import metrics
+    from proofflow.storage.db import StorageError
 
     bounds = settings_or_exit(config, {"storage.sql_timeout_s": timeout,
                                        "storage.sql_memory_mb": memory_mb}).storage

@@ -11,16 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from proofflow.commands.common import (
+    STRATEGIES_PLACEHOLDER,
+    answer_if_finished,
     console,
     problem_notes,
     quiet_prefect,
     run_with_progress,
     settings_or_exit,
     storage_or_exit,
+    strategy_help_command,
     user_errors,
 )
 from proofflow.config import DEFAULT_PORT, default_db_path
-from proofflow.strategies.registry import help_text as strategy_help
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -43,7 +45,7 @@ def solve(
     samples: int | None = typer.Option(None, "--samples", "-n", help="candidates per problem [default: 4]"),
     repair_rounds: int | None = typer.Option(None, "--repair-rounds", "-r", help="repair rounds [default: 1]"),
     strategy: str | None = typer.Option(  # choices and their help: the strategy registry
-        None, help=f"{escape(strategy_help('answer'))} [default: gvr]"),
+        None, help=f"{STRATEGIES_PLACEHOLDER} [default: gvr]"),
     selection: str | None = typer.Option(None, help="majority | weighted (by self-verification)"),
     max_tokens: int | None = typer.Option(None, help="max completion tokens per sample [default: 512]"),
     max_tokens_per_problem: int | None = typer.Option(
@@ -73,7 +75,6 @@ def solve(
         help="the data set's name in labels [default: the file's directory for test/train files, else its stem]"),
 ) -> None:
     """Sample, verify, repair and select answers for a problem file; resumable."""
-    quiet_prefect()
     overrides = {
         "endpoint.model": model, "endpoint.base_urls": base_url, "solve.samples": samples,
         "solve.repair_rounds": repair_rounds, "sampling.max_tokens": max_tokens,
@@ -94,13 +95,19 @@ def solve(
 
 def _run_with_progress(problems: Path, run: str | None, config: Path | None, overrides: dict[str, Any],
                        problem_set: str | None = None) -> dict[str, Any]:
-    """Resolve settings, problems and the run name once, then run under a progress bar."""
-    from proofflow.flows.solve import prepare_solve, run_prepared
+    """Resolve settings, problems and the run name once; a finished run is answered from
+    the store (no Prefect at all), anything else runs under a progress bar."""
+    from proofflow.flows.solve_spec import prepare_solve
 
     settings = settings_or_exit(config, overrides)
     storage_or_exit(settings)
     spec = prepared_or_exit(lambda: prepare_solve(str(problems), run, settings=settings, problem_set=problem_set))
-    summary = run_with_progress(f"run {spec.name}", "solved", lambda: run_prepared(spec))
+    summary = answer_if_finished(spec)
+    if summary is None:
+        quiet_prefect()  # before Prefect is imported: its logging is configured then
+        from proofflow.flows.solve import run_prepared
+
+        summary = run_with_progress(f"run {spec.name}", "solved", lambda: run_prepared(spec))
     summary["run"] = spec.name
     summary["db"] = str(settings.storage.db_path)
     return summary
@@ -253,7 +260,7 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(solve)
+    app.command(cls=strategy_help_command("answer"))(solve)
     app.command()(runs)
     app.command()(show)
     app.command()(demo)

@@ -28,7 +28,7 @@ from proofflow.storage.db import BatchWriter, ProblemState, RunState, Store
 from proofflow.storage.lease import Holder, RunLease
 from proofflow.storage.metrics import record_candidate_stages
 from proofflow.storage.records import CallRow, EpisodeRow, ResultRow, Row, RunRow, SampleRow, ToolRunRow, VerdictRow
-from proofflow.strategies.registry import candidate_stages
+from proofflow.strategies.registry import candidate_stages, strategy
 from proofflow.tasks.context import AnyProblem, WorkItem
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,61 @@ def start_run(store: Store, spec: RunSpec) -> RunRow:
         config_hash=config_hash(identity), code_version=__version__, status="running",
     )
     run = store.start_run(wanted)
-    if run.config_hash != wanted.config_hash:
-        stored = json.loads(run.config).get("identity", {})
-        changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
-        raise RunConfigMismatch(
-            f"run {spec.name!r} already exists with different settings ({', '.join(changed)}); "
-            "resume it with the same settings or choose another --run name"
-        )
+    check_identity(run, spec)
     # The views count the samples of the stages the strategy names as its candidates.
     stages = candidate_stages().get(spec.strategy)
     if stages is not None:
         record_candidate_stages(store, spec.strategy, stages)
     return run
+
+
+def check_identity(stored: RunRow, spec: RunSpec) -> None:
+    """RunConfigMismatch, naming the differing keys, when the stored run's identity is not
+    the spec's: the one check, for the flow's start and for the finished-run lookup."""
+    if stored.config_hash != config_hash(spec.identity):
+        was = json.loads(stored.config).get("identity", {})
+        changed = sorted(k for k in set(was) | set(spec.identity) if was.get(k) != spec.identity.get(k))
+        raise RunConfigMismatch(
+            f"run {spec.name!r} already exists with different settings ({', '.join(changed)}); "
+            "resume it with the same settings or choose another --run name"
+        )
+
+
+def problem_source(spec: RunSpec) -> str:
+    """The file the run's problems were read from. A bundled set's name (prove's
+    "coq-examples") is not a path: the problems know their file."""
+    first = spec.problems[0] if spec.problems else None
+    source = getattr(first, "source", None) or getattr(getattr(first, "formal", None), "source", None)
+    return str(source or spec.problem_file)
+
+
+def finished_summary(spec: RunSpec) -> dict[str, Any] | None:
+    """Resuming a run that has nothing left to do is a lookup, not a replay (issue 19.4):
+    the stored run's headline figures (what the flow's summary returns), with no lease,
+    no write, no flow run. Only when the run is completed, not held, nothing waits in a
+    journal, every problem of the spec has its result, the problem file is line for line
+    the one the run was started with, and the strategy's candidate stages are the stored
+    ones; else None and the flow runs as before (and says what it says about a changed
+    file, --extend, a held run). A changed identity is refused here with the flow's
+    message (check_identity)."""
+    from proofflow.problems.file_identity import FileLine, compare, file_lines
+    from proofflow.storage.finished import finished_run
+    from proofflow.storage.summary import run_headline
+
+    storage = spec.settings.storage
+    store = Store(storage.db_path, lock_timeout_s=storage.lock_timeout_s)
+    found = finished_run(store, run_id_for(spec.name))
+    if found is None or any(p.id not in found.done for p in spec.problems) or not found.problem_file:
+        return None
+    was = [FileLine(r.line, r.digest, r.label, r.content) for r in found.problem_file]
+    if compare(was, file_lines(problem_source(spec), spec.settings.problems.max_line_bytes)):
+        return None  # the flow refuses the file, or extends the run (--extend)
+    check_identity(found.run, spec)
+    # The flow records them at every start (start_run); by name, only this strategy loads.
+    name = spec.settings.solve.strategy if spec.kind == "solve" else spec.settings.prove.strategy
+    if tuple(sorted(strategy(name).candidate_stages)) != found.candidate_stages:
+        return None
+    return run_headline(store, found.run.run_id)
 
 
 def _tokens(rows: Iterable[SampleRow]) -> int:
@@ -115,11 +158,7 @@ def hold_run(store: Store, spec: RunSpec) -> RunLease:
             stored = store.get_run(run_id) if store.path.exists() else None
             if stored is not None and stored.status == "running":  # its process never finished it
                 log.warning("run %s was interrupted (%s); resuming it", spec.name, lease.previous.describe())
-        # A bundled set's name (prove's "coq-examples") is not a path: the problems
-        # know the file they were read from.
-        first = spec.problems[0] if spec.problems else None
-        source = getattr(first, "source", None) or getattr(getattr(first, "formal", None), "source", None)
-        check_problem_file(store, run_id, spec.name, source or spec.problem_file, extend=storage.extend_run,
+        check_problem_file(store, run_id, spec.name, problem_source(spec), extend=storage.extend_run,
                            max_line_bytes=spec.settings.problems.max_line_bytes)
     except BaseException:
         lease.release()

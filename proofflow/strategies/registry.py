@@ -193,6 +193,11 @@ def strategies(kind: Kind | None = None) -> list[Strategy]:
 
 def strategy(name: str, kind: Kind | None = None) -> Strategy:
     """The strategy called `name` (or one of its aliases), of `kind` when given."""
+    target = _registered().get(name)  # by its registered name: only its own module is imported
+    if target is not None:  # (loading them all costs seconds: some import the model client)
+        found = _instance(target)
+        if found.name == name and (kind is None or found.kind == kind):
+            return found
     for s in strategies(kind):
         if name == s.name or name in s.aliases:
             return s
