@@ -172,6 +172,10 @@ class ModelClient:
         # until the stall watcher finds it answering again.
         self._frozen: dict[str, str] = {}
         self._no_tokenize: set[str] = set()  # servers without vLLM's /tokenize
+        # One connection pool for /tokenize: httpx.post builds a client, SSL context and CA
+        # bundle included, per call (~20 ms idle, 150-370 ms on a loaded 2-core box), once per
+        # turn of every agent episode (bench/bench_agent.py's profile).
+        self._tokenize_http = httpx.Client()
         self._pick_lock = threading.Lock()
         self._round_robin = itertools.count()
         self._pool = ThreadPoolExecutor(
@@ -185,6 +189,7 @@ class ModelClient:
         self._pool.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
             client.close()
+        self._tokenize_http.close()
 
     # -- public ------------------------------------------------------------------
 
@@ -530,7 +535,7 @@ class ModelClient:
             body["prompt"] = text
         if url not in self._no_tokenize:
             try:
-                resp = httpx.post(tokenize_url, json=body, timeout=timeout_s,
+                resp = self._tokenize_http.post(tokenize_url, json=body, timeout=timeout_s,
                                   headers={"Authorization": f"Bearer {self.endpoint.api_key}"})
                 if resp.status_code in (404, 405, 501):
                     self._no_tokenize.add(url)  # not vLLM: do not ask again
