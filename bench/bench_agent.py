@@ -8,7 +8,8 @@ record every turn and tool run:
   - proofflow: `solve --strategy tir` (Prefect flow, one task run per step, the DuckDB
     writer, resumable), under a real temporary Prefect server started before timing.
 Prints wall time per turn for each, the difference (proofflow's orchestration and
-persistence per turn) and the ratio.
+persistence per turn) and the ratio; and the marginal turn (the run less a one-problem
+run, over the turns in between), which leaves out proofflow's fixed per-run cost.
 
     python bench/bench_agent.py [--problems 20] [--episodes 1] [--tool-turns 3] [--in-flight 1]
 """
@@ -139,6 +140,12 @@ def main() -> None:
         with prefect_test_harness(server_startup_timeout=120):
             run_solve(str(pfile), "warmup", overrides={**overrides, "solve.limit": 1,
                                                        "storage.db_path": str(workdir / "warm.duckdb")})
+            # One problem on its own, timed: the run's fixed cost (start, resume check, the
+            # end-of-run summary and artifacts), which is not per turn.
+            t0 = time.perf_counter()
+            run_solve(str(pfile), "one", overrides={**overrides, "solve.limit": 1,
+                                                    "storage.db_path": str(workdir / "one.duckdb")})
+            one_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             run_solve(str(pfile), "bench", overrides=overrides)
             pf_s = time.perf_counter() - t0
@@ -162,8 +169,15 @@ def main() -> None:
     sandbox_turn = (tool_s or 0) / max(1, pf_turns)
     table.add_row("sandbox time per turn (proofflow's tool runs)", "", f"{sandbox_turn * 1000:.1f} ms")
     table.add_row("proofflow overhead per turn", "", f"{(pf_turn - bare_turn) * 1000:.1f} ms")
+    # The marginal turn: the whole run less the one-problem run, over the turns in between.
+    one_turns = max_turns * args.episodes
+    marginal = (pf_s - one_s) / max(1, pf_turns - one_turns)
+    table.add_row("one-problem run (fixed cost + its turns)", "", f"{one_s:.2f} s")
+    table.add_row("marginal time per turn (run − one-problem run)", f"{bare_turn * 1000:.1f} ms",
+                  f"{marginal * 1000:.1f} ms")
     Console().print(table)
     print(f"ratio proofflow / bare per turn: {pf_turn / bare_turn:.2f}")
+    print(f"ratio proofflow / bare per marginal turn (fixed per-run cost left out): {marginal / bare_turn:.2f}")
 
 
 if __name__ == "__main__":
