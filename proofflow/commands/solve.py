@@ -249,9 +249,6 @@ def demo(
         "endpoint.model": status.model, "endpoint.base_urls": [status.base_url],
         "solve.samples": samples, "solve.repair_rounds": repair_rounds, "storage.db_path": str(db),
         "sampling.max_tokens": max_tokens, "solve.problems_in_flight": problems_in_flight,
-        # The built-in server is a 2-core CPU: a request may wait minutes for a slot behind
-        # the others, and the give-up clock counts that wait (issue 20.4).
-        "endpoint.give_up_s": 1800.0,
     }
     summary = _run_with_progress(example_path(), None, None, overrides)
     show(summary["run"], db=db, problems=True)
