@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from proofflow.strategies.registry import Chain, ChainEnv, StrategyConfig
-from proofflow.strategies.shared.proofs import ProofStrategy, holes
+from proofflow.strategies.shared.proofs import ProofStrategy, checks, holes
 
 if TYPE_CHECKING:
     from proofflow.tasks.context import RunContext, WorkItem
@@ -32,7 +32,6 @@ class DraftSketchProve(ProofStrategy):
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.flows.chains import Call, asks
         from proofflow.tasks.ask import ask
-        from proofflow.tasks.check_proofs import check_proofs
         from proofflow.tasks.draft import given_drafts, plan_draft
         from proofflow.tasks.finalize import finalize
         from proofflow.tasks.sketch import plan_sketch
@@ -41,7 +40,7 @@ class DraftSketchProve(ProofStrategy):
         env.persist(given_drafts(ctx, items))  # a data set's own informal proof: no call to wait for
         yield asks(ask, ctx, plan_draft(ctx, items), names, "draft")
         yield asks(ask, ctx, plan_sketch(ctx, items), names, "sketch")
-        yield [Call(check_proofs, (ctx, items, env.known, names("check")))]
+        yield from checks(ctx, items, env, "check")
         for item in items:
             yield from holes(ctx, item, "sketch", env)
         yield [Call(finalize, (ctx, items, names("finalize")))]

@@ -56,3 +56,26 @@ def holes(ctx: RunContext, item: WorkItem, mode: str, env: ChainEnv) -> Chain:
         suffix = f" · {i}/{len(parents)}" if len(parents) > 1 else ""
         label = env.names(f"prove holes ({mode})") + suffix
         yield [Call(prove_holes, (ctx, [item], mode, [parent], env.known, label))]
+
+
+def checks(ctx: RunContext, items: list[WorkItem], env: ChainEnv, stage: str) -> Chain:
+    """check the items' unchecked candidates, a batch of them per task (tasks/check_proofs.py
+    says why and how big). With stop_on_first_complete: one step per round of batches, an
+    item's next batch only while it is unsolved; without: every batch in one step."""
+    from proofflow.flows.chains import Call
+    from proofflow.tasks.check_proofs import check_proofs, plan_batches
+    from proofflow.tasks.formal_runtime import solved
+
+    planned = [(item, plan_batches(item)) for item in items]
+
+    def call(item: WorkItem, batches: list[list[str]], k: int) -> Call:
+        label = env.names(stage, item.problem.id if len(items) > 1 else None)
+        if len(batches) > 1:
+            label += f" · batch {k + 1}/{len(batches)}"
+        return Call(check_proofs, (ctx, [item], env.known, label, batches[k]))
+
+    if not ctx.settings.prove.stop_on_first_complete:
+        yield [call(item, batches, k) for item, batches in planned for k in range(len(batches))]
+        return
+    for k in range(max((len(b) for _, b in planned), default=0)):
+        yield [call(item, batches, k) for item, batches in planned if k < len(batches) and not solved(item)]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from proofflow.strategies.registry import Chain, ChainEnv, StrategyConfig
-from proofflow.strategies.shared.proofs import ProofStrategy, holes
+from proofflow.strategies.shared.proofs import ProofStrategy, checks, holes
 
 if TYPE_CHECKING:
     from proofflow.tasks.context import RunContext, WorkItem
@@ -35,7 +35,6 @@ class WholeProof(ProofStrategy):
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.flows.chains import Call, asks
         from proofflow.tasks.ask import ask
-        from proofflow.tasks.check_proofs import check_proofs
         from proofflow.tasks.finalize import finalize
         from proofflow.tasks.formal_repair import plan_formal_repair
         from proofflow.tasks.prove_generate import plan_prove_generate
@@ -43,10 +42,10 @@ class WholeProof(ProofStrategy):
         p = ctx.settings.prove
         names = env.names
         yield asks(ask, ctx, plan_prove_generate(ctx, items), names, "generate")
-        yield [Call(check_proofs, (ctx, items, env.known, names("check · r0")))]
+        yield from checks(ctx, items, env, "check · r0")
         for round_ in range(1, p.repair_rounds + 1):
             yield asks(ask, ctx, plan_formal_repair(ctx, items, round_), names, f"repair · r{round_}")
-            yield [Call(check_proofs, (ctx, items, env.known, names(f"check · r{round_}")))]
+            yield from checks(ctx, items, env, f"check · r{round_}")
         if p.repair_depth > 0 and self.own(ctx).repair_candidates > 0:
             for item in items:
                 yield from holes(ctx, item, "repair", env)
