@@ -1,13 +1,15 @@
 """Step search figures (docs/proving.md, "Tactic-level proving"):
 
-1. tactics/s of the warm proof-state program (one process, many `run_tac`) against one
-   `lean --run ProofState.lean` process per tactic (start-up paid every time);
+1. tactics/s of the warm proof-state program (one process, many `run_tac`);
 2. expansions/s of the best-first loop on the real Lean with a recorded tactic policy (a
    stand-in for the model: a fixed table from goal to proposed tactics);
 3. the search's own orchestration overhead per expansion: the loop, the model-proposer's
-   row building and the tree rows, with Lean and the model replaced by instant stand-ins.
+   row building and the tree rows, with Lean and the model replaced by instant stand-ins,
+   and its share of a real expansion (figure 2);
+4. against 1: one `lean --run ProofState.lean` process per tactic (start-up paid every
+   time), last and few (each is a whole Lean start: 30-140 s on the wasm build here).
 
-    python bench/bench_search.py [--tactics 60] [--cold 2]
+    python bench/bench_search.py [--tactics 60] [--cold 3] [--cold-timeout 600]
 
 Needs the wasm Lean (python -m proofflow.verifiers.lean.install) or `--lean lean`.
 """
@@ -15,6 +17,7 @@ Needs the wasm Lean (python -m proofflow.verifiers.lean.install) or `--lean lean
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -84,11 +87,11 @@ def warm_tactics(states: ProofStates, n: int) -> tuple[float, list[float]]:
     return sum(times), times
 
 
-def cold_tactic(config: ProgramConfig) -> float:
-    """One process for one tactic: header, start, run_tac on stdin; wall time."""
+def cold_tactic(config: ProgramConfig, timeout_s: float) -> float | None:
+    """One process for one tactic: header, start, run_tac on stdin; wall time (None: it
+    did not answer within `timeout_s`)."""
     prog = proofstate_file()
     batch = prog.parent / f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}.jsonl"
-    import json
     batch.write_text("\n".join([json.dumps({"header": ""}),
                                 json.dumps({"id": 1, "op": "start", "source": statement_source(SWAP)}),
                                 json.dumps({"id": 2, "op": "run_tac", "state": 0, "tactic": "intro h"})]) + "\n")
@@ -97,8 +100,10 @@ def cold_tactic(config: ProgramConfig) -> float:
     try:
         with batch.open("rb") as stdin:
             out = subprocess.run(limits.wrap([*config.lean_command, "--run", str(prog)]), stdin=stdin,
-                                 capture_output=True, env=env, timeout=1800, cwd=str(prog.parent),
+                                 capture_output=True, env=env, timeout=timeout_s, cwd=str(prog.parent),
                                  start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return None
     finally:
         batch.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
@@ -152,12 +157,13 @@ def overhead(expansions: int) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tactics", type=int, default=60, help="warm run_tac calls to time")
-    ap.add_argument("--cold", type=int, default=2, help="one-process-per-tactic runs to time")
+    ap.add_argument("--cold", type=int, default=3, help="one-process-per-tactic runs to time (each a Lean start)")
+    ap.add_argument("--cold-timeout", type=float, default=600.0, help="seconds one cold process may take")
     ap.add_argument("--lean", default=None, help="lean command (default: the wasm build)")
     ap.add_argument("--overhead-only", action="store_true", help="only figure 3 (no Lean process)")
     args = ap.parse_args()
     if args.overhead_only:
-        print_overhead()
+        print_overhead(None)
         return
     if args.lean:
         command: tuple[str, ...] = (args.lean,)
@@ -168,22 +174,20 @@ def main() -> None:
         command = (str(wasm.lean),)
     config = ProgramConfig(lean_command=command, workers=1, timeout_s=60.0, memory_mb=1500)
 
-    print("step search bench (2 shared CPU cores; figures are noisy)\n")
+    print(f"step search bench (2 shared CPU cores; figures are noisy); load average at start: {load()}\n")
     with ProofStates(config) as states:
         t0 = time.perf_counter()
         warm_tactics(states, 4)  # start-up and the first requests
         startup = time.perf_counter() - t0
         total, times = warm_tactics(states, args.tactics)
-        print(f"warm program: start-up + first 4 tactics {startup:.1f} s; then {len(times)} tactics in {total:.2f} s "
-              f"= {len(times) / total:.1f} tactics/s (median {statistics.median(times) * 1000:.1f} ms, "
+        warm_s = total / len(times)
+        print(f"1. warm program: start-up + first 4 tactics {startup:.1f} s; "
+              f"then {len(times)} tactics in {total:.2f} s = {len(times) / total:.1f} tactics/s "
+              f"(median {statistics.median(times) * 1000:.1f} ms, "
               f"max {max(times) * 1000:.1f} ms)")
-        if args.cold:
-            colds = [cold_tactic(config) for _ in range(args.cold)]
-            print(f"one process per tactic: {', '.join(f'{c:.1f}' for c in colds)} s per tactic "
-                  f"= {1 / statistics.mean(colds):.3f} tactics/s")
-            print(f"  warm / cold: {statistics.mean(colds) / (total / len(times)):.0f}x\n")
 
-        expansions, elapsed, proved = 0, 0.0, 0
+        # 2. before the cold processes, so that a slow start cannot leave it unmeasured
+        expansions, tried, elapsed, proved = 0, 0, 0.0, 0
         for stmt in THEOREMS:
             root = states.initial_state("", stmt)
             assert isinstance(root, TacticState), root
@@ -191,18 +195,43 @@ def main() -> None:
             r = best_first_search(root, states, policy, SearchBudget(max_expansions=16, wall_s=300))
             elapsed += time.perf_counter() - t0
             expansions += r.expansions
+            tried += len(r.tried)
             proved += r.proved
-            print(f"  {stmt.split()[1]:<10} {r.stop_reason:<10} {r.expansions} expansions, "
+            print(f"   {stmt.split()[1]:<10} {r.stop_reason:<10} {r.expansions} expansions, "
                   f"{len(r.tried)} tactics tried, path {r.tactics}")
-        print(f"search on the real Lean, recorded policy: {proved}/{len(THEOREMS)} proved, {expansions} expansions in "
-              f"{elapsed:.2f} s = {expansions / elapsed:.1f} expansions/s\n")
-    print_overhead()
+        print(f"2. search on the real Lean, recorded policy: {proved}/{len(THEOREMS)} proved, {expansions} expansions "
+              f"({tried} tactics) in {elapsed:.2f} s = {expansions / elapsed:.1f} expansions/s, "
+              f"{elapsed / expansions * 1000:.1f} ms per expansion")
+    per_expansion = print_overhead(elapsed / expansions)
+
+    if args.cold:
+        colds: list[float] = []
+        for _ in range(args.cold):
+            wall = cold_tactic(config, args.cold_timeout)
+            if wall is None:
+                print(f"   a cold process did not answer within {args.cold_timeout:.0f} s; stopped")
+                break
+            colds.append(wall)
+            print(f"   cold process {len(colds)}: {wall:.1f} s (load average {load()})")
+        if colds:
+            cold = statistics.mean(colds)
+            print(f"4. one process per tactic: {', '.join(f'{c:.1f}' for c in colds)} s = {1 / cold:.4f} tactics/s; "
+                  f"warm / cold: {cold / warm_s:.0f}x faster warm")
+    print(f"\n(overhead per expansion {per_expansion * 1e6:.0f} µs; load average at the end: {load()})")
 
 
-def print_overhead() -> None:
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def print_overhead(real_expansion_s: float | None) -> float:
+    """Figure 3; with the real search's time per expansion, the share the orchestration takes."""
     secs, n = overhead(2000)
-    print(f"orchestration overhead (instant Lean and model stand-ins, K=4, rows built): {n} expansions in "
-          f"{secs:.2f} s = {secs / n * 1e6:.0f} µs per expansion")
+    per = secs / n
+    share = f", {per / real_expansion_s * 100:.1f}% of an expansion on the real Lean" if real_expansion_s else ""
+    print(f"3. orchestration overhead (instant Lean and model stand-ins, K=4, rows built): {n} expansions in "
+          f"{secs:.2f} s = {per * 1e6:.0f} µs per expansion{share}")
+    return per
 
 
 if __name__ == "__main__":

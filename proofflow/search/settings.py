@@ -15,7 +15,8 @@ class SearchConfig(StrategyConfig):
 
     k: int = Field(4, ge=1, description="tactics proposed per expansion (n of one model request)")
     max_expansions: int = Field(16, ge=1, description="expansions (model requests) per goal")
-    wall_s: float = Field(300.0, gt=0, description="wall time per goal, seconds (restarts on resume)")
+    wall_s: float = Field(300.0, gt=0, description="wall time per goal, seconds, from its first expansion "
+                          "answered in this process (Lean's start-up not counted; restarts on resume)")
     max_tokens: int | None = Field(None, ge=1, description="completion tokens per goal (None: no limit)")
     score: Literal["cumulative_logprob", "mean_logprob"] = Field(
         "cumulative_logprob", description="state priority: the path's summed log-probability (ReProver), "

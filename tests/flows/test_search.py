@@ -206,3 +206,29 @@ def test_pause_is_a_stop_reason():
         def tactics(self, state):  # pragma: no cover
             return []
     assert best_first_search(root, NoLean(), stop, SearchBudget()).stop_reason == "paused"
+
+
+def test_the_wall_budget_counts_from_the_first_expansion_of_this_process_not_the_chain_start():
+    """A proof-state start-up (minutes on a loaded machine) or a resume's stored
+    expansions do not use up `wall_s` before the search has asked anything."""
+    from datetime import datetime, timedelta
+
+    from proofflow.flows.prove_spec import load_proof_problems
+    from proofflow.storage.records import utcnow
+    from proofflow.strategies.search import searching_s
+    from proofflow.tasks.context import WorkItem
+
+    item = WorkItem(load_proof_problems("lean-examples", load_settings(None, {"prove.backend": "lean"}))[0])
+    started = utcnow() - timedelta(minutes=2)  # the chain's start, then the proof-state program's
+
+    def expansion(idx: int, at: datetime) -> None:
+        row = SampleRow(f"s{idx}", "r", item.problem.id, "search", "n_root", idx, 0, None, "m", None, None, None,
+                        "p", "omega", "stop", 1, 1, True, 0.0, None, created_at=at)
+        item.state.samples[row.sample_id] = row
+
+    assert searching_s(item, started) == 0.0
+    expansion(0, started - timedelta(minutes=30))  # stored by an earlier (killed) process
+    assert searching_s(item, started) == 0.0
+    expansion(1, utcnow() - timedelta(seconds=40))  # the first answer in this process
+    expansion(2, utcnow())
+    assert 40.0 <= searching_s(item, started) < 100.0

@@ -13,12 +13,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from proofflow.search.settings import SearchConfig
+from proofflow.storage.records import utcnow
 from proofflow.strategies.registry import Chain, ChainEnv, Strategy
 from proofflow.strategies.shared.proofs import proof_identity
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from proofflow.config import Settings
     from proofflow.tasks.context import RunContext, WorkItem
+
+
+def searching_s(item: WorkItem, since: datetime) -> float:
+    """Seconds the goal's search has been running in this process: since its first
+    expansion answered after `since` (the chain's start). The wall budget counts from there
+    rather than from the chain's start, so neither the wait for a free problem slot nor a
+    proof-state program's start-up (30-300 s on a loaded machine here, and paid again on a
+    resume) uses it up before the first expansion; a resume counts from zero again."""
+    new = [s.created_at for s in item.samples("search") if s.created_at >= since]
+    return (utcnow() - min(new)).total_seconds() if new else 0.0
 
 
 class StepSearch(Strategy):
@@ -37,8 +50,6 @@ class StepSearch(Strategy):
         return keys
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
-        import time
-
         from proofflow.flows.chains import Call
         from proofflow.strategies.search.tasks import search_finished, search_step
         from proofflow.tasks.finalize import finalize
@@ -46,12 +57,12 @@ class StepSearch(Strategy):
         cfg = self.config(ctx.settings)
         assert isinstance(cfg, SearchConfig)
         for item in items:
-            started = time.monotonic()
+            started = utcnow()
             # Each task run adds at most expansions_per_task expansions; one more run ends it.
             for step in range(cfg.max_expansions // cfg.expansions_per_task + 2):
                 if search_finished(ctx, item):
                     break
-                wall_left = max(0.0, cfg.wall_s - (time.monotonic() - started))
+                wall_left = max(0.0, cfg.wall_s - searching_s(item, started))
                 label = env.names("search", item.problem.id) + f" · {step + 1}"
                 yield [Call(search_step, (ctx, [item], wall_left, env.known, label))]
         yield [Call(finalize, (ctx, items, env.names("finalize")))]
