@@ -21,14 +21,16 @@ Where a call runs is the call's own, typed (`Call.work`), never a branch on task
   configured task runner (threads, Dask, Ray), which is what scales CPU work out.
 Every output is handed to the session in this process either way (the one writer).
 
-Granularity (measured here, flows/chains.py `MEASURED`): a model request is one task
-run. A task run in the driver's thread pool costs the flow process about
-`MEASURED.local_task_ms` of CPU; the request carries `n` samples (16 in the issue's
-benchmark), so per sample that is well under the 1 ms budget, and each answer is stored
-the moment it arrives (a crash loses no paid-for answer) and named in the Prefect UI by
-stage and problem (`turn N · …` for agents). Grouping a chunk's requests into one task
-run would save that cost only at the price of both; it is worth it only for n = 1
-requests on a very fast endpoint, which the figure says is not needed yet.
+Granularity, chosen from a measurement (an ad-hoc script: 200 trivial task runs
+each side, a real `prefect server`, this shared 2-core machine at load ~21): a task run
+in the driver's thread runner cost the flow process 7.0 ms of CPU (13 ms wall); one
+shipped to a Dask LocalCluster (2 workers) 52 ms of CPU (508 ms wall). So a model request
+stays one task run in the flow's process: with n samples per request that is 7/n ms a
+sample (0.44 ms at the benchmark's n = 16, inside the 1 ms budget), each answer is stored
+the moment it arrives (a crash loses no paid-for answer) and the Prefect UI keeps task
+runs named by stage and problem (`turn N · …` for agents). Grouping a chunk's requests
+into one task run would give up both to save 7 ms per request, which matters only for
+n = 1 requests answered in well under 100 ms; not the case for real models.
 """
 
 from __future__ import annotations
