@@ -173,3 +173,59 @@ def test_lease_mark_broken_replaces_without_an_exception() -> None:
     with pool.lease(1), pytest.raises(NoWorkerFree):
         pool.acquire(0.1)  # the one worker is lent: the deadline passes
     pool.close()
+
+
+_HOST = r"""
+import sys, time
+from proofflow.verifiers.procs import Child, ChildSpec, lines
+child = Child(ChildSpec(argv=(sys.executable, "-I", "-c", sys.argv[1]), die_with_host=sys.argv[2] == "1"))
+child.start()
+grandchild = child.request(b"spawn\n", lines, time.monotonic() + 30).decode()
+print(child.request(b"pid\n", lines, time.monotonic() + 30).decode(), grandchild, flush=True)
+time.sleep(120)
+"""
+
+
+def _host_killed(die_with_host: bool) -> list[int]:
+    """A host process starts a child (which starts a grandchild), then is SIGKILLed: the
+    pids of the child and the grandchild still alive 5 s later."""
+    import signal
+    import subprocess
+
+    echo = _ECHO.replace('elif cmd == "rlimit"',
+                         'elif cmd == "pid":\n        print(os.getpid(), flush=True)\n    elif cmd == "rlimit"')
+    host = subprocess.Popen([sys.executable, "-c", _HOST, echo, "1" if die_with_host else "0"],
+                            stdout=subprocess.PIPE, text=True)
+    assert host.stdout is not None
+    pids = [int(p) for p in host.stdout.readline().split()]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    os.kill(host.pid, signal.SIGKILL)
+    host.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    return left
+
+
+def test_a_child_that_must_die_with_its_host_does_when_the_host_is_sigkilled() -> None:
+    # The wasm Lean programs poll a request directory and never notice a dead host: a
+    # SIGKILLed `proofflow prove` left them running (2-3 GB each). die_with_host: a
+    # watchdog takes the child's process group down once the host is gone.
+    assert _host_killed(die_with_host=True) == []
+    # Without it, what the child started outlives the host (this child reads stdin and
+    # ends at its EOF; a Lean program polling files would have stayed too).
+    assert _host_killed(die_with_host=False) != []
+
+
+def test_the_watchdog_keeps_the_childs_channel_exit_code_and_limits() -> None:
+    c = _child(limits=Rlimits(memory_mb=512), die_with_host=True)
+    c.start()
+    assert c.request(b"hello\n", lines, time.monotonic() + 10) == b"hello"
+    assert int(c.request(b"rlimit\n", lines, time.monotonic() + 10)) == 512 * 1024 * 1024
+    with pytest.raises(ChildDied) as info:
+        c.request(b"exit\n", lines, time.monotonic() + 10)
+    assert info.value.returncode == 3
+    c.kill()

@@ -179,7 +179,10 @@ class LeanProgram:
         argv = (*config.lean_command, "--run", str(path), str(self.request_dir))
         limits, env = memory_limits(config)
         # stderr kept: when a process dies, its last words (e.g. out of memory) go in the verdict.
-        self.child = Child(ChildSpec(argv=argv, limits=limits, cwd=cwd, env=env, stderr="keep"))
+        # die_with_host: the program polls its request directory and would never notice a
+        # SIGKILLed host (a killed `proofflow prove` left 2.6 GB Lean processes for good).
+        self.child = Child(ChildSpec(argv=argv, limits=limits, cwd=cwd, env=env, stderr="keep",
+                                     die_with_host=True))
         self.header: str | None = None
         self.header_errors: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}

@@ -65,14 +65,17 @@ class Rlimits:
                 out.append((res, val))
         return out
 
-    def wrap(self, argv: Sequence[str]) -> list[str]:
+    def wrap(self, argv: Sequence[str], watch_parent: int | None = None) -> list[str]:
         """``argv`` run under these limits. Why not ``preexec_fn``: it runs Python in the
         forked child of a threaded host (the flows call checkers from worker threads) and
-        can deadlock there; a small exec wrapper sets the limits and execs ``argv``."""
+        can deadlock there; a small exec wrapper sets the limits and execs ``argv``.
+        ``watch_parent``: the wrapper stays as a watchdog instead (see ``_WATCHDOG``)."""
         pairs = self.pairs()
+        spec = ",".join(f"{res}:{val}" for res, val in pairs)
+        if watch_parent is not None:
+            return [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(watch_parent), spec, *argv]
         if not pairs:
             return list(argv)
-        spec = ",".join(f"{res}:{val}" for res, val in pairs)
         return [sys.executable, "-I", "-S", "-c", _WRAPPER, spec, *argv]
 
 
@@ -83,6 +86,49 @@ _WRAPPER = (
     "    res, val = map(int, item.split(':'))\n"
     "    resource.setrlimit(res, (val, val))\n"
     "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+# The watchdog for a child that would not notice its host die (the wasm Lean programs
+# poll a request directory for their next request; a SIGKILLed host left them polling
+# forever, 2-3 GB each). argv: [host pid, "resource:value,...", command...]. It forks the
+# command (limits set there, not on itself), lets go of the channel's pipes (so the host
+# sees EOF the moment the command exits); a thread checks every 0.5 s whether its parent
+# is still the host, and if not SIGKILLs its process group (the command and whatever it
+# started). When the command exits (also because the host's death closed its stdin), what
+# it left in the group is SIGKILLed and the watchdog exits as the command did. Why not
+# PR_SET_PDEATHSIG: it fires when the host *thread* that started the child ends, and
+# checkers are started from task-runner threads.
+_WATCHDOG = (
+    "import os, resource, signal, sys, threading, time\n"
+    "host = int(sys.argv[1])\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    for item in filter(None, sys.argv[2].split(',')):\n"
+    "        res, val = map(int, item.split(':'))\n"
+    "        resource.setrlimit(res, (val, val))\n"
+    "    os.execvp(sys.argv[3], sys.argv[3:])\n"
+    "null = os.open(os.devnull, os.O_RDWR)\n"
+    "for fd in (0, 1, 2):\n"
+    "    os.dup2(null, fd)\n"
+    "def watch():\n"
+    "    while os.getppid() == host:\n"
+    "        time.sleep(0.5)\n"
+    "    os.killpg(0, signal.SIGKILL)\n"
+    "threading.Thread(target=watch, daemon=True).start()\n"
+    "_, status = os.waitpid(pid, 0)\n"
+    "me, group = os.getpid(), os.getpgrp()\n"
+    "for entry in os.listdir('/proc'):\n"
+    "    try:\n"
+    "        fields = open(f'/proc/{entry}/stat').read().rsplit(')', 1)[1].split()\n"
+    "        if entry.isdigit() and int(entry) != me and int(fields[2]) == group:\n"
+    "            os.kill(int(entry), signal.SIGKILL)\n"
+    "    except (OSError, ValueError, IndexError):\n"
+    "        pass\n"
+    "if os.WIFSIGNALED(status):\n"
+    "    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)\n"
+    "    os.kill(os.getpid(), os.WTERMSIG(status))\n"
+    "os._exit(os.waitstatus_to_exitcode(status))\n"
 )
 
 
@@ -153,6 +199,9 @@ class ChildSpec:
     # temporary file, whose end a ChildDied carries: why a process died, e.g. out of memory)
     stderr: str = "devnull"
     pass_fds: tuple[int, ...] = ()
+    # Killed when the host process dies, also by SIGKILL (a watchdog, see _WATCHDOG): for
+    # children that would not notice by themselves (they never read a closed stdin).
+    die_with_host: bool = False
 
 
 class Child:
@@ -182,7 +231,7 @@ class Child:
             # Closed in kill(), not here: it lives as long as the child.
             self._stderr_file = stderr = tempfile.TemporaryFile(prefix="proofflow-stderr-")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            spec.limits.wrap(spec.argv),
+            spec.limits.wrap(spec.argv, watch_parent=os.getpid() if spec.die_with_host else None),
             stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stderr=stderr,
