@@ -361,7 +361,7 @@ def test_zygotes_do_not_leak_descriptors(sb: Sandbox) -> None:
 
 
 _FORK_4_X_800MB = r"""
-import os
+import os, time
 kids = []
 for i in range(4):
     try:
@@ -371,6 +371,7 @@ for i in range(4):
     if pid == 0:
         b = bytearray(800 * 1024 * 1024)
         b[::4096] = b"x" * len(b[::4096])  # touch every page: resident, not just reserved
+        time.sleep(3)  # hold it while the others allocate (a loaded machine staggers the forks)
         os._exit(0)
     kids.append(pid)
 print("allocated:", sum(os.waitpid(p, 0)[1] == 0 for p in kids))
