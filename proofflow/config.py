@@ -353,13 +353,18 @@ class RunnerConfig(ConfigModel):
     global_concurrency: bool | None = Field(
         None,
         description=(
-            "bound model requests per endpoint with Prefect global concurrency limits [default: on for dask/ray]"
+            "bound model requests per endpoint with Prefect global concurrency limits, taken in leased blocks: "
+            "for several flows or worker processes sharing an endpoint [default: off; each process's own "
+            "semaphore bounds its requests]"
         ),
     )
 
     @property
     def global_limits(self) -> bool:
-        return self.global_concurrency if self.global_concurrency is not None else self.kind != "threads"
+        # Off unless asked for: model requests run in the flow's process (issue 19), where the
+        # client's semaphore is the exact bound; a block of slots a SIGKILLed flow held stays
+        # taken until its lease is reaped, which a rerun would otherwise wait for.
+        return bool(self.global_concurrency)
 
 
 # The one place that says which database a command uses without --db.

@@ -78,6 +78,7 @@ def fan_out_on(kind: str) -> None:
     with InstantServer(behaviour=behaviour) as srv:
         settings = load_settings(overrides={
             "runner.kind": kind, "runner.workers": 2, "runner.threads_per_worker": 2,
+            "runner.global_concurrency": True,  # workers share the endpoint (off by default)
             "endpoint.base_urls": srv.base_url, "endpoint.model": "instant",
             "endpoint.max_concurrency": 1, "sampling.max_tokens": 8, "prove.workers": 1,
         })
@@ -188,9 +189,10 @@ def test_a_deployment_picks_the_runner_from_its_environment(monkeypatch: pytest.
     assert isinstance(runner_from_environment(threads=5), ThreadPoolTaskRunner)
     monkeypatch.setenv("PROOFFLOW_RUNNER__KIND", "dask")
     monkeypatch.setenv("PROOFFLOW_RUNNER__ADDRESS", "tcp://scheduler:8786")
+    monkeypatch.setenv("PROOFFLOW_RUNNER__GLOBAL_CONCURRENCY", "true")
     runner = runner_from_environment(threads=5)
     assert type(runner).__name__ == "ProofflowDaskTaskRunner" and runner.address == "tcp://scheduler:8786"
-    assert runner.limits  # global concurrency limits on by default for dask
+    assert runner.limits  # global concurrency limits, as the environment asks
     import pickle
 
     assert type(pickle.loads(pickle.dumps(runner.duplicate()))) is type(runner)  # sent to workers by name
