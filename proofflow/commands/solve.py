@@ -251,7 +251,7 @@ def demo(
         "sampling.max_tokens": max_tokens, "solve.problems_in_flight": problems_in_flight,
     }
     summary = _run_with_progress(example_path(), None, None, overrides)
-    show(summary["run"], db=db, problems=True)
+    show(summary["run"], db=db, problems=True, problem=None, conversation=False)
     console.print(f"\nStored in {db}. Try: proofflow sql \"SELECT stage, count(*), sum(completion_tokens) "
                   "FROM samples GROUP BY stage\"")
 
