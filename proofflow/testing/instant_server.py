@@ -55,6 +55,27 @@ class Behaviour:
         return f"Let me think step by step. The answer is \\boxed{{{rng.choice(self.answers)}}}"
 
 
+class CountingBehaviour(Behaviour):
+    """Answers each choice after `hold_s`, counting the requests being answered at once
+    (`peak`): tests of a concurrency bound read it."""
+
+    def __init__(self, hold_s: float) -> None:
+        super().__init__(model="instant")
+        self.hold_s = hold_s
+        self.now = 0
+        self.peak = 0
+        self.count_lock = threading.Lock()
+
+    def completion(self, prompt: str, seed: int, index: int) -> str:
+        with self.count_lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(self.hold_s)
+        with self.count_lock:
+            self.now -= 1
+        return super().completion(prompt, seed, index)
+
+
 def _set_event() -> threading.Event:
     event = threading.Event()
     event.set()

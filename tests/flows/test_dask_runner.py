@@ -16,32 +16,12 @@ from typing import Any
 import pytest
 
 from proofflow.config import EndpointConfig, ProveConfig, SamplingConfig, load_settings
-from proofflow.testing.instant_server import Behaviour, InstantServer
+from proofflow.testing.instant_server import CountingBehaviour, InstantServer
 from proofflow.verifiers.formal import FormalProblem
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 PROBLEM = FormalProblem(name="t", header="", statement="Theorem t : 1 + 1 = 2.", backend="coq")
-
-
-class CountingBehaviour(Behaviour):
-    """Answers after `hold_s`, counting how many requests are being answered at once."""
-
-    def __init__(self, hold_s: float) -> None:
-        super().__init__(model="instant")
-        self.hold_s = hold_s
-        self.now = 0
-        self.peak = 0
-        self.count_lock = threading.Lock()
-
-    def completion(self, prompt: str, seed: int, index: int) -> str:
-        with self.count_lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        time.sleep(self.hold_s)
-        with self.count_lock:
-            self.now -= 1
-        return super().completion(prompt, seed, index)
 
 
 def _alive(pid: int) -> bool:

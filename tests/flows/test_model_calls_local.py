@@ -30,7 +30,7 @@ from proofflow.config import EndpointConfig, SamplingConfig
 from proofflow.llm.client import EndpointError, ModelClient, Request
 from proofflow.problems import example_path
 from proofflow.storage.db import Store
-from proofflow.testing.instant_server import Behaviour, InstantServer
+from proofflow.testing.instant_server import Behaviour, CountingBehaviour, InstantServer
 
 # ------------------------------------------------------------------ where calls run
 
@@ -206,32 +206,13 @@ print(json.dumps({"requests": len(done), "api_calls": blocks.api_calls, "errors"
 """
 
 
-class Counting(Behaviour):
-    """Answers after `hold_s`, counting the requests it is answering at once."""
-
-    def __init__(self, hold_s: float) -> None:
-        super().__init__(model="instant")
-        self.hold_s = hold_s
-        self.now = self.peak = 0
-        self.count_lock = threading.Lock()
-
-    def completion(self, prompt: str, seed: int, index: int) -> str:
-        with self.count_lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        time.sleep(self.hold_s)
-        with self.count_lock:
-            self.now -= 1
-        return super().completion(prompt, seed, index)
-
-
 @pytest.mark.prefect
 @pytest.mark.slow
 def test_two_processes_share_one_limit_taking_slots_in_blocks(prefect_api: str) -> None:
     from proofflow.flows.runners import upsert_limits
     from proofflow.tasks.prefect_limits import limit_name
 
-    behaviour = Counting(hold_s=0.05)
+    behaviour = CountingBehaviour(hold_s=0.05)
     per_process = 60
     with InstantServer(behaviour=behaviour) as srv:
         upsert_limits({limit_name(srv.base_url): 3})
