@@ -53,9 +53,7 @@ class KiminaChecker:
         payload = {"snippet": {"id": "header", "code": code}, "timeout": int(self.config.timeout_s),
                    "reuse": self.config.reuse}
         try:
-            resp = self._client.post("/check", json=payload)
-            resp.raise_for_status()
-            body = resp.json()
+            body = self._post(payload)
         except (httpx.HTTPError, ValueError) as exc:
             raise KiminaUnavailable(
                 f"the Kimina Lean Server at {self.config.url} could not check the problems' header "
@@ -92,6 +90,13 @@ class KiminaChecker:
     def close(self) -> None:
         self._client.close()
 
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST /check; the server's JSON answer (httpx errors and bad JSON propagate)."""
+        resp = self._client.post("/check", json=payload)
+        resp.raise_for_status()
+        body: dict[str, Any] = resp.json()
+        return body
+
     def check(self, problem: FormalProblem, proof_source: str) -> CheckResult:
         import httpx
 
@@ -100,9 +105,7 @@ class KiminaChecker:
         t0 = time.monotonic()
         payload, offset = self.request_body(problem, proof_source, source_hash(proof_source)[:16])
         try:
-            resp = self._client.post("/check", json=payload)
-            resp.raise_for_status()
-            body = resp.json()
+            body = self._post(payload)
         except httpx.TimeoutException:
             return CheckResult("timeout", "lean", self.version, duration_s=time.monotonic() - t0,
                                detail="Kimina server did not answer in time")
