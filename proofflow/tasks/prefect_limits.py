@@ -99,6 +99,9 @@ def _one_slot(name: str, lease_s: float) -> Iterator[None]:
 # ------------------------------------------------------------------ slots in blocks
 
 MIN_LEASE_S = 60.0  # the shortest lease Prefect's API accepts
+POLL_FIRST_S = 0.05  # a starved pool's first wait before asking Prefect again
+POLL_WITH_SLOTS_S = 0.5  # the least wait when the pool holds slots already
+POLL_MAX_S = 2.0  # its longest (jittered x0.5-1.5: many processes polling stay spread out)
 
 
 @dataclass(eq=False)
@@ -116,9 +119,11 @@ class SlotBlocks:
 
     When every held slot is busy and a request waits, one thread takes a new block: the
     largest of block, block/2, ..., 1 that Prefect has free (it grants all or nothing),
-    else it polls with jittered backoff while waiting also for a slot of this process
-    to come free. A block none of whose slots is used for `idle_s`, with nothing
-    waiting, is given back, so other flows sharing the endpoint get its slots."""
+    else the pool (one clock for all its threads) polls with jittered backoff, one slot
+    at a time, while waiting also for a slot of this process to come free. A block none of
+    whose slots is used for `idle_s`, with nothing waiting, is given back, so other flows
+    sharing the endpoint get its slots. Not fair: a busy process keeps its blocks while it
+    has requests waiting, so another process sharing the limit waits until it idles."""
 
     def __init__(self, url: str, block: int = 8, lease_s: float = MIN_LEASE_S, idle_s: float = 2.0,
                  client: Any = None) -> None:
@@ -134,6 +139,8 @@ class SlotBlocks:
         self._blocks: list[_Block] = []
         self._waiting = 0
         self._fetching = False
+        self._poll_s = POLL_FIRST_S  # the pool's backoff between polls while starved
+        self._next_fetch = 0.0  # monotonic time before which no thread polls Prefect
         self._closed = False
         self._ticker = threading.Thread(target=self._tick, name="proofflow-slot-blocks", daemon=True)
         self._ticker.start()
@@ -178,51 +185,58 @@ class SlotBlocks:
             return self._client
 
     def _acquire(self) -> _Block:
-        wait = 0.05
         with self._cond:
             self._waiting += 1
-        try:
-            while True:
-                with self._cond:
-                    while True:
-                        if self._closed:
-                            raise RuntimeError(f"{self.name}: the slot pool is closed")
-                        free = next((b for b in self._blocks if b.in_use < b.size), None)
-                        if free is not None:
-                            free.in_use += 1
-                            free.last_used = time.monotonic()
-                            return free
-                        if not self._fetching:
-                            self._fetching = True
-                            break
-                        self._cond.wait(0.25)
-                block = None
-                try:
-                    block = self._fetch()
-                finally:
-                    with self._cond:
+            try:
+                while True:
+                    if self._closed:
+                        raise RuntimeError(f"{self.name}: the slot pool is closed")
+                    free = next((b for b in self._blocks if b.in_use < b.size), None)
+                    if free is not None:
+                        free.in_use += 1
+                        free.last_used = time.monotonic()
+                        return free
+                    now = time.monotonic()
+                    if self._fetching or now < self._next_fetch:
+                        # Another thread asks Prefect, or the pool backs off: wait for a slot
+                        # of ours to come free or for the next poll.
+                        self._cond.wait(0.25 if self._fetching else self._next_fetch - now)
+                        continue
+                    self._fetching = True
+                    self._cond.release()
+                    try:
+                        block = self._fetch()
+                    finally:
+                        self._cond.acquire()
                         self._fetching = False
-                        if block is not None:
-                            self._blocks.append(block)
                         self._cond.notify_all()
-                if block is None:  # every slot is held elsewhere: wait (ours may free first)
-                    with self._cond:
-                        if self._blocks:  # some held already: polling for more is not urgent
-                            wait = max(wait, 0.5)
-                        self._cond.wait(wait * (0.5 + random.random()))
-                    wait = min(wait * 2, 2.0)
-                else:
-                    wait = 0.05
-        finally:
-            with self._cond:
+                    self._after_fetch(block)
+            finally:
                 self._waiting -= 1
+
+    def _after_fetch(self, block: _Block | None) -> None:
+        """Keep a new block, or back off (caller holds the lock). The backoff is the pool's,
+        not a thread's: with one per thread, each waiting thread took its turn to poll
+        from 50 ms again, and a process starved by another's blocks made 135 API calls
+        for 60 requests (CI, stop 22)."""
+        if block is not None:
+            self._blocks.append(block)
+            self._poll_s = POLL_FIRST_S
+            self._next_fetch = 0.0
+            return
+        # Every slot is held elsewhere. When some are held here already, more are not urgent.
+        wait = max(self._poll_s, POLL_WITH_SLOTS_S) if self._blocks else self._poll_s
+        self._next_fetch = time.monotonic() + wait * (0.5 + random.random())
+        self._poll_s = min(self._poll_s * 2, POLL_MAX_S)
 
     def _count(self) -> None:
         with self._count_lock:
             self.api_calls += 1
 
     def _fetch(self) -> _Block | None:
-        size = self.block
+        """Take the largest of block, block/2, ..., 1 that is free. While starved (the last
+        poll found nothing), ask for one slot only: one API call a poll, not log2(block)+1."""
+        size = 1 if self._poll_s > POLL_FIRST_S else self.block
         while size >= 1:
             self._count()
             try:

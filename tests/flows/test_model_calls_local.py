@@ -233,11 +233,10 @@ def test_two_processes_share_one_limit_taking_slots_in_blocks(prefect_api: str) 
     assert behaviour.requests == 2 * per_process
     assert behaviour.peak <= 3, behaviour.peak  # the limit, across both processes
     assert behaviour.peak >= 2  # and requests did overlap (a meaningful bound)
-    # Takes and give-backs are per block, but a process polls (with backoff) while the other
-    # holds every slot, and how often depends on timing: measured 0.13 / 0.22 calls per
-    # request in one run, 1.9 / 0.08 in another (one process starved). Asserted: fewer
-    # Prefect API calls than requests over both processes (one per request, plus the
-    # release, was the old cost); the polling under contention is an open item of issue 19.
-    assert sum(r["api_calls"] for r in reports) < 2 * per_process, reports
+    # Takes and give-backs are per block; a process starved by the other's blocks polls on
+    # one backoff for the whole pool, one slot a poll (tests/tasks/test_slot_blocks.py).
+    # Before that, each waiting thread polled on its own clock: 135 calls for 60 requests
+    # in CI. Measured now: 0.08-0.18 calls per request per process.
+    assert all(r["api_calls"] < 0.5 * per_process for r in reports), reports
     print(f"peak {behaviour.peak} of 3; Prefect API calls per request: "
           f"{[round(r['api_calls'] / per_process, 3) for r in reports]}")
