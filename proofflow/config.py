@@ -196,7 +196,7 @@ class StrategySections(ConfigModel):
         """`csv = {...}` next to the shared keys is the csv strategy's section."""
         if not isinstance(data, dict):
             return data
-        from proofflow.strategies.registry import names
+        from proofflow.strategies.registry import registered_names
 
         data = dict(data)
         for key, owner in cls.moved.items():
@@ -204,7 +204,7 @@ class StrategySections(ConfigModel):
                 section = "solve" if cls.kind == "answer" else "prove"
                 raise ValueError(f"{key} is a key of [{section}.{owner}] now ({section}.{owner}.{key})")
         sections = dict(data.pop("sections", None) or {})
-        for name in names(cls.kind):
+        for name in registered_names():  # their kind is checked when the section is validated
             if name in data and name not in cls.model_fields:
                 sections[name] = data.pop(name)
         data["sections"] = sections

@@ -17,8 +17,15 @@ Where a call runs is the call's own, typed (`Call.work`), never a branch on task
   share an endpoint, Prefect's global slots taken in blocks: tasks/prefect_limits.py).
   Shipping it to a Dask worker cost the flow process ~36 ms of CPU per sample and the
   worker two Prefect API calls per request (issue 19).
-- `Work.COMPUTE` (verify, execute, formal checks, hole automation, select): the flow's
-  configured task runner (threads, Dask, Ray), which is what scales CPU work out.
+- `Work.LIGHT` (grading answers, voting, finishing a problem's result): a few ms of work
+  on rows the flow already holds (an answer check runs in the answer pool's own child
+  processes, with its timeout): a plain call in a thread of the flow's process, with no
+  task run of its own. A task run costs more than that work: ~7 ms of flow CPU and the
+  Prefect server's bookkeeping in threads, ~52 ms and ~0.5 s of wall time on Dask (the
+  200x16 bench's verify and select stages on Dask took 67-96 s against 12-14 s with
+  threads). Its rows are stored like any stage's; a failure fails the run the same way.
+- `Work.COMPUTE` (sandbox runs, formal checks, hole automation, agent and search steps):
+  the flow's configured task runner (threads, Dask, Ray), which is what scales CPU work out.
 Every output is handed to the session in this process either way (the one writer).
 
 Granularity, chosen from a measurement (an ad-hoc script: 200 trivial task runs
@@ -36,6 +43,7 @@ n = 1 requests answered in well under 100 ms; not the case for real models.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import enum
 import logging
 import queue
@@ -57,6 +65,7 @@ class Work(enum.Enum):
     """What a call's task spends its time on, which decides where it runs (module doc)."""
 
     MODEL = "waits on the model"  # I/O: a thread of the flow's own process
+    LIGHT = "bookkeeping"  # cheaper than a task run: a plain call in a thread of the flow
     COMPUTE = "computes"  # checks, sandbox runs, automation: the flow's task runner
 
 
@@ -104,10 +113,12 @@ class ModelCalls:
 
 def drive(session: RunSession, chains: Iterable[Chain], window: int, models: ModelCalls | None = None) -> None:
     """Run the chains, at most `window` at once; calls that wait on the model run as
-    `models` says, in this process. Raises the first stage failure, after every task
-    already in flight has returned and its rows are stored."""
-    with _model_runner(models or ModelCalls()) as model_runner:
-        _drive(session, chains, window, model_runner)
+    `models` says, in this process, and light calls in threads of this process. Raises
+    the first stage failure, after every task already in flight has returned and its
+    rows are stored."""
+    light = concurrent.futures.ThreadPoolExecutor(max(1, min(window, 4)), thread_name_prefix="proofflow-light")
+    with _model_runner(models or ModelCalls()) as model_runner, light:
+        _drive(session, chains, window, {Work.MODEL: model_runner, Work.LIGHT: light})
 
 
 @contextmanager
@@ -127,15 +138,20 @@ def _model_runner(models: ModelCalls) -> Iterator[Any]:
         yield runner
 
 
-def _submit(call: Call, model_runner: Any) -> Any:
-    if call.work is Work.MODEL:
+def _submit(call: Call, local: dict[Work, Any]) -> Any:
+    """A light call runs as a plain call in the driver's executor; a model call as a task
+    run of the driver's own thread runner; the rest as task runs of the flow's runner."""
+    runner = local.get(call.work)
+    if call.work is Work.LIGHT and runner is not None:  # the function, in this flow run's context
+        return runner.submit(contextvars.copy_context().run, call.task.fn, *call.args)
+    if runner is not None:
         from prefect.utilities.callables import get_call_parameters
 
-        return model_runner.submit(call.task, get_call_parameters(call.task.fn, call.args, {}))
+        return runner.submit(call.task, get_call_parameters(call.task.fn, call.args, {}))
     return call.task.submit(*call.args)
 
 
-def _drive(session: RunSession, chains: Iterable[Chain], window: int, model_runner: Any) -> None:
+def _drive(session: RunSession, chains: Iterable[Chain], window: int, local: dict[Work, Any]) -> None:
     finished: queue.Queue[tuple[_Running, Any]] = queue.Queue()
     backlog = iter(chains)
     failure: BaseException | None = None
@@ -156,7 +172,7 @@ def _drive(session: RunSession, chains: Iterable[Chain], window: int, model_runn
                 continue
             unit.outstanding = len(step)
             for call in step:
-                future = _submit(call, model_runner)
+                future = _submit(call, local)
                 future.add_done_callback(lambda f, unit=unit: finished.put((unit, f)))
             return True
 

@@ -87,6 +87,7 @@ def prepare_prove(
     problems = load_proof_problems(problem_file, settings)
     label = problem_set_name(problem_file, problem_set)
     name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings, problem_set)
+    chosen = strategy(settings.prove.strategy, "proof")
     return RunSpec("prove", str(problem_file), label, name, settings, problems,
-                   run_identity(settings, problem_file), strategy(settings.prove.strategy, "proof").run_label,
-                   lambda run_id: problem_rows(problems, run_id))
+                   run_identity(settings, problem_file), chosen.run_label,
+                   lambda run_id: problem_rows(problems, run_id), chosen.candidate_stages)

@@ -46,11 +46,11 @@ class RunSpec:
     """
 
     __slots__ = ("kind", "problem_file", "problem_set", "name", "settings", "problems",
-                 "identity", "strategy", "problem_rows")
+                 "identity", "strategy", "problem_rows", "candidate_stages")
 
     def __init__(self, kind: str, problem_file: str, problem_set: str, name: str, settings: Settings,
                  problems: Sequence[AnyProblem], identity: dict[str, Any], strategy: str,
-                 problem_rows: Callable[[str], list[Row]]):
+                 problem_rows: Callable[[str], list[Row]], candidate_stages: tuple[str, ...] | None = None):
         self.kind = kind
         self.problem_file = problem_file
         self.problem_set = problem_set
@@ -60,6 +60,9 @@ class RunSpec:
         self.identity = identity
         self.strategy = strategy
         self.problem_rows = problem_rows  # run_id -> problems + run_problems rows
+        # The strategy's candidate stages, from the one strategy the spec resolved (looking
+        # them up by run label imports every registered strategy: seconds of start-up).
+        self.candidate_stages = candidate_stages
 
     def __repr__(self) -> str:
         return f"RunSpec({self.kind} {self.name!r}, {len(self.problems)} problems)"
@@ -83,7 +86,7 @@ def start_run(store: Store, spec: RunSpec) -> RunRow:
     run = store.start_run(wanted)
     check_identity(run, spec)
     # The views count the samples of the stages the strategy names as its candidates.
-    stages = candidate_stages().get(spec.strategy)
+    stages = spec.candidate_stages or candidate_stages().get(spec.strategy)
     if stages is not None:
         record_candidate_stages(store, spec.strategy, stages)
     return run

@@ -64,6 +64,7 @@ def prepare_solve(
                              max_line_bytes=settings.problems.max_line_bytes)
     label = problem_set_name(problem_file, problem_set)
     name = expand_run_name(run_name) if run_name else default_run_name(problem_file, settings, problem_set)
+    chosen = strategy(settings.solve.strategy, "answer")
     return RunSpec("solve", str(problem_file), label, name, settings, problems,
-                   run_identity(settings, problem_file), strategy(settings.solve.strategy, "answer").run_label,
-                   lambda run_id: problem_rows(problems, run_id))
+                   run_identity(settings, problem_file), chosen.run_label,
+                   lambda run_id: problem_rows(problems, run_id), chosen.candidate_stages)

@@ -206,6 +206,12 @@ def strategy(name: str, kind: Kind | None = None) -> Strategy:
     raise UnknownStrategy(f"unknown {what} {name!r} (registered: {known})")
 
 
+def registered_names() -> list[str]:
+    """Every registered name, of either kind, without importing a strategy (loading them
+    all imports the agents' model client: seconds of a run's start-up)."""
+    return list(_registered())
+
+
 def names(kind: Kind) -> list[str]:
     return [s.name for s in strategies(kind)]
 

@@ -129,10 +129,11 @@ class ProofAgent(Strategy):
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.agents.stages import candidates_only, episodes_chain
-        from proofflow.flows.chains import Call
+        from proofflow.flows.chains import Call, Work
         from proofflow.strategies.agent.check import check_agent_candidates
         from proofflow.tasks.finalize import finalize
 
         yield from episodes_chain(ctx, items, self.spec(ctx.settings), env.known)
         yield [Call(check_agent_candidates, (ctx, items, env.known, env.names("check")))]
-        yield [Call(finalize, (ctx, [candidates_only(i, CANDIDATE_STAGE) for i in items], env.names("finalize")))]
+        finals = [candidates_only(i, CANDIDATE_STAGE) for i in items]
+        yield [Call(finalize, (ctx, finals, env.names("finalize")), Work.LIGHT)]

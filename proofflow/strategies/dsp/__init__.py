@@ -30,7 +30,7 @@ class DraftSketchProve(ProofStrategy):
     config_model = DspConfig
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
-        from proofflow.flows.chains import Call, asks
+        from proofflow.flows.chains import Call, Work, asks
         from proofflow.tasks.ask import ask
         from proofflow.tasks.draft import given_drafts, plan_draft
         from proofflow.tasks.finalize import finalize
@@ -43,4 +43,4 @@ class DraftSketchProve(ProofStrategy):
         yield from checks(ctx, items, env, "check")
         for item in items:
             yield from holes(ctx, item, "sketch", env)
-        yield [Call(finalize, (ctx, items, names("finalize")))]
+        yield [Call(finalize, (ctx, items, names("finalize")), Work.LIGHT)]

@@ -50,7 +50,7 @@ class StepSearch(Strategy):
         return keys
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
-        from proofflow.flows.chains import Call
+        from proofflow.flows.chains import Call, Work
         from proofflow.strategies.search.tasks import search_finished, search_step
         from proofflow.tasks.finalize import finalize
 
@@ -65,5 +65,5 @@ class StepSearch(Strategy):
                 wall_left = max(0.0, cfg.wall_s - searching_s(item, started))
                 label = env.names("search", item.problem.id) + f" · {step + 1}"
                 yield [Call(search_step, (ctx, [item], wall_left, env.known, label))]
-        yield [Call(finalize, (ctx, items, env.names("finalize")))]
+        yield [Call(finalize, (ctx, items, env.names("finalize")), Work.LIGHT)]
 

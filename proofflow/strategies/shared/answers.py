@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def answer_chain(ctx: RunContext, items: list[WorkItem], env: ChainEnv, runs_code: bool) -> Chain:
     """Each `yield` is one stage; it resumes once the stage's rows are stored, so the next
     stage plans from them (only failed candidates are repaired, ...)."""
-    from proofflow.flows.chains import Call, asks
+    from proofflow.flows.chains import Call, Work, asks
     from proofflow.tasks.ask import ask
     from proofflow.tasks.execute import execute
     from proofflow.tasks.generate import plan_generate
@@ -33,8 +33,8 @@ def answer_chain(ctx: RunContext, items: list[WorkItem], env: ChainEnv, runs_cod
             yield asks(ask, ctx, plan_repair(ctx, items, round_), names, f"repair · r{round_}")
         if runs_code:  # pot / csv: run the model's code first
             yield [Call(execute, (ctx, items, names(f"execute · r{round_}")))]
-        yield [Call(verify, (ctx, items, names(f"verify · r{round_}")))]
-    yield [Call(select, (ctx, items, names("select")))]
+        yield [Call(verify, (ctx, items, names(f"verify · r{round_}")), Work.LIGHT)]
+    yield [Call(select, (ctx, items, names("select")), Work.LIGHT)]
 
 
 def answer_identity(label: str, settings: Settings) -> dict[str, object]:

@@ -117,10 +117,14 @@ class ToolIntegratedReasoning(Strategy):
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
         from proofflow.agents.stages import candidates_only, episodes_chain
-        from proofflow.flows.chains import Call
+        from proofflow.flows.chains import Call, Work
         from proofflow.tasks.select import select
         from proofflow.tasks.verify import verify
 
+        def answers(items: list[WorkItem]) -> list[WorkItem]:
+            return [candidates_only(i, CANDIDATE_STAGE) for i in items]
+
         yield from episodes_chain(ctx, items, self.spec(ctx.settings))
-        yield [Call(verify, (ctx, [candidates_only(i, CANDIDATE_STAGE) for i in items], env.names("verify")))]
-        yield [Call(select, (ctx, [candidates_only(i, CANDIDATE_STAGE) for i in items], env.names("select")))]
+        # (the answers are taken again for select: verify's verdicts are stored by then)
+        yield [Call(verify, (ctx, answers(items), env.names("verify")), Work.LIGHT)]
+        yield [Call(select, (ctx, answers(items), env.names("select")), Work.LIGHT)]

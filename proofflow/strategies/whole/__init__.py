@@ -33,7 +33,7 @@ class WholeProof(ProofStrategy):
         return cfg
 
     def chain(self, ctx: RunContext, items: list[WorkItem], env: ChainEnv) -> Chain:
-        from proofflow.flows.chains import Call, asks
+        from proofflow.flows.chains import Call, Work, asks
         from proofflow.tasks.ask import ask
         from proofflow.tasks.finalize import finalize
         from proofflow.tasks.formal_repair import plan_formal_repair
@@ -49,4 +49,4 @@ class WholeProof(ProofStrategy):
         if p.repair_depth > 0 and self.own(ctx).repair_candidates > 0:
             for item in items:
                 yield from holes(ctx, item, "repair", env)
-        yield [Call(finalize, (ctx, items, names("finalize")))]
+        yield [Call(finalize, (ctx, items, names("finalize")), Work.LIGHT)]
