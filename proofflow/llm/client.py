@@ -50,6 +50,7 @@ import openai
 
 from proofflow.config import EndpointConfig, ReasoningConfig, SamplingConfig
 from proofflow.llm import reasoning as thinking
+from proofflow.llm.late_count import LateCount
 from proofflow.llm.stall import Stall, StallWatcher
 from proofflow.storage import in_flight
 from proofflow.storage.records import CallRow
@@ -138,10 +139,14 @@ class ModelClient:
         on_stall: Callable[[Stall], None] | None = None,
         reasoning: ReasoningConfig | None = None,
         on_send: Callable[[CallRow], None] | None = None,
+        count_prompt_after_s: float = 1.0,
     ):
         self.endpoint = endpoint
         # Hears each attempt before it is sent (status `interrupted` until its answer).
         self._on_send = on_send
+        # Its prompt tokens are counted by the server for calls still in flight this long
+        # after they were sent (llm/late_count.py); 0: counted before sending, on its path.
+        self._late_count = LateCount(count_prompt_after_s)
         self.sampling = sampling
         self.reasoning = reasoning or ReasoningConfig()
         # One per replica, made on first use: counts thinking tokens the usage did not.
@@ -186,6 +191,7 @@ class ModelClient:
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        self._late_count.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
             client.close()
@@ -399,6 +405,7 @@ class ModelClient:
 
         def record(status: str, error: str | None, prompt_tokens: int | None = None,
                    completion_tokens: int | None = None, cost: float | None = None) -> None:
+            self._late_count.settle(call_id)  # no pre-send row after the final one
             row = CallRow(
                 call_id=call_id, run_id=request.context.get("run_id"),
                 problem_id=request.context.get("problem_id"), stage=request.context.get("stage"),
@@ -409,8 +416,8 @@ class ModelClient:
             calls.append(row)
             self.on_call(row)
 
-        # Recorded before it is sent (a SIGKILL from here on still leaves its row); the
-        # token count it may ask the server for comes out of this attempt's time.
+        # Recorded before it is sent (a SIGKILL from here on still leaves its row); a token
+        # count asked of the server before sending comes out of this attempt's time.
         attempt_ends = time.monotonic() + timeout
         self._announce(url, request, call_id, attempt, timeout)
         timeout = max(0.05, attempt_ends - time.monotonic())
@@ -463,6 +470,7 @@ class ModelClient:
                 f"HTTP {exc.status_code}: {_short(exc)}", calls,
             ) from exc
         finally:
+            self._late_count.settle(call_id)
             self._stop_waiting(url, waiting)
 
         latency = time.perf_counter() - started
@@ -502,17 +510,27 @@ class ModelClient:
         send = self._on_send or (in_flight.announce if in_flight.listening() else None)
         if send is None:
             return
-        tokens, counted = self._prompt_tokens(url, request, timeout_s=min(2.0, timeout_s / 4))
-        how = "counted by the server's /tokenize" if counted else "estimated (4 characters a token)"
-        send(CallRow(
-            call_id=call_id, run_id=request.context.get("run_id"),
-            problem_id=request.context.get("problem_id"), stage=request.context.get("stage"),
-            endpoint=url, model=self.endpoint.model, n=request.n, seed=request.seed,
-            attempt=attempt, status=in_flight.INTERRUPTED,
-            error=(f"sent, no answer recorded (the process stopped first): prompt tokens {how}; "
-                   "completion tokens, latency and cost unknown"),
-            prompt_tokens=tokens, completion_tokens=None, latency_s=0.0, cost=None,
-        ))
+        count_timeout = min(2.0, timeout_s / 4)
+
+        def row(tokens: int, counted: bool) -> CallRow:
+            how = "counted by the server's /tokenize" if counted else "estimated (4 characters a token)"
+            return CallRow(
+                call_id=call_id, run_id=request.context.get("run_id"),
+                problem_id=request.context.get("problem_id"), stage=request.context.get("stage"),
+                endpoint=url, model=self.endpoint.model, n=request.n, seed=request.seed,
+                attempt=attempt, status=in_flight.INTERRUPTED,
+                error=(f"sent, no answer recorded (the process stopped first): prompt tokens {how}; "
+                       "completion tokens, latency and cost unknown"),
+                prompt_tokens=tokens, completion_tokens=None, latency_s=0.0, cost=None,
+            )
+
+        if self._late_count.after_s <= 0:
+            send(row(*self._prompt_tokens(url, request, timeout_s=count_timeout)))
+            return
+        send(row(max(1, len(_tokenize_body(request, "", self.endpoint.api)[1]) // 4), False))
+        if url not in self._no_tokenize:
+            self._late_count.schedule(
+                call_id, lambda: row(*self._prompt_tokens(url, request, timeout_s=count_timeout)), send)
 
     def _prompt_tokens(self, url: str, request: Request, timeout_s: float) -> tuple[int, bool]:
         """The request's prompt tokens from vLLM's /tokenize (chat template applied), or an
@@ -522,17 +540,7 @@ class ModelClient:
             tokenize_url = url[:-3] + "/tokenize"
         else:
             tokenize_url = url + "/tokenize"
-        body: dict[str, Any] = {"model": self.endpoint.model}
-        if self.endpoint.api == "chat":
-            messages = request.messages
-            if messages is None:
-                messages = [{"role": "system", "content": request.system}] if request.system else []
-                messages.append({"role": "user", "content": request.prompt})
-            body.update(messages=messages, add_generation_prompt=True)
-            text = "".join(str(m.get("content") or "") for m in messages)
-        else:
-            text = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
-            body["prompt"] = text
+        body, text = _tokenize_body(request, self.endpoint.model, self.endpoint.api)
         if url not in self._no_tokenize:
             try:
                 resp = self._tokenize_http.post(tokenize_url, json=body, timeout=timeout_s,
@@ -637,3 +645,19 @@ def _choice_logprob(choice: Any) -> float | None:
     content = getattr(lp, "content", None)
     values = [t.logprob for t in content] if content is not None else list(getattr(lp, "token_logprobs", None) or [])
     return float(sum(v for v in values if v is not None))
+
+
+def _tokenize_body(request: Request, model: str, api: str) -> tuple[dict[str, Any], str]:
+    """What /tokenize is asked for the request's prompt (chat template applied for the
+    chat API), and the prompt's text (what an estimate counts)."""
+    body: dict[str, Any] = {"model": model}
+    if api == "chat":
+        messages = request.messages
+        if messages is None:
+            messages = [{"role": "system", "content": request.system}] if request.system else []
+            messages.append({"role": "user", "content": request.prompt})
+        body.update(messages=messages, add_generation_prompt=True)
+        return body, "".join(str(m.get("content") or "") for m in messages)
+    text = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+    body["prompt"] = text
+    return body, text

@@ -101,7 +101,7 @@ def replay(con: duckdb.DuckDBPyConnection, directory: Path) -> int:
     if not paths:
         return 0
     by_type: dict[type[Row], list[Row]] = defaultdict(list)
-    for path in paths:
+    for path in sorted(paths, key=_written_order):
         for row in _read(path):
             by_type[type(row)].append(row)
     if CallRow in by_type:
@@ -123,10 +123,21 @@ def replay(con: duckdb.DuckDBPyConnection, directory: Path) -> int:
 
 
 def _answered_first(rows: list[Row]) -> list[Row]:
-    """One row per call: its final row (`ok` / `error`) over the `interrupted` one written
-    before it was sent (insert_rows keeps the first row of a key)."""
+    """One row per call: its final row (`ok` / `error`) over the `interrupted` ones written
+    before it was sent, else the newest of these (llm/late_count.py records it again with
+    its prompt tokens counted). insert_rows keeps the first row of a key."""
     final = {r.call_id for r in rows if isinstance(r, CallRow) and r.status != "interrupted"}
-    return [r for r in rows if not isinstance(r, CallRow) or r.status != "interrupted" or r.call_id not in final]
+    newest = {r.call_id: i for i, r in enumerate(rows) if isinstance(r, CallRow) and r.status == "interrupted"}
+    return [r for i, r in enumerate(rows) if not isinstance(r, CallRow) or r.status != "interrupted"
+            or (r.call_id not in final and newest[r.call_id] == i)]
+
+
+def _written_order(path: Path) -> tuple[int, int]:
+    """(pid, n) of `journal-<host>-<pid>-<n>.jsonl`: a process's files in the order it
+    wrote them (by name, file 10 came before file 2)."""
+    parts = path.name.removesuffix(".jsonl").rsplit("-", 2)
+    pid, n = (parts[-2], parts[-1]) if len(parts) == 3 else ("", "")
+    return (int(pid), int(n)) if pid.isdigit() and n.isdigit() else (0, 0)
 
 
 def _read(path: Path) -> list[Row]:

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.vllm
 def test_pre_send_row_counts_prompt_tokens_like_the_usage(vllm_server: ServerStatus, api: str) -> None:
     announced: list[CallRow] = []
     cfg = EndpointConfig(model=str(vllm_server.model), base_urls=[vllm_server.base_url], api=api)  # type: ignore[arg-type]
-    client = ModelClient(cfg, SamplingConfig(max_tokens=4), on_send=announced.append)
+    # counted before sending (0): the count the late counter asks for a call still in flight
+    client = ModelClient(cfg, SamplingConfig(max_tokens=4), on_send=announced.append, count_prompt_after_s=0)
     try:
         out = client.complete(Request("Natalia sold 48 clips in April and half as many in May. How many in all?",
                                       n=1, seed=3, system="Answer briefly.", context={"stage": "generate"}))

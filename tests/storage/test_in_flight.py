@@ -56,3 +56,29 @@ def test_replay_keeps_a_calls_final_row_over_its_pending_one(tmp_path: Path) -> 
         assert replay(con, work) == 2
     got = store.query("SELECT call_id, status, completion_tokens FROM calls ORDER BY call_id")[1]
     assert got == [("c_done", "ok", 9), ("c_lost", "interrupted", None), ("c_seed", "ok", 1)]
+
+
+def test_replay_keeps_the_newest_pending_row_of_an_unanswered_call(tmp_path: Path) -> None:
+    """A call still in flight is recorded again with its prompt tokens counted
+    (llm/late_count.py), and each journal file the writer rotates to carries it again;
+    replay keeps the newest, reading a process's files in the order it wrote them (file
+    10 after file 2, not by name)."""
+    import dataclasses
+    import socket
+
+    import duckdb
+
+    store = Store(tmp_path / "db.duckdb")
+    store.write([_call("c_seed", "ok", 1)])
+    work = store.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    estimated = dataclasses.replace(_call("c_held", "interrupted"), prompt_tokens=5, error="estimated")
+    counted = dataclasses.replace(estimated, prompt_tokens=11, error="counted")
+    for n, rows in ((2, [estimated]), (10, [estimated, counted])):
+        path = work / f"{PREFIX}{socket.gethostname()}-999999999-{n}.jsonl"  # no such pid
+        path.write_text("".join(json.dumps({"t": "calls", "r": r.as_dict()}, default=str) + "\n" for r in rows))
+    # by name, file 2 is read last and its estimate would win
+    with duckdb.connect(str(store.path)) as con:
+        replay(con, work)
+    got = store.query("SELECT call_id, status, prompt_tokens, error FROM calls ORDER BY call_id")[1]
+    assert got == [("c_held", "interrupted", 11, "counted"), ("c_seed", "ok", 7, None)]
