@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.strategies.registry import strategy
+from proofflow.strategies.shared.answers import repair_verifier
 from proofflow.tasks.context import RunContext, WorkItem, passed
 from proofflow.tasks.sampling import Plan, children_of
-from proofflow.verifiers.verdict import ANSWER, PYTHON_EXEC, SELF_VERIFY
+from proofflow.verifiers.verdict import PYTHON_EXEC, SELF_VERIFY
 
 if TYPE_CHECKING:
     from proofflow.config import Settings
@@ -32,14 +33,6 @@ def _feedback(item: WorkItem, sample_id: str, decisive: VerdictRow) -> str:
         if run is not None and not passed(run) and run.feedback and run is not decisive:
             return run.feedback
     return decisive.feedback or f"the answer was judged {decisive.outcome}"
-
-
-def repair_verifier(settings: Settings) -> str:
-    """Whose verdict sends a sample to repair: `[solve] repair_on` when set, else the
-    strategy's own choice (the reference check; csv: the sample's own check)."""
-    if settings.solve.repair_on is not None:
-        return settings.solve.repair_on
-    return str(getattr(strategy(settings.solve.strategy, "answer"), "repair_verifier", ANSWER))
 
 
 def plan_repair(ctx: RunContext, items: list[WorkItem], round_: int) -> list[Plan]:

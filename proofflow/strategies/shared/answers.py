@@ -37,11 +37,19 @@ def answer_chain(ctx: RunContext, items: list[WorkItem], env: ChainEnv, runs_cod
     yield [Call(select, (ctx, items, names("select")), Work.LIGHT)]
 
 
+def repair_verifier(settings: Settings) -> str:
+    """Whose verdict sends a sample to repair: `[solve] repair_on` when set, else the
+    strategy's own choice (the reference check; csv: the sample's own check)."""
+    from proofflow.strategies.registry import strategy
+
+    if settings.solve.repair_on is not None:
+        return settings.solve.repair_on
+    return str(getattr(strategy(settings.solve.strategy, "answer"), "repair_verifier", ANSWER))
+
+
 def answer_identity(label: str, settings: Settings) -> dict[str, object]:
     """The keys every answer strategy adds to a run's identity (the keys and values runs
     stored before strategies had folders, so those runs resume)."""
-    from proofflow.tasks.repair import repair_verifier
-
     s = settings.solve
     # The token budget changes which repairs are asked: part of the identity when set (only
     # then, so runs stored before it existed keep theirs and resume).
