@@ -19,11 +19,10 @@ Where a call runs is the call's own, typed (`Call.work`), never a branch on task
   worker two Prefect API calls per request (issue 19).
 - `Work.LIGHT` (grading answers, voting, finishing a problem's result): a few ms of work
   on rows the flow already holds (an answer check runs in the answer pool's own child
-  processes, with its timeout): a plain call in a thread of the flow's process, with no
-  task run of its own. A task run costs more than that work: ~7 ms of flow CPU and the
-  Prefect server's bookkeeping in threads, ~52 ms and ~0.5 s of wall time on Dask (the
-  200x16 bench's verify and select stages on Dask took 67-96 s against 12-14 s with
-  threads). Its rows are stored like any stage's; a failure fails the run the same way.
+  processes, with its timeout): a task run of the driver's own thread runner too, so the
+  UI keeps its `verify · r1 · …` task runs. Shipped to Dask it cost ~52 ms of flow CPU and
+  ~0.5 s of wall time a task run, 10-100x the work: the 200x16 bench's verify and select
+  stages made a Dask run 67-96 s against 12-14 s with threads (1.1x after this).
 - `Work.COMPUTE` (sandbox runs, formal checks, hole automation, agent and search steps):
   the flow's configured task runner (threads, Dask, Ray), which is what scales CPU work out.
 Every output is handed to the session in this process either way (the one writer).
@@ -43,7 +42,6 @@ n = 1 requests answered in well under 100 ms; not the case for real models.
 from __future__ import annotations
 
 import concurrent.futures
-import contextvars
 import enum
 import logging
 import queue
@@ -65,7 +63,7 @@ class Work(enum.Enum):
     """What a call's task spends its time on, which decides where it runs (module doc)."""
 
     MODEL = "waits on the model"  # I/O: a thread of the flow's own process
-    LIGHT = "bookkeeping"  # cheaper than a task run: a plain call in a thread of the flow
+    LIGHT = "bookkeeping"  # cheaper than shipping it: a thread of the flow's own process
     COMPUTE = "computes"  # checks, sandbox runs, automation: the flow's task runner
 
 
@@ -116,7 +114,9 @@ def drive(session: RunSession, chains: Iterable[Chain], window: int, models: Mod
     `models` says, in this process, and light calls in threads of this process. Raises
     the first stage failure, after every task already in flight has returned and its
     rows are stored."""
-    light = concurrent.futures.ThreadPoolExecutor(max(1, min(window, 4)), thread_name_prefix="proofflow-light")
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    light: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, min(window, 4)))
     with _model_runner(models or ModelCalls()) as model_runner, light:
         _drive(session, chains, window, {Work.MODEL: model_runner, Work.LIGHT: light})
 
@@ -139,11 +139,9 @@ def _model_runner(models: ModelCalls) -> Iterator[Any]:
 
 
 def _submit(call: Call, local: dict[Work, Any]) -> Any:
-    """A light call runs as a plain call in the driver's executor; a model call as a task
-    run of the driver's own thread runner; the rest as task runs of the flow's runner."""
+    """Model and light calls: task runs of the driver's own thread runners, in this
+    process; the rest: task runs of the flow's runner."""
     runner = local.get(call.work)
-    if call.work is Work.LIGHT and runner is not None:  # the function, in this flow run's context
-        return runner.submit(contextvars.copy_context().run, call.task.fn, *call.args)
     if runner is not None:
         from prefect.utilities.callables import get_call_parameters
 
