@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from proofflow.storage.records import SampleRow, VerdictRow
 from proofflow.strategies.registry import strategy
-from proofflow.strategies.shared.answers import repair_verifier
+from proofflow.strategies.shared.repair_on import repair_verifier
 from proofflow.tasks.context import RunContext, WorkItem, passed
 from proofflow.tasks.sampling import Plan, children_of
 from proofflow.verifiers.verdict import PYTHON_EXEC, SELF_VERIFY

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from proofflow.strategies.registry import Chain, ChainEnv, Strategy
+from proofflow.strategies.shared.repair_on import repair_verifier
 from proofflow.verifiers.verdict import ANSWER
 
 if TYPE_CHECKING:
@@ -35,16 +36,6 @@ def answer_chain(ctx: RunContext, items: list[WorkItem], env: ChainEnv, runs_cod
             yield [Call(execute, (ctx, items, names(f"execute · r{round_}")))]
         yield [Call(verify, (ctx, items, names(f"verify · r{round_}")), Work.LIGHT)]
     yield [Call(select, (ctx, items, names("select")), Work.LIGHT)]
-
-
-def repair_verifier(settings: Settings) -> str:
-    """Whose verdict sends a sample to repair: `[solve] repair_on` when set, else the
-    strategy's own choice (the reference check; csv: the sample's own check)."""
-    from proofflow.strategies.registry import strategy
-
-    if settings.solve.repair_on is not None:
-        return settings.solve.repair_on
-    return str(getattr(strategy(settings.solve.strategy, "answer"), "repair_verifier", ANSWER))
 
 
 def answer_identity(label: str, settings: Settings) -> dict[str, object]:
