@@ -53,11 +53,6 @@ _QUIET_TERMINAL = {
     # ...and a line logged outside a flow or task run (a helper thread) stays local
     # instead of warning about the missing run id.
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    # A task run's INFO lines are Prefect's "Finished in state Completed()": one log record
-    # to the API and the run's log file per task run (3% of the flow process's profile on
-    # the 1,000 x 16 bench) that the UI shows as the task run's state anyway. Its warnings
-    # and errors (a retry, a failure's traceback) still go.
-    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
 }
 LOG_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
 
