@@ -79,7 +79,9 @@ def test_killed_run_resumes_and_finishes_each_problem_once(
     args = [sys.executable, "-m", "proofflow.cli", "solve", str(example_path()), "--run", "killed",
             "--db", str(db), "--base-url", vllm_server.base_url, "--model", str(vllm_server.model),
             "-n", "2", "-r", "0", "--max-tokens", "48", "--limit", "6", "--problems-in-flight", "2"]
-    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    # One problem a unit, so results are stored one by one and the kill lands between them
+    # (the default unit of 4 problems stores 4 results at once: 6 of 6 before a poll saw 4).
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PROOFFLOW_SOLVE__PROBLEMS_PER_TASK": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     store = Store(db, lock_timeout_s=10)
