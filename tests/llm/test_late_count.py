@@ -12,7 +12,7 @@ from proofflow.llm.client import ModelClient, Request
 from proofflow.storage.records import CallRow
 from proofflow.testing.instant_server import Behaviour, InstantServer
 
-AFTER_S = 0.4
+AFTER_S = 1.0  # well past a quick answer's time on a loaded machine
 
 
 def _client(url: str, announced: list[CallRow]) -> ModelClient:
@@ -22,7 +22,7 @@ def _client(url: str, announced: list[CallRow]) -> ModelClient:
 
 def test_a_quick_call_is_never_counted_and_a_slow_one_is_counted_while_in_flight() -> None:
     announced: list[CallRow] = []
-    behaviour = Behaviour(model="instant", slow_requests={2: 2.0})
+    behaviour = Behaviour(model="instant", slow_requests={2: 3 * AFTER_S})
     with InstantServer(behaviour=behaviour) as srv:
         client = _client(srv.base_url, announced)
         try:
@@ -47,13 +47,13 @@ def test_a_count_never_follows_the_final_row() -> None:
     a send in progress): a pre-send row after the final row would be stored as a second,
     `interrupted`, row of an answered call."""
     events: list[tuple[str, str]] = []
-    behaviour = Behaviour(model="instant", slow_requests={k: AFTER_S + 0.01 for k in range(1, 11)})
+    behaviour = Behaviour(model="instant", slow_requests={k: AFTER_S + 0.01 for k in range(1, 7)})
     with InstantServer(behaviour=behaviour) as srv:
         client = ModelClient(EndpointConfig(model="instant", base_urls=[srv.base_url], max_concurrency=4),
                              SamplingConfig(max_tokens=8), on_send=lambda r: events.append(("send", r.call_id)),
                              on_call=lambda r: events.append(("final", r.call_id)), count_prompt_after_s=AFTER_S)
         try:
-            outs = [client.complete(Request(f"q {k}", n=1, seed=k)) for k in range(10)]
+            outs = [client.complete(Request(f"q {k}", n=1, seed=k)) for k in range(6)]
         finally:
             client.close()
     for out in outs:
