@@ -28,7 +28,6 @@ from proofflow.storage.db import BatchWriter, ProblemState, RunState, Store
 from proofflow.storage.lease import Holder, RunLease
 from proofflow.storage.metrics import record_candidate_stages
 from proofflow.storage.records import CallRow, EpisodeRow, ResultRow, Row, RunRow, SampleRow, ToolRunRow, VerdictRow
-from proofflow.strategies.registry import candidate_stages, strategy
 from proofflow.tasks.context import AnyProblem, WorkItem
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class RunSpec:
 
     def __init__(self, kind: str, problem_file: str, problem_set: str, name: str, settings: Settings,
                  problems: Sequence[AnyProblem], identity: dict[str, Any], strategy: str,
-                 problem_rows: Callable[[str], list[Row]], candidate_stages: tuple[str, ...] | None = None):
+                 problem_rows: Callable[[str], list[Row]], candidate_stages: tuple[str, ...]):
         self.kind = kind
         self.problem_file = problem_file
         self.problem_set = problem_set
@@ -60,8 +59,8 @@ class RunSpec:
         self.identity = identity
         self.strategy = strategy
         self.problem_rows = problem_rows  # run_id -> problems + run_problems rows
-        # The strategy's candidate stages, from the one strategy the spec resolved (looking
-        # them up by run label imports every registered strategy: seconds of start-up).
+        # The stages whose samples the views count as the strategy's candidates, from the
+        # one strategy the spec resolved (by run label, every strategy would be imported).
         self.candidate_stages = candidate_stages
 
     def __repr__(self) -> str:
@@ -86,9 +85,7 @@ def start_run(store: Store, spec: RunSpec) -> RunRow:
     run = store.start_run(wanted)
     check_identity(run, spec)
     # The views count the samples of the stages the strategy names as its candidates.
-    stages = spec.candidate_stages or candidate_stages().get(spec.strategy)
-    if stages is not None:
-        record_candidate_stages(store, spec.strategy, stages)
+    record_candidate_stages(store, spec.strategy, spec.candidate_stages)
     return run
 
 
@@ -134,9 +131,8 @@ def finished_summary(spec: RunSpec) -> dict[str, Any] | None:
     if compare(was, file_lines(problem_source(spec), spec.settings.problems.max_line_bytes)):
         return None  # the flow refuses the file, or extends the run (--extend)
     check_identity(found.run, spec)
-    # The flow records them at every start (start_run); by name, only this strategy loads.
-    name = spec.settings.solve.strategy if spec.kind == "solve" else spec.settings.prove.strategy
-    if tuple(sorted(strategy(name).candidate_stages)) != found.candidate_stages:
+    # The flow records them at every start (start_run).
+    if tuple(sorted(spec.candidate_stages)) != found.candidate_stages:
         return None
     return run_headline(store, found.run.run_id)
 

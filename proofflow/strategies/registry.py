@@ -219,8 +219,3 @@ def names(kind: Kind) -> list[str]:
 def help_text(kind: Kind) -> str:
     """`--strategy`'s help: each name with its one line."""
     return "; ".join(f"{s.name}: {s.help}" for s in strategies(kind))
-
-
-def candidate_stages() -> dict[str, tuple[str, ...]]:
-    """run label -> candidate stages, for every registered strategy (the views' table)."""
-    return {s.run_label: s.candidate_stages for s in strategies()}
