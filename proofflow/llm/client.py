@@ -527,7 +527,7 @@ class ModelClient:
         if self._late_count.after_s <= 0:
             send(row(*self._prompt_tokens(url, request, timeout_s=count_timeout)))
             return
-        send(row(max(1, len(_tokenize_body(request, "", self.endpoint.api)[1]) // 4), False))
+        send(row(_estimate(_tokenize_body(request, "", self.endpoint.api)[1]), False))
         if url not in self._no_tokenize:
             self._late_count.schedule(
                 call_id, lambda: row(*self._prompt_tokens(url, request, timeout_s=count_timeout)), send)
@@ -551,7 +551,7 @@ class ModelClient:
                     return int(resp.json()["count"]), True
             except (httpx.HTTPError, ValueError, KeyError, TypeError):
                 pass
-        return max(1, len(text) // 4), False
+        return _estimate(text), False
 
     # -- waiting requests (a frozen server must not be silent) ----------------------
 
@@ -645,6 +645,11 @@ def _choice_logprob(choice: Any) -> float | None:
     content = getattr(lp, "content", None)
     values = [t.logprob for t in content] if content is not None else list(getattr(lp, "token_logprobs", None) or [])
     return float(sum(v for v in values if v is not None))
+
+
+def _estimate(text: str) -> int:
+    """A prompt's tokens without the server: 4 characters a token."""
+    return max(1, len(text) // 4)
 
 
 def _tokenize_body(request: Request, model: str, api: str) -> tuple[dict[str, Any], str]:
