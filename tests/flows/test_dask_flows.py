@@ -83,23 +83,18 @@ CSV: dict[str, Any] = {"solve.strategy": "csv", "solve.samples": 2, "solve.limit
 
 
 def stored_count(db: Path, table_where: str) -> int:
+    """Rows already in the database (a lower bound on what the flow has stored: rows still
+    in the writer's queue or journal are not counted)."""
     if not db.exists():
         return 0
     try:
         return int(Store(db).query(f"SELECT count(*) FROM {table_where}")[1][0][0])
-    except Exception:  # a read racing the writer: count nothing
+    except Exception:  # a read racing the writer's first flush: count nothing as stored
         return 0
 
 
 def stored_ok_calls(db: Path) -> int:
-    """Answered calls already in the database (a lower bound on what the flow has stored:
-    rows still in the writer's queue or journal are not counted)."""
-    if not db.exists():
-        return 0
-    try:
-        return int(Store(db).query("SELECT count(*) FROM calls WHERE status = 'ok'")[1][0][0])
-    except Exception:  # a read racing the writer's first flush: count nothing as stored
-        return 0
+    return stored_count(db, "calls WHERE status = 'ok'")
 
 
 def solve_overrides(url: str, db: Path, **extra: object) -> dict[str, Any]:
