@@ -7,7 +7,7 @@ PREFECT_HOME), `dask scheduler` on a free port, `dask worker tcp://...` processe
 process, not its Lean children), and the model: a STAND-IN, the recorded-completion
 server (proofflow/testing/recorded_server.py) answering at once from a table written
 here (per problem of lean-examples: every 4th candidate the problem's own automation
-tactic, the others a proof that does not typecheck; problems without an automation
+tactic, the others a proof that makes Lean work ~2.5 s and then does not typecheck; problems without an automation
 tactic get only wrong ones), each candidate a distinct text so every one costs a real
 check on the real wasm Lean. The run is the CLI, as a user types it:
 
@@ -15,6 +15,7 @@ check on the real wasm Lean. The run is the CLI, as a user types it:
         --repair-rounds 0 --repair-depth 0 --workers T --problems-in-flight 4 \
         --runner dask --runner-address tcp://127.0.0.1:PORT --model recorded --base-url URL
     with PROOFFLOW_PROVE__STOP_ON_FIRST_COMPLETE=false (every candidate is checked)
+    and PROOFFLOW_PROVE__CHECKER_RECYCLE_AFTER above the bench's checks (no start-up mid-run)
 
 Warm-up excluded: each worker's wasm Lean takes ~25 s or more to start. Before the
 measured run, the same command (same settings, so the same per-process checker) runs on
@@ -30,7 +31,7 @@ per sample (the CLI process, from wait4), the Prefect server's CPU per task run,
 task run's orchestration cost on a worker (no-op Prefect tasks on the same cluster),
 from which the check batch size rule (tasks/check_proofs.py) is printed.
 
-    python bench/bench_cluster.py [--samples 32] [--nthreads 1] [--memory-limit 4GiB]
+    python bench/bench_cluster.py [--samples 4] [--nthreads 1] [--memory-limit 4GiB]
 
 Every process started here is stopped at the end, also on failure or Ctrl-C.
 """
@@ -53,7 +54,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-WRONG = "exact Nat.lt_irrefl 0"  # typechecks against no goal of lean-examples
+# A wrong proof that costs Lean real work first, as a model's failed attempt does (omega
+# proves three `have`s, ~0.7-0.9 s each here; then the `exact` typechecks against no goal
+# of lean-examples), so checks, not orchestration, are the load ("checks dominate").
+WRONG = "".join(f"have h{k} : ∀ a b c : Int, 3 * a + 5 * b - 7 * c = {11 + k} → 2 * a - b + c = 4 → "
+                f"a + b + c ≠ {100 + k} := by omega\n  " for k in range(3)) + "exact Nat.lt_irrefl 0"
+# Checks per Lean process before a fresh one: above the whole bench's, so that no measured
+# run pays a start-up (the checker's default, 500, recycled one mid-run: ~47 s).
+RECYCLE_AFTER = 100_000
 RIGHT_EVERY = 4  # every 4th candidate of a problem with an automation tactic is right
 
 
@@ -368,7 +376,7 @@ def stopped_on_signals(procs: Processes) -> Iterator[None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=32, help="candidates per problem (N)")
+    parser.add_argument("--samples", type=int, default=4, help="candidates per problem (N)")
     parser.add_argument("--nthreads", type=int, default=1, help="task threads per worker = Lean processes per worker")
     parser.add_argument("--memory-limit", default="4GiB", help="per dask worker (its Nanny restarts it above)")
     parser.add_argument("--workers", default="1,2", help="worker counts to measure, in order")
@@ -385,7 +393,8 @@ def main() -> None:
     scheduler = f"tcp://127.0.0.1:{scheduler_port}"
     base_env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(work / "prefect-home"),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-                "PROOFFLOW_PROVE__STOP_ON_FIRST_COMPLETE": "false"}
+                "PROOFFLOW_PROVE__STOP_ON_FIRST_COMPLETE": "false",
+                "PROOFFLOW_PROVE__CHECKER_RECYCLE_AFTER": str(RECYCLE_AFTER)}
     os.environ.update({k: base_env[k] for k in ("PREFECT_API_URL", "PREFECT_LOGGING_LEVEL",
                                                 "PREFECT_SERVER_ANALYTICS_ENABLED")})
     print(f"work folder {work}; load: {os.getloadavg()}", flush=True)

@@ -267,11 +267,12 @@ class SolveConfig(StrategySections):
         "once its stored samples reach it, no further repair round is asked (results.stopped_by = token_budget)"
     )
     problems_in_flight: int = Field(4, ge=1, description="Prefect task-runner workers")
-    # 4: a chunk's verify and select are one task run each, not one per problem. Measured
-    # on the 200 x 16 bench (instant stand-in, threads, alternating pairs): 12.0 / 12.8 s
-    # wall and 11.0 / 10.7 s CPU at 1, 9.8 / 10.8 s and 8.1 / 9.2 s at 4. Model requests
-    # stay one task run each; the stored rows do not depend on it.
-    problems_per_task: int = Field(4, ge=1, description="problems per unit: its checking stages are one task run")
+    # A unit's stages are one task run each (its requests of a stage one `ask`; its verify,
+    # its select), and a task run costs ~7 ms of flow CPU and ~21 ms of Prefect server CPU
+    # (flows/chains.py). 200 x 16 bench (instant stand-in, threads, 2 pairs each): Prefect
+    # server CPU 7.0 s at 4, 4.1 s at 8, 2.5 s at 16; wall 2.40x, 1.94x, 1.91x the bare
+    # script. The stored rows do not depend on it; each answer is stored as it returns.
+    problems_per_task: int = Field(16, ge=1, description="problems per unit: each of its stages is one task run")
     limit: int | None = Field(None, ge=1, description="only the first N problems")
 
 
@@ -306,6 +307,9 @@ class ProveConfig(StrategySections):
     stop_on_first_complete: bool = Field(True, description="stop checking a problem's candidates once one is complete")
     check_timeout_s: float = Field(20.0, gt=0)
     workers: int = Field(2, ge=1, description="checker processes (Coq sessions / Lean checker processes or REPLs)")
+    checker_recycle_after: int | None = Field(
+        None, ge=1, description="checks per Lean checker process before a fresh one [default: the checker's: "
+        "program 500, REPL 100]")
     lean_project_dir: str = "."
     lean_repl_command: list[str] = Field(
         default_factory=lambda: ["lake", "env", ".lake/packages/REPL/.lake/build/bin/repl"]

@@ -5,7 +5,7 @@ and resumes the generator once its step is done, so the next stage plans from th
 stored state.
 
 Why step by step and not a chain of futures submitted up front: the number of tasks of
-a stage (one per model request) depends on what the previous stage returned; no task
+a stage (which requests, which candidates) depends on what the previous stage returned; no task
 waits for another while holding a worker; there are never "not ready" task runs; and on
 a failure nothing new starts while what is in flight settles, before shared resources
 close.
@@ -27,16 +27,17 @@ Where a call runs is the call's own, typed (`Call.work`), never a branch on task
   the flow's configured task runner (threads, Dask, Ray), which is what scales CPU work out.
 Every output is handed to the session in this process either way (the one writer).
 
-Granularity, chosen from a measurement (an ad-hoc script: 200 trivial task runs
-each side, a real `prefect server`, this shared 2-core machine at load ~21): a task run
-in the driver's thread runner cost the flow process 7.0 ms of CPU (13 ms wall); one
-shipped to a Dask LocalCluster (2 workers) 52 ms of CPU (508 ms wall). So a model request
-stays one task run in the flow's process: with n samples per request that is 7/n ms a
-sample (0.44 ms at the benchmark's n = 16, inside the 1 ms budget), each answer is stored
-the moment it arrives (a crash loses no paid-for answer) and the Prefect UI keeps task
-runs named by stage and problem (`turn N · …` for agents). Grouping a chunk's requests
-into one task run would give up both to save 7 ms per request, which matters only for
-n = 1 requests answered in well under 100 ms; not the case for real models.
+Granularity, chosen from measurements on this shared 2-core machine with a real `prefect
+server`: a task run in the driver's thread runner costs the flow's process ~7 ms of CPU
+and the Prefect server ~21 ms working through its events (300 no-op task runs: 2.1-2.6 s
+of flow CPU, 6.2-6.6 s of server CPU); one shipped to a Dask LocalCluster (2 workers)
+~52 ms of flow CPU (508 ms wall). So a stage of a unit is one task run: one `ask` for all
+of the unit's requests of a stage (tasks/ask.py; each answer is still handed over and
+stored the moment it returns: `emit`, the `_Partial`s below), one `verify`, one
+`select`. A unit is `problems_per_task` problems: 3 task runs per unit for a run without
+repairs, whatever the samples per problem. At one task run per request the 200 x 16
+bench spent ~8 s of CPU (flow and server) on 300 task runs, more than the bare script's
+whole run. The UI keeps a task run per stage, named by its round and its problems.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from typing import Any
 from proofflow.config import Settings
 from proofflow.flows.naming import problem_label
 from proofflow.flows.session import RunSession
-from proofflow.tasks.context import RunContext, StageOutput, WorkItem
+from proofflow.tasks.context import RunContext, StageOutput, WorkItem, outbox
 from proofflow.tasks.sampling import Plan
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,13 @@ class Call:
 
 # A unit's stages: yields the calls of each step (an empty step is skipped).
 Chain = Generator[list[Call], None, None]
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """Rows a task of this process handed over before returning (tasks/context.py `emit`)."""
+
+    output: StageOutput
 
 
 @dataclass(eq=False)
@@ -138,19 +146,21 @@ def _model_runner(models: ModelCalls) -> Iterator[Any]:
         yield runner
 
 
-def _submit(call: Call, local: dict[Work, Any]) -> Any:
+def _submit(call: Call, local: dict[Work, Any], receive: Any) -> Any:
     """Model and light calls: task runs of the driver's own thread runners, in this
-    process; the rest: task runs of the flow's runner."""
+    process, which may hand rows to `receive` before they return; the rest: task runs
+    of the flow's runner."""
     runner = local.get(call.work)
     if runner is not None:
         from prefect.utilities.callables import get_call_parameters
 
-        return runner.submit(call.task, get_call_parameters(call.task.fn, call.args, {}))
+        with outbox(receive):  # the task's thread gets a copy of this context
+            return runner.submit(call.task, get_call_parameters(call.task.fn, call.args, {}))
     return call.task.submit(*call.args)
 
 
 def _drive(session: RunSession, chains: Iterable[Chain], window: int, local: dict[Work, Any]) -> None:
-    finished: queue.Queue[tuple[_Running, Any]] = queue.Queue()
+    finished: queue.Queue[tuple[_Running, Any]] = queue.Queue()  # (unit, future or _Partial)
     backlog = iter(chains)
     failure: BaseException | None = None
     active = 0
@@ -170,7 +180,7 @@ def _drive(session: RunSession, chains: Iterable[Chain], window: int, local: dic
                 continue
             unit.outstanding = len(step)
             for call in step:
-                future = _submit(call, local)
+                future = _submit(call, local, lambda out, unit=unit: finished.put((unit, _Partial(out))))
                 future.add_done_callback(lambda f, unit=unit: finished.put((unit, f)))
             return True
 
@@ -189,6 +199,9 @@ def _drive(session: RunSession, chains: Iterable[Chain], window: int, local: dic
         active += 1
     while active:
         unit, future = finished.get()
+        if isinstance(future, _Partial):  # queued before its task's return: stored first
+            session.persist(future.output.rows, future.output.figures)
+            continue
         unit.outstanding -= 1
         try:
             output = _output(future)
@@ -211,18 +224,10 @@ def _drive(session: RunSession, chains: Iterable[Chain], window: int, local: dic
 
 
 def asks(task: Any, ctx: RunContext, plans: list[Plan], names: Names, stage: str) -> list[Call]:
-    """One task per model request, so each answer is stored the moment it returns; they
-    wait on the model, so they run in the flow's process (`Work.MODEL`)."""
-    per_problem: dict[str, int] = {}
-    for plan in plans:
-        per_problem[plan.problem_id] = per_problem.get(plan.problem_id, 0) + 1
-    calls, seen = [], dict.fromkeys(per_problem, 0)
-    for plan in plans:
-        seen[plan.problem_id] += 1
-        count = per_problem[plan.problem_id]
-        suffix = f" · {seen[plan.problem_id]}/{count}" if count > 1 else ""
-        calls.append(Call(task, (ctx, plan, names(stage, plan.problem_id) + suffix), Work.MODEL))
-    return calls
+    """One task run for all of a unit's requests of a stage (module doc: granularity);
+    it waits on the model, so it runs in the flow's process (`Work.MODEL`), and hands
+    each answer over as it returns."""
+    return [Call(task, (ctx, plans, names(stage)), Work.MODEL)] if plans else []
 
 
 class Names:

@@ -48,21 +48,21 @@ def prove_chain(ctx: RunContext, item: WorkItem, known: KnownChecks, persist: An
 def execute_prove(spec: RunSpec) -> dict[str, Any]:
     """Run (or resume) a resolved prove run in the current flow."""
     from proofflow.tasks import resources
-    from proofflow.tasks.environment_check import require_headers
+    from proofflow.tasks.check_environment import check_environment
 
     logger = get_run_logger()
     settings = spec.settings
     try:
-        try:  # before the run starts: a checker that cannot start here fails nothing
-            checker = resources.formal_checker(settings.prove)
-            # ... nor one that cannot elaborate the problems' headers: no model call, no verdict
-            require_headers(checker, [p.formal for p in spec.problems if isinstance(p, ProofProblem)],
-                            settings.prove.backend)
-        except RuntimeError as exc:  # CoqNotFound, "Lean backend unavailable: ...", a header
-            raise ProveSetupError(str(exc)) from exc
+        # Before the run starts, where its checks run (tasks/check_environment.py): a
+        # checker that cannot start, or that cannot elaborate the problems' headers, fails
+        # nothing and asks no model.
+        env = check_environment.submit(
+            settings.prove, [p.formal for p in spec.problems if isinstance(p, ProofProblem)]).result()
+        if env.problem is not None:
+            raise ProveSetupError(env.problem)
         with RunSession(spec, counted="proved") as session:
             ctx = RunContext(session.run_id, spec.name, spec.problem_set, settings)
-            known = KnownChecks(load_all(session.store, f"{checker.name} {checker.version}"))
+            known = KnownChecks(load_all(session.store, env.checker))
 
             def remember(rows: Sequence[Row]) -> None:  # later checks reuse what earlier ones found
                 for row in rows:

@@ -11,6 +11,9 @@ Per-process resources (the model client, checker pools) come from tasks/resource
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
@@ -157,6 +160,35 @@ class StageOutput:
         self.rows.extend(other.rows)
         for k, v in other.figures.items():
             self.figures[k] = self.figures.get(k, 0) + v
+
+
+# Where a task in the flow's own process hands rows over before it returns: the driver
+# (flows/chains.py) sets it around the submit of an in-process task run, whose thread gets
+# a copy of the submitting context. Model answers go this way the moment they return, so
+# one task run can carry a unit's requests without holding back what they paid for.
+_OUTBOX: ContextVar[Callable[[StageOutput], None] | None] = ContextVar("proofflow_stage_outbox", default=None)
+
+
+def emit(output: StageOutput) -> bool:
+    """Hand `output` to the flow now, to be stored and folded into its state before the
+    task's own return; False where no flow listens here (a task on a worker, a direct
+    call): then the caller returns the rows itself."""
+    outbox = _OUTBOX.get()
+    if outbox is None:
+        return False
+    if output.rows or output.figures:
+        outbox(output)
+    return True
+
+
+@contextmanager
+def outbox(receive: Callable[[StageOutput], None]) -> Iterator[None]:
+    """`emit` calls `receive` in tasks submitted (from this context) inside the block."""
+    token = _OUTBOX.set(receive)
+    try:
+        yield
+    finally:
+        _OUTBOX.reset(token)
 
 
 def render_prompt(name: str, **values: str) -> str:

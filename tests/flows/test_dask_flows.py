@@ -151,7 +151,15 @@ def test_solve_csv_with_the_sandbox_same_rows_as_threads(prefect_api: str, clust
     assert runs["dask"] == runs["threads"]
 
 
-def test_prove_coq_same_rows_as_threads(prefect_api: str, cluster: Any, tmp_path: Path) -> None:
+def test_prove_coq_same_rows_as_threads(prefect_api: str, cluster: Any, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also: on Dask the flow's process makes no checker. The header check runs where the
+    checks do (tasks/check_environment.py), so the flow machine needs no Coq or Lean."""
+    from proofflow.tasks import checker_settings
+
+    made: list[str] = []  # checkers made in this (the flow's) process
+    real = checker_settings.make_checker
+    monkeypatch.setattr(checker_settings, "make_checker", lambda p: made.append(p.backend) or real(p))
     if shutil.which("coqtop") is None:
         pytest.fail("Coq is not installed (scripts/test.sh installs it)")
     problems = problem_file(tmp_path, ["linear_two_vars", "square_nonneg_sum", "diff_of_squares"])
@@ -159,8 +167,9 @@ def test_prove_coq_same_rows_as_threads(prefect_api: str, cluster: Any, tmp_path
            f"Proof. intros a b. ring. Qed.\n{FENCE}"
     wrong = f"{FENCE}coq\nTheorem linear_two_vars : forall x y : Z, x + y = 10 -> x - y = 2 -> x = 6.\n" \
             f"Proof. intros x y h1 h2. reflexivity. Qed.\n{FENCE}"
-    runs = {}
+    runs, checkers = {}, {}
     for kind, extra in (("threads", {}), ("dask", on_dask(cluster))):
+        made.clear()
         db = tmp_path / f"prove-{kind}.duckdb"
         recording = Recording(answers={"Theorem diff_of_squares": good, "Theorem linear_two_vars": wrong})
         with RecordedServer(recording) as srv:
@@ -169,7 +178,8 @@ def test_prove_coq_same_rows_as_threads(prefect_api: str, cluster: Any, tmp_path
                 "storage.db_path": str(db), "storage.flush_interval_s": 0.05, "prove.samples": 2,
                 "prove.workers": 1, "prove.problems_in_flight": 2, "prove.hole_budget": 1,
                 "sampling.max_tokens": 64, **extra})
-        runs[kind] = stored(db)
+        runs[kind], checkers[kind] = stored(db), list(made)
+    assert checkers == {"threads": ["coq"], "dask": []}  # threads: one, for the header check and the checks
     threads = runs["threads"]
     outcomes = {(v[1], v[2]) for v in threads["verdicts"]}
     assert ("formal_audit", "pass") in outcomes and ("formal_audit", "fail") in outcomes

@@ -17,3 +17,19 @@ def test_available_memory_is_read_from_the_machine() -> None:
     with open("/proc/meminfo", encoding="ascii") as f:
         total = int(next(line for line in f if line.startswith("MemTotal:")).split()[1]) // 1024
     assert 0 < mb <= total
+
+
+def test_prove_settings_set_how_many_checks_a_lean_process_makes_before_a_fresh_one() -> None:
+    """`[prove] checker_recycle_after` reaches the Lean program's pool (a cluster run of
+    cheap checks raises it: each wasm start costs ~45 s); unset keeps the checker's own."""
+    from proofflow.config import ProveConfig
+    from proofflow.tasks.checker_settings import make_checker
+
+    raised = make_checker(ProveConfig(backend="lean", lean_command=["/bin/true"], checker_recycle_after=5000))
+    default = make_checker(ProveConfig(backend="lean", lean_command=["/bin/true"]))
+    try:
+        assert raised.config.recycle_after == 5000  # type: ignore[attr-defined]
+        assert default.config.recycle_after == 500  # type: ignore[attr-defined]
+    finally:
+        raised.close()
+        default.close()

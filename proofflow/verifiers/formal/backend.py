@@ -43,6 +43,7 @@ class CheckerOptions:
     workers: int = 1  # checker processes
     variant: str = ""  # a backend's checker kind (Lean: program | repl | kimina); "": its default
     memory_mb: int | None = None  # per checker process; None: the backend's default
+    recycle_after: int | None = None  # checks per checker process before a fresh one; None: the backend's default
     project_dir: str = "."  # a project the checker runs in (Lean: a lake project)
     command: tuple[str, ...] = ()  # how to run the checker (): the backend finds it
     repl_command: tuple[str, ...] = ()  # Lean REPL variant

@@ -99,6 +99,8 @@ class LeanBackend:
                                     workers=workers)
             if options.memory_mb is not None:
                 program = replace(program, memory_mb=options.memory_mb)
+            if options.recycle_after is not None:
+                program = replace(program, recycle_after=options.recycle_after)
             return LeanProgramChecker(program)
         if variant == "repl":
             from proofflow.verifiers.lean.repl import LeanConfig, LeanReplChecker, find_lean_toolchain
@@ -106,6 +108,8 @@ class LeanBackend:
             cfg = LeanConfig(project_dir=options.project_dir, timeout_s=options.timeout_s, workers=options.workers)
             if options.memory_mb is not None:
                 cfg = replace(cfg, memory_mb=options.memory_mb)
+            if options.recycle_after is not None:
+                cfg = replace(cfg, recycle_after=options.recycle_after)
             if options.repl_command:
                 cfg = replace(cfg, repl_command=tuple(options.repl_command))
             missing = find_lean_toolchain(cfg)
