@@ -184,6 +184,14 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
+def machine_cpu() -> float:
+    """CPU seconds every process on this machine has spent since boot (/proc/stat: user,
+    nice, system, irq, softirq, steal), to show how busy the cores were over a run."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def lean_pids(pids: list[int]) -> set[int]:
     import psutil
 
@@ -213,6 +221,7 @@ class Measured:
     server_cpu_s: float
     task_runs: int
     complete: int
+    machine_busy_s: float = 0.0  # CPU seconds the whole machine spent over the CLI run
 
     @property
     def window_rate(self) -> float:
@@ -304,10 +313,12 @@ def measure(n_workers: int, args: argparse.Namespace, procs: Processes, base_env
         before_lean = lean_pids(worker_pids)
         lean = sorted(before_lean)
         cpu0, lean0, srv0, runs0 = cpu_of(worker_pids), cpu_of(lean), cpu_of([server_pid]), task_runs(api)
+        busy0 = machine_cpu()
         run = f"cluster-{n_workers}w"
         db = work / f"run-{n_workers}.duckdb"
         wall, flow_cpu = run_cli(procs, [*prove_argv_for(prove_argv, "lean-examples"), "--db", str(db),
                                          "--run", run], base_env, work / f"run-{n_workers}.log", args.timeout)
+        busy1 = machine_cpu()
         cpu1, lean1, srv1, runs1 = cpu_of(worker_pids), cpu_of(lean), cpu_of([server_pid]), task_runs(api)
         after_lean = lean_pids(worker_pids)
         if after_lean != before_lean:
@@ -315,7 +326,7 @@ def measure(n_workers: int, args: argparse.Namespace, procs: Processes, base_env
                                " (the warm-up is in the figure; is the checker configured differently?)")
         s = stored(db, run)
         return Measured(n_workers, s["checks"], s["samples"], s["window_s"], wall, flow_cpu, cpu1 - cpu0,
-                        lean1 - lean0, srv1 - srv0, runs1 - runs0, s["complete"])
+                        lean1 - lean0, srv1 - srv0, runs1 - runs0, s["complete"], busy1 - busy0)
     finally:
         for name in names:
             procs.stop(name)
@@ -458,6 +469,10 @@ def main() -> None:
               f"{1000 * m.flow_cpu_s / m.samples:.1f} ms/sample (start-up included); Prefect server "
               f"{m.server_cpu_s:.1f} CPU s for {m.task_runs} task runs = "
               f"{1000 * m.server_cpu_s / max(1, m.task_runs):.0f} ms/task run")
+    for m in results:
+        print(f"  {m.workers} worker(s): the machine's cores were busy {m.machine_busy_s / m.wall_s:.2f} of "
+              f"{os.cpu_count()} over the CLI run (all processes: {m.machine_busy_s:.1f} CPU s in {m.wall_s:.1f} s); "
+              f"Lean {m.lean_cpu_s:.1f} CPU s, the workers' other processes {m.worker_cpu_s - m.lean_cpu_s:.1f}")
     print(f"  a no-op task run on a worker: {1000 * latency:.0f} ms latency, {1000 * task_cpu:.0f} ms worker CPU")
     rule = 10 * max(latency, task_cpu) / per_check
     print(f"  batch size rule b >= 10 o / c = 10 x {max(latency, task_cpu):.3f} / {per_check:.3f} = {rule:.1f} "

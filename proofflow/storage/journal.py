@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 PREFIX = "journal-"
 # Row types by table, for replay (records.WRITE_ORDER names every table's row type).
 ROW_TYPES: dict[str, type[Row]] = {t.table: t for t in WRITE_ORDER}
+# One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 class Journal:
@@ -58,7 +60,7 @@ class Journal:
     def append(self, rows: Iterable[Row]) -> None:
         if self.broken:
             return
-        lines = [json.dumps({"t": r.table, "r": r.as_dict()}, default=str, ensure_ascii=False) for r in rows]
+        lines = [_ENCODER.encode({"t": r.table, "r": r.as_dict()}) for r in rows]
         if not lines:
             return
         try:

@@ -4,8 +4,9 @@
 Planning is cheap and happens where the state is (the flow): `missing_indices` for the
 stages that draw N samples of one prompt (generate, prove_generate, draft) and
 `children_of` for the stages that make one child per parent (repair, formal_repair,
-sketch). Asking is one task per request (tasks/ask.py runs `sample_request`), so the flow stores each
-answer's samples the moment that request returns, not when a whole stage has.
+sketch). Asking is one task run per unit and stage, whose requests go out together
+(tasks/ask.py runs `sample_request` for each), and each answer's samples are handed to the
+flow the moment that request returns, not when the whole stage has.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def sample_rows(ctx: RunContext, plan: Plan, response: Response, params: dict[st
     prompt_share = [response.prompt_tokens // n] * n
     prompt_share[0] += response.prompt_tokens - sum(prompt_share)
     rows = []
+    params_json = to_json(params)  # the request's, the same for each of its samples
     for i, (choice, sid, idx) in enumerate(zip(response.choices, plan.ids, plan.indices)):
         cost = None
         if response.cost is not None and response.completion_tokens + response.prompt_tokens > 0:
@@ -136,7 +138,7 @@ def sample_rows(ctx: RunContext, plan: Plan, response: Response, params: dict[st
         rows.append(SampleRow(
             sample_id=sid, run_id=ctx.run_id, problem_id=plan.problem_id, stage=plan.stage,
             parent_id=plan.parent_id, idx=idx, round=plan.round, call_id=response.call_id,
-            model=response.model, endpoint=response.endpoint, params=to_json(params),
+            model=response.model, endpoint=response.endpoint, params=params_json,
             seed=response.seed, prompt=plan.prompt, completion=choice.text,
             finish_reason=choice.finish_reason, prompt_tokens=prompt_share[i],
             completion_tokens=choice.completion_tokens, tokens_exact=choice.tokens_exact,
