@@ -95,17 +95,9 @@ class Bench:
     def prefect_cpu(self) -> float:
         """CPU seconds of the Prefect server's process tree so far (it serves every round:
         a run's share is the difference across it, events it works through later excluded)."""
-        import psutil
+        from bench_cluster import cpu_of  # a sibling script: bench/ is on sys.path when run
 
-        root = psutil.Process(self.prefect_pid)
-        total = 0.0
-        for p in [root, *root.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return cpu_of([self.prefect_pid])
 
     def timed(self, argv: list[str], timeout_s: float = 1800) -> Measure:
         """One whole process: wall, its (and its reaped children's) CPU from wait4, and

@@ -27,8 +27,8 @@ from proofflow.problems.file_identity import check_problem_file
 from proofflow.storage.db import BatchWriter, ProblemState, RunState, Store
 from proofflow.storage.lease import Holder, RunLease
 from proofflow.storage.metrics import record_candidate_stages
-from proofflow.storage.records import CallRow, EpisodeRow, ResultRow, Row, RunRow, SampleRow, ToolRunRow, VerdictRow
-from proofflow.tasks.context import AnyProblem, WorkItem
+from proofflow.storage.records import EpisodeRow, ResultRow, Row, RunRow, SampleRow, ToolRunRow, VerdictRow
+from proofflow.tasks.context import AnyProblem, WorkItem, paid_for
 
 log = logging.getLogger(__name__)
 
@@ -292,14 +292,9 @@ class RunSession:
     def persist_failure(self, exc: BaseException) -> None:
         """A stage that failed may still have paid for model calls (`exc.calls`, the
         client's) and made rows before it failed (`exc.stage_output`): keep them."""
-        from proofflow.tasks.context import StageOutput
-
-        partial = getattr(exc, "stage_output", None)
-        if isinstance(partial, StageOutput):
-            self.persist(partial.rows, partial.figures)
-        calls = [c for c in getattr(exc, "calls", None) or () if isinstance(c, CallRow)]
-        if calls and self.writer is not None:
-            self.writer.put(*calls)
+        out = paid_for(exc)
+        if self.writer is not None:
+            self.persist(out.rows, out.figures)
 
     def _state(self, problem_id: str) -> ProblemState:
         assert self.state is not None

@@ -21,8 +21,7 @@ from contextvars import copy_context
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from proofflow.storage.records import CallRow
-from proofflow.tasks.context import RunContext, StageOutput, emit
+from proofflow.tasks.context import RunContext, StageOutput, emit, paid_for
 from proofflow.tasks.sampling import Plan, sample_request
 
 
@@ -67,12 +66,3 @@ def ask_all(ctx: RunContext, plans: list[Plan]) -> StageOutput:
     first.stage_output = kept  # type: ignore[attr-defined]
     raise first
 
-
-def paid_for(exc: BaseException) -> StageOutput:
-    """The rows a failed request leaves to store: its partial output and its call rows."""
-    out = StageOutput()
-    partial = getattr(exc, "stage_output", None)
-    if isinstance(partial, StageOutput):
-        out.extend(partial)
-    out.add(*[c for c in getattr(exc, "calls", None) or () if isinstance(c, CallRow)])
-    return out

@@ -22,7 +22,7 @@ from proofflow.config import Settings
 from proofflow.keys import problem_id as content_id
 from proofflow.problems import Problem
 from proofflow.storage.db import ProblemState
-from proofflow.storage.records import EpisodeRow, ResultRow, Row, SampleRow, ToolRunRow, VerdictRow
+from proofflow.storage.records import CallRow, EpisodeRow, ResultRow, Row, SampleRow, ToolRunRow, VerdictRow
 from proofflow.verifiers.formal import FormalProblem
 from proofflow.verifiers.verdict import Outcome
 
@@ -160,6 +160,17 @@ class StageOutput:
         self.rows.extend(other.rows)
         for k, v in other.figures.items():
             self.figures[k] = self.figures.get(k, 0) + v
+
+
+def paid_for(exc: BaseException) -> StageOutput:
+    """What a failed stage leaves to store: the rows it made before it failed
+    (`exc.stage_output`) and the model calls it paid for (`exc.calls`, the client's)."""
+    out = StageOutput()
+    partial = getattr(exc, "stage_output", None)
+    if isinstance(partial, StageOutput):
+        out.extend(partial)
+    out.add(*[c for c in getattr(exc, "calls", None) or () if isinstance(c, CallRow)])
+    return out
 
 
 # Where a task in the flow's own process hands rows over before it returns: the driver
