@@ -25,6 +25,10 @@ from proofflow.processes import pid_alive
 from proofflow.storage.records import Row
 
 _PREFIX = "batch-"
+# How a row becomes one JSON line, for a batch file here and for the journal
+# (storage/journal.py): one encoder, built once (json.dumps with options builds one per
+# call, on every row that is journaled or flushed).
+ROW_JSON = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _batch_prefix() -> str:
@@ -48,7 +52,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, row_type: type[Row], rows: Seque
             if key in seen:
                 continue
             seen.add(key)
-            f.write(json.dumps(row.as_dict(), default=str, ensure_ascii=False))
+            f.write(ROW_JSON.encode(row.as_dict()))
             f.write("\n")
         f.flush()
         spec = ", ".join(f"'{c}': '{_duck_type(row_type, c)}'" for c in cols)

@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import duckdb
 
-from proofflow.storage.bulk import insert_rows, stale_files
+from proofflow.storage.bulk import ROW_JSON, insert_rows, stale_files
 from proofflow.storage.records import WRITE_ORDER, CallRow, Row
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 PREFIX = "journal-"
 # Row types by table, for replay (records.WRITE_ORDER names every table's row type).
 ROW_TYPES: dict[str, type[Row]] = {t.table: t for t in WRITE_ORDER}
-# One encoder for every line (json.dumps with options builds a new one per call).
-_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 class Journal:
@@ -60,7 +58,7 @@ class Journal:
     def append(self, rows: Iterable[Row]) -> None:
         if self.broken:
             return
-        lines = [_ENCODER.encode({"t": r.table, "r": r.as_dict()}) for r in rows]
+        lines = [ROW_JSON.encode({"t": r.table, "r": r.as_dict()}) for r in rows]
         if not lines:
             return
         try:

@@ -65,4 +65,3 @@ def ask_all(ctx: RunContext, plans: list[Plan]) -> StageOutput:
         kept.extend(own)
     first.stage_output = kept  # type: ignore[attr-defined]
     raise first
-

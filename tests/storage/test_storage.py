@@ -185,13 +185,14 @@ KILLED_MID_FLUSH = textwrap.dedent(
     from proofflow.storage.db import Store
     sys.path.insert(0, sys.argv[2])
     from test_storage import sample
-    real_dumps, calls = bulk.json.dumps, [0]
-    def dumps(*a, **k):
-        calls[0] += 1
-        if calls[0] == 3:  # the batch file is open and half written
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real_dumps(*a, **k)
-    bulk.json.dumps = dumps
+    real, calls = bulk.ROW_JSON, [0]
+    class Killing:  # encodes rows as bulk's own encoder does, until the third
+        def encode(self, value):
+            calls[0] += 1
+            if calls[0] == 3:  # the batch file is open and half written
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real.encode(value)
+    bulk.ROW_JSON = Killing()
     Store(sys.argv[1]).write([sample(i) for i in range(5)])
     """
 )
